@@ -1,0 +1,38 @@
+# make setup | test | lint | format | bench | cv
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU wheel on this machine's disk; on a GPU workstation use e.g. TORCH_SPEC="torch" and a CUDA index.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test test-all lint format bench cv clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/pytest -n 2 -q
+
+lint: setup
+	$(BIN)/ruff check loes tests benchmarks
+	$(BIN)/ruff format --check loes tests benchmarks
+
+format: setup
+	$(BIN)/ruff format loes tests benchmarks
+	$(BIN)/ruff check --fix loes tests benchmarks
+
+bench: setup
+	$(BIN)/python -m benchmarks
+
+cv: setup
+	$(BIN)/loes models
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,5 @@
+import sys
+
+from loes.cli import main
+
+sys.exit(main())

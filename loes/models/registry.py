@@ -1,0 +1,103 @@
+"""A name -> network registry so configurations can say ``model: alexnet3d``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from monai.networks import nets
+from torch import nn
+
+from loes.models.alexnet3d import AlexNet3D
+from loes.models.sfcn import SFCN
+
+__all__ = ["available_networks", "get_network", "register_network"]
+
+NetworkFactory = Callable[..., nn.Module]
+_REGISTRY: dict[str, NetworkFactory] = {}
+
+
+def register_network(name: str) -> Callable[[NetworkFactory], NetworkFactory]:
+    """Register ``factory(spatial_size, in_channels, out_channels, **kwargs) -> nn.Module``.
+
+    Examples::
+
+        >>> @register_network("tiny")
+        ... def tiny(spatial_size, in_channels=1, out_channels=1):
+        ...     return nn.Sequential(nn.Flatten(), nn.LazyLinear(out_channels))
+    """
+    key = name.lower()
+
+    def decorator(factory: NetworkFactory) -> NetworkFactory:
+        if key in _REGISTRY:
+            raise ValueError(f"a network named {key!r} is already registered.")
+        _REGISTRY[key] = factory
+        return factory
+
+    return decorator
+
+
+def available_networks() -> list[str]:
+    """Registered network names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_network(
+    name: str,
+    spatial_size: Sequence[int],
+    in_channels: int = 1,
+    out_channels: int = 1,
+    **kwargs,
+) -> nn.Module:
+    """Build the network ``name`` (case-insensitive) for inputs (B, in_channels, *spatial_size)."""
+    factory = _REGISTRY.get(name.lower())
+    if factory is None:
+        raise ValueError(
+            f"unknown network {name!r}; available: {', '.join(available_networks())}."
+        )
+    spatial_size = tuple(int(s) for s in spatial_size)
+    if len(spatial_size) != 3 or min(spatial_size) < 1:
+        raise ValueError(f"spatial_size must be three positive sizes (D, H, W), got {spatial_size}.")
+    return factory(spatial_size, in_channels=in_channels, out_channels=out_channels, **kwargs)
+
+
+@register_network("alexnet3d")
+def _alexnet3d(spatial_size, in_channels=1, out_channels=1, dropout=0.5):
+    return AlexNet3D.for_input_shape(
+        spatial_size, dropout=dropout, in_channels=in_channels, out_channels=out_channels
+    )
+
+
+@register_network("sfcn")
+def _sfcn(spatial_size, in_channels=1, out_channels=1, **kwargs):
+    if min(spatial_size) < 32:
+        raise ValueError(f"SFCN's five 2x poolings need every axis >= 32, got {spatial_size}.")
+    return SFCN(in_channels=in_channels, out_channels=out_channels, **kwargs)
+
+
+@register_network("densenet121")
+def _densenet121(spatial_size, in_channels=1, out_channels=1, **kwargs):
+    return nets.DenseNet121(
+        spatial_dims=3, in_channels=in_channels, out_channels=out_channels, **kwargs
+    )
+
+
+@register_network("resnet18")
+def _resnet18(spatial_size, in_channels=1, out_channels=1, **kwargs):
+    return nets.resnet18(
+        spatial_dims=3, n_input_channels=in_channels, num_classes=out_channels, **kwargs
+    )
+
+
+@register_network("resnet50")
+def _resnet50(spatial_size, in_channels=1, out_channels=1, **kwargs):
+    return nets.resnet50(
+        spatial_dims=3, n_input_channels=in_channels, num_classes=out_channels, **kwargs
+    )
+
+
+@register_network("regressor")
+def _regressor(spatial_size, in_channels=1, out_channels=1, **kwargs):
+    options = {"channels": (16, 32, 64, 128, 256), "strides": (2, 2, 2, 2), **kwargs}
+    return nets.Regressor(
+        in_shape=(in_channels, *spatial_size), out_shape=(out_channels,), **options
+    )
