@@ -36,7 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"loes {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"loes {args.command}: interrupted; re-run the same command to resume.", file=sys.stderr)
+        print(
+            f"loes {args.command}: interrupted; re-run the same command to resume.", file=sys.stderr
+        )
         return 130
 
 

@@ -34,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
     size = tuple(args.spatial_size)
     if args.in_channels < 1:
         raise LoesError(f"--in-channels must be at least 1, got {args.in_channels}.")
-    table = Table(title=f"Registered networks for input (B, {args.in_channels}, {', '.join(map(str, size))})")
+    table = Table(
+        title=f"Registered networks for input (B, {args.in_channels}, {', '.join(map(str, size))})"
+    )
     for column in ("network", "parameters", "flattened features", "output"):
         table.add_column(column, justify="left" if column == "network" else "right")
     for name in available_networks():

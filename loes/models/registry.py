@@ -51,12 +51,12 @@ def get_network(
     """Build the network ``name`` (case-insensitive) for inputs (B, in_channels, *spatial_size)."""
     factory = _REGISTRY.get(name.lower())
     if factory is None:
-        raise ValueError(
-            f"unknown network {name!r}; available: {', '.join(available_networks())}."
-        )
+        raise ValueError(f"unknown network {name!r}; available: {', '.join(available_networks())}.")
     spatial_size = tuple(int(s) for s in spatial_size)
     if len(spatial_size) != 3 or min(spatial_size) < 1:
-        raise ValueError(f"spatial_size must be three positive sizes (D, H, W), got {spatial_size}.")
+        raise ValueError(
+            f"spatial_size must be three positive sizes (D, H, W), got {spatial_size}."
+        )
     return factory(spatial_size, in_channels=in_channels, out_channels=out_channels, **kwargs)
 
 
