@@ -32,7 +32,7 @@ bench: setup
 	$(BIN)/python -m benchmarks
 
 cv: setup
-	$(BIN)/loes models
+	$(BIN)/loes cv --config configs/cpu.yaml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -60,6 +60,11 @@ def get_network(
     return factory(spatial_size, in_channels=in_channels, out_channels=out_channels, **kwargs)
 
 
+def _no_dropout(name: str, dropout: float | None) -> None:
+    if dropout:
+        raise ValueError(f"{name} has no dropout layer; leave dropout unset.")
+
+
 @register_network("alexnet3d")
 def _alexnet3d(spatial_size, in_channels=1, out_channels=1, dropout=0.5):
     return AlexNet3D.for_input_shape(
@@ -75,29 +80,40 @@ def _sfcn(spatial_size, in_channels=1, out_channels=1, **kwargs):
 
 
 @register_network("densenet121")
-def _densenet121(spatial_size, in_channels=1, out_channels=1, **kwargs):
+def _densenet121(spatial_size, in_channels=1, out_channels=1, dropout=0.0, **kwargs):
     return nets.DenseNet121(
-        spatial_dims=3, in_channels=in_channels, out_channels=out_channels, **kwargs
+        spatial_dims=3,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        dropout_prob=dropout,
+        **kwargs,
     )
 
 
 @register_network("resnet18")
-def _resnet18(spatial_size, in_channels=1, out_channels=1, **kwargs):
+def _resnet18(spatial_size, in_channels=1, out_channels=1, dropout=None, **kwargs):
+    _no_dropout("resnet18", dropout)
     return nets.resnet18(
         spatial_dims=3, n_input_channels=in_channels, num_classes=out_channels, **kwargs
     )
 
 
 @register_network("resnet50")
-def _resnet50(spatial_size, in_channels=1, out_channels=1, **kwargs):
+def _resnet50(spatial_size, in_channels=1, out_channels=1, dropout=None, **kwargs):
+    _no_dropout("resnet50", dropout)
     return nets.resnet50(
         spatial_dims=3, n_input_channels=in_channels, num_classes=out_channels, **kwargs
     )
 
 
 @register_network("regressor")
-def _regressor(spatial_size, in_channels=1, out_channels=1, **kwargs):
-    options = {"channels": (16, 32, 64, 128, 256), "strides": (2, 2, 2, 2), **kwargs}
+def _regressor(spatial_size, in_channels=1, out_channels=1, dropout=None, **kwargs):
+    options = {
+        "channels": (16, 32, 64, 128, 256),
+        "strides": (2, 2, 2, 2),
+        "dropout": dropout,
+        **kwargs,
+    }
     return nets.Regressor(
         in_shape=(in_channels, *spatial_size), out_shape=(out_channels,), **options
     )

@@ -1,0 +1,301 @@
+"""Subject-grouped k-fold cross-validation: one cache for every fold, a network and its
+baselines trained on the same folds, atomic per-fold results, resumable runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from monai.data import CacheDataset, Dataset, PersistentDataset
+from monai.transforms import Compose, ToDeviced
+from torch.utils.data import Subset
+from tqdm.auto import tqdm
+
+from loes.data import load_dataset, make_folds, validate_dataset
+from loes.errors import LoesError
+from loes.io import write_json, write_text
+from loes.pipeline.baselines import downsampled_features, median_baseline, ridge_baseline
+from loes.pipeline.config import Config
+from loes.pipeline.metrics import regression_metrics
+from loes.pipeline.report import write_report
+from loes.pipeline.training import FoldData, predict, train_fold
+from loes.transforms import augmentation, preprocessing
+
+__all__ = ["cross_validate", "resolve_device"]
+
+_PACKAGES = ("loes", "torch", "monai", "numpy", "scikit-learn", "SimpleITK", "nibabel", "nilearn")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise LoesError("device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu.")
+    return torch.device(name)
+
+
+def _environment(device: torch.device) -> dict:
+    versions = {}
+    for package in _PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    try:
+        revision = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        revision = None
+    return {
+        "packages": versions,
+        "git_revision": revision,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "node": platform.node(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    }
+
+
+def _prepare_run_folder(config: Config) -> Path:
+    """Create the run folder, or check that an existing one was made by the same configuration."""
+    run_dir = Path(config.out)
+    saved = run_dir / "config.yaml"
+    if saved.exists():
+        previous = Config.from_dict(_yaml(saved), where="configuration")
+        mine, theirs = config.to_dict(), previous.to_dict()
+        for volatile in ("device",):
+            mine.pop(volatile), theirs.pop(volatile)
+        mine["training"].pop("num_workers"), theirs["training"].pop("num_workers")
+        if mine != theirs:
+            changed = sorted(_differences(theirs, mine))
+            raise LoesError(
+                f"{run_dir} holds a run with another configuration (differs in "
+                f"{', '.join(changed)}); choose another --out or delete that folder."
+            )
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise LoesError(f"cannot create the run folder {run_dir}: {error.strerror}.") from error
+    write_text(saved, config.to_yaml())
+    return run_dir
+
+
+def _yaml(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> set[str]:
+    keys = set(a) | set(b)
+    out = set()
+    for key in keys:
+        if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
+            out |= _differences(a[key], b[key], f"{prefix}{key}.")
+        elif a.get(key) != b.get(key):
+            out.add(f"{prefix}{key}")
+    return out
+
+
+def _load_table(config: Config) -> pd.DataFrame:
+    """The validated scan table: the user's source, or the built-in synthetic cohort."""
+    d = config.data
+    if d.source is None:
+        from loes.data.synthetic import generate_cohort
+
+        name = (
+            f"synthetic-n{d.synthetic_subjects}-seed{d.synthetic_seed}-{d.synthetic_contrast}"
+            f"-{d.synthetic_resolution:g}mm"
+        )
+        source = generate_cohort(
+            Path(d.cache_dir) / name,
+            subjects=d.synthetic_subjects,
+            seed=d.synthetic_seed,
+            contrast=d.synthetic_contrast,
+            resolution=d.synthetic_resolution,
+            workers=os.cpu_count() or 1,
+        )
+        options = {}
+    else:
+        source = d.source
+        options = {"format": d.format, "images_dir": d.images_dir, "include_gd": d.include_gd}
+    report = validate_dataset(source, **options)
+    if not report.ok:
+        raise LoesError(f"the data did not pass validation; nothing was trained.\n{report}")
+    return load_dataset(source, **options).reset_index(drop=True)
+
+
+@dataclass
+class _Cohort:
+    """Every scan preprocessed once, shared by every fold."""
+
+    table: pd.DataFrame
+    cache: Dataset
+    features: np.ndarray  # the ridge baseline's inputs, one row per scan
+
+
+def _build_cache(
+    table: pd.DataFrame, config: Config, run_dir: Path, device: torch.device
+) -> _Cohort:
+    p = config.preprocessing
+    transform = preprocessing(
+        keys="image",
+        spatial_size=p.spatial_size,
+        pixdim=p.pixdim,
+        orientation=p.orientation,
+        normalize=p.normalize,
+        bias_correction=p.bias_correction,
+        register=p.register,
+    )
+    items = [
+        {
+            "image": row.image,
+            "loes_score": np.float32(row.loes_score),
+            "subject": row.subject,
+            "session": row.session,
+        }
+        for row in table.itertuples()
+    ]
+    workers = os.cpu_count() or 1
+    if p.cache == "disk":
+        # Keyed by the preprocessing settings so later runs with the same ones reuse the files.
+        key = json.dumps(config.to_dict()["preprocessing"], sort_keys=True).encode()
+        folder = Path(config.data.cache_dir) / "persistent" / hashlib.sha1(key).hexdigest()[:16]
+        cache: Dataset = PersistentDataset(items, transform, cache_dir=folder)
+    else:
+        if p.cache == "gpu":
+            transform = Compose([transform, ToDeviced(keys="image", device=device)])
+        cache = CacheDataset(items, transform, num_workers=workers, progress=True)
+    features = np.stack(
+        [
+            downsampled_features(cache[i]["image"].cpu())
+            for i in tqdm(range(len(items)), desc="features", leave=False, disable=None)
+        ]
+    )
+    return _Cohort(table=table, cache=cache, features=features)
+
+
+def _fold_dir(run_dir: Path, repeat: int, fold: int, repeats: int) -> Path:
+    return run_dir / (f"fold_{fold}" if repeats == 1 else f"repeat_{repeat}/fold_{fold}")
+
+
+def _indices(table: pd.DataFrame, subjects: list[str]) -> list[int]:
+    return table.index[table["subject"].isin(subjects)].tolist()
+
+
+def _run_fold(cohort: _Cohort, fold, config: Config, fold_dir: Path, device: torch.device) -> None:
+    """Train, predict and score one fold; its files appear only when all of it is done."""
+    table = cohort.table
+    train, val, test = (_indices(table, s) for s in (fold.train, fold.val, fold.test))
+    train_side = train + val  # the baselines may use every non-test scan
+    p = config.augmentation
+    augment = (
+        augmentation(
+            keys="image",
+            prob=p.affine_prob,
+            rotate_degrees=p.rotate_degrees,
+            flip_prob=p.flip_prob,
+            bias_prob=p.bias_prob,
+            noise_prob=p.noise_prob,
+            gamma_prob=p.contrast_prob,
+            elastic=p.elastic,
+        )
+        if p.enabled
+        else None
+    )
+    data = FoldData(
+        train=Dataset(Subset(cohort.cache, train), transform=augment),
+        val=Subset(cohort.cache, val),
+        test=Subset(cohort.cache, test),
+        train_scores=table.loc[train, "loes_score"].to_numpy(),
+    )
+    seed = config.seed * 10_000 + fold.repeat * 100 + fold.fold
+    label = f"repeat {fold.repeat} fold {fold.fold}"
+    model, history = train_fold(config, data, fold_dir, device, seed=seed, label=label)
+    network = predict(model, data.test, config, device).assign(model="network")
+
+    truth = table.loc[test, ["subject", "session", "loes_score"]].reset_index(drop=True)
+    scores = table.loc[train_side, "loes_score"].to_numpy()
+    median = truth.assign(predicted=median_baseline(scores, len(test)), model="median")
+    ridge = truth.assign(
+        predicted=ridge_baseline(
+            cohort.features[train_side],
+            scores,
+            table.loc[train_side, "subject"].to_numpy(),
+            cohort.features[test],
+        ),
+        model="ridge",
+    )
+    predictions = pd.concat([network, median, ridge], ignore_index=True)
+    predictions.insert(0, "fold", fold.fold)
+    predictions.insert(0, "repeat", fold.repeat)
+    metrics = {
+        name: regression_metrics(group["loes_score"], group["predicted"])
+        for name, group in predictions.groupby("model", sort=False)
+    }
+    metrics["best_epoch"] = int(history.loc[history["val_mae"].idxmin(), "epoch"])
+    metrics["epochs_trained"] = len(history)
+    metrics["subjects"] = {"train": fold.train, "val": fold.val, "test": fold.test}
+
+    write_text(fold_dir / "history.csv", history.to_csv(index=False))
+    write_text(fold_dir / "predictions.csv", predictions.to_csv(index=False))
+    write_json(fold_dir / "metrics.json", metrics)  # last: marks the fold as finished
+
+
+def cross_validate(config: Config) -> dict:
+    """Run (or resume) the cross-validation described by ``config``; return the report dict.
+
+    Examples::
+
+        >>> from loes.pipeline import cross_validate, load_config
+        >>> report = cross_validate(load_config("configs/cpu.yaml"))  # doctest: +SKIP
+    """
+    device = resolve_device(config.device)
+    run_dir = _prepare_run_folder(config)
+    write_json(run_dir / "environment.json", _environment(device))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    table = _load_table(config)
+    c = config.cv
+    splits_path = Path(c.splits_file) if c.splits_file else run_dir / "splits.json"
+    splits = make_folds(
+        table,
+        n_folds=c.folds,
+        repeats=c.repeats,
+        seed=config.seed,
+        val_fraction=c.val_fraction,
+        by_site=c.by_site,
+        path=splits_path,
+    )
+    if c.splits_file:
+        splits.to_json(run_dir / "splits.json")
+    pending = [
+        fold
+        for fold in splits.folds
+        if not (_fold_dir(run_dir, fold.repeat, fold.fold, c.repeats) / "metrics.json").exists()
+    ]
+    if pending:
+        cohort = _build_cache(table, config, run_dir, device)
+        for fold in tqdm(pending, desc="folds", unit="fold", disable=None):
+            _run_fold(
+                cohort, fold, config, _fold_dir(run_dir, fold.repeat, fold.fold, c.repeats), device
+            )
+    return write_report(run_dir, config=config.to_dict())

@@ -1,0 +1,67 @@
+import pytest
+
+from loes.errors import LoesError
+from loes.pipeline.config import Config, load_config
+
+
+def test_defaults_then_file_then_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("training:\n  epochs: 7\n  lr: 0.01\nmodel:\n  name: sfcn\n")
+    config = load_config(path, ["training.epochs=3", "preprocessing.spatial_size=[64, 72, 64]"])
+    assert config.training.epochs == 3  # the command line wins
+    assert config.training.lr == 0.01  # the file wins over the default
+    assert config.model.name == "sfcn"
+    assert config.preprocessing.spatial_size == (64, 72, 64)
+    assert config.training.batch_size == Config().training.batch_size
+
+
+def test_round_trip_through_yaml(tmp_path):
+    config = load_config(overrides=["cv.folds=3", "data.source=/data/manifest.csv"])
+    path = tmp_path / "config.yaml"
+    path.write_text(config.to_yaml())
+    assert load_config(path) == config
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("training.epochs=abc", "training.epochs must be a number"),
+        ("training.epochs=2.5", "training.epochs must be a whole number"),
+        ("training.epochs=0", "training.epochs must be positive"),
+        ("training.foo=1", "unknown key training.foo; valid keys there: amp, batch_size"),
+        ("foo=1", "unknown key 'foo'; valid top-level keys"),
+        ("training.loss=l3", "training.loss must be one of 'mse', 'l1', 'huber'"),
+        ("cv.folds=1", "cv.folds must be at least 2"),
+        ("augmentation.flip_prob=2", "augmentation.flip_prob must be between 0 and 1"),
+        ("preprocessing.spatial_size=[64, 64]", "preprocessing.spatial_size must be a list of 3"),
+        ("training.amp=maybe", "training.amp must be true or false"),
+        ("epochs", "must look like key=value"),
+    ],
+)
+def test_bad_values_name_the_key_and_what_is_allowed(override, message):
+    with pytest.raises(LoesError, match=message.replace("[", r"\[")):
+        load_config(overrides=[override])
+
+
+def test_unreadable_or_invalid_files_are_clear(tmp_path):
+    with pytest.raises(LoesError, match="cannot read configuration"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training: [unclosed\n")
+    with pytest.raises(LoesError, match="bad.yaml is not valid YAML"):
+        load_config(bad)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("42\n")
+    with pytest.raises(LoesError, match="must hold a mapping"):
+        load_config(scalar)
+
+
+def test_shipped_presets_load():
+    from pathlib import Path
+
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    cpu = load_config(configs / "cpu.yaml")
+    gpu = load_config(configs / "gpu.yaml")
+    assert cpu.model.name == gpu.model.name == "alexnet3d"
+    assert cpu.preprocessing.pixdim == (2.0, 2.0, 2.0)
+    assert gpu.preprocessing.cache == "gpu"
