@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_json", "write_text"]
+import numpy as np
+
+__all__ = ["atomic_path", "jsonable", "write_json", "write_text"]
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -30,6 +36,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     )
     os.close(fd)
     tmp_path = Path(tmp)
+    tmp_path.chmod(0o666 & ~_UMASK)  # mkstemp makes owner-only files; finished ones are not
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -44,5 +51,26 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write ``data`` as indented JSON to ``path`` atomically."""
-    write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+    """Write ``data`` as indented, strict JSON (NaN as null) to ``path`` atomically."""
+    write_text(path, json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n")
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types: NaN and infinities become None, numpy scalars Python numbers.
+
+    Examples::
+
+        >>> jsonable({"r": float("nan"), "n": np.int64(3)})
+        {'r': None, 'n': 3}
+    """
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value

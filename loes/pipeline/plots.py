@@ -1,0 +1,333 @@
+"""The report's figures, drawn with matplotlib's Agg backend (no display needed).
+
+Each ``plot_*`` function returns a :class:`matplotlib.figure.Figure`; :func:`figure_to_png`
+turns it into PNG bytes and closes it. Predictions come as the long table of
+:func:`loes.pipeline.metrics.summarize` (``repeat, fold, subject, session, loes_score,
+predicted, model``); where one repeat is plotted it is the first.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from loes.pipeline.metrics import NETWORK, TRANSPLANT_THRESHOLD, bland_altman
+
+__all__ = [
+    "figure_to_png",
+    "plot_bland_altman",
+    "plot_error_by_range",
+    "plot_fold_mae",
+    "plot_learning_curves",
+    "plot_predicted_vs_true",
+    "plot_trajectories",
+]
+
+NETWORK_COLOUR = "#1f4e9c"
+BASELINE_COLOURS = ("#9aa5b1", "#e8a33d", "#6aa36f", "#b56576", "#7d6bb0")
+THRESHOLD_STYLE = {"color": "#c0392b", "linestyle": ":", "linewidth": 1.2}
+STYLE = {
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.titlesize": 11,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 10,
+    "font.size": 9.5,
+    "legend.frameon": False,
+    "figure.dpi": 100,
+}
+
+
+def model_colours(models: list[str]) -> dict[str, str]:
+    """The network in blue, baselines in muted colours, in the order given."""
+    baselines = [m for m in models if m != NETWORK]
+    colours = {m: BASELINE_COLOURS[i % len(BASELINE_COLOURS)] for i, m in enumerate(baselines)}
+    if NETWORK in models:
+        colours[NETWORK] = NETWORK_COLOUR
+    return colours
+
+
+def figure_to_png(figure: Figure, dpi: int = 110) -> bytes:
+    """Render ``figure`` to PNG bytes and close it."""
+    buffer = io.BytesIO()
+    try:
+        figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(figure)
+    return buffer.getvalue()
+
+
+def _figure(*args: Any, **kwargs: Any) -> tuple[Figure, Any]:
+    with plt.rc_context(STYLE):
+        return plt.subplots(*args, **kwargs)
+
+
+def _first_repeat(predictions: pd.DataFrame, model: str) -> pd.DataFrame:
+    rows = predictions[predictions["model"] == model]
+    return rows[rows["repeat"] == rows["repeat"].min()]
+
+
+def _repeat_note(predictions: pd.DataFrame, rows: pd.DataFrame) -> str:
+    return f", repeat {rows['repeat'].min()}" if predictions["repeat"].nunique() > 1 else ""
+
+
+def _main_model(predictions: pd.DataFrame) -> str:
+    models = set(predictions["model"])
+    return NETWORK if NETWORK in models else sorted(models)[0]
+
+
+def _fold_label(repeat: int, fold: int, n_repeats: int) -> str:
+    return f"r{repeat} f{fold}" if n_repeats > 1 else f"fold {fold}"
+
+
+def _limits(*arrays: np.ndarray) -> tuple[float, float]:
+    values = np.concatenate([np.asarray(a, float) for a in arrays])
+    low, high = min(0.0, float(values.min())), max(TRANSPLANT_THRESHOLD + 1, float(values.max()))
+    pad = 0.04 * (high - low)
+    return low - pad, high + pad
+
+
+def plot_predicted_vs_true(
+    predictions: pd.DataFrame, threshold: float = TRANSPLANT_THRESHOLD
+) -> Figure:
+    """The network's out-of-fold predictions against the truth, coloured by fold."""
+    model = _main_model(predictions)
+    rows = _first_repeat(predictions, model)
+    figure, axis = _figure(figsize=(6.2, 5.6))
+    with plt.rc_context(STYLE):
+        limits = _limits(rows["loes_score"], rows["predicted"])
+        axis.plot(limits, limits, color="#555555", linewidth=1, label="identity")
+        axis.axvline(threshold, **THRESHOLD_STYLE)
+        axis.axhline(threshold, **THRESHOLD_STYLE, label=f"Loes {threshold:g} (transplant)")
+        colours = plt.get_cmap("tab10")
+        for i, (fold, fold_rows) in enumerate(rows.groupby("fold", sort=True)):
+            axis.scatter(
+                fold_rows["loes_score"],
+                fold_rows["predicted"],
+                s=26,
+                alpha=0.8,
+                color=colours(i % 10),
+                edgecolor="white",
+                linewidth=0.5,
+                label=f"fold {fold}",
+            )
+        axis.set(xlim=limits, ylim=limits, xlabel="true Loes score", ylabel="predicted Loes score")
+        axis.set_aspect("equal")
+        axis.set_title(f"Predicted vs true ({model}{_repeat_note(predictions, rows)})")
+        axis.legend(loc="upper left", fontsize=8)
+    return figure
+
+
+def plot_bland_altman(predictions: pd.DataFrame) -> Figure:
+    """Difference (predicted - true) against the mean of both, with bias and 95% limits."""
+    model = _main_model(predictions)
+    rows = _first_repeat(predictions, model)
+    true, pred = rows["loes_score"].to_numpy(float), rows["predicted"].to_numpy(float)
+    agreement = bland_altman(true, pred)
+    figure, axis = _figure(figsize=(6.2, 4.6))
+    with plt.rc_context(STYLE):
+        axis.scatter((true + pred) / 2, pred - true, s=22, alpha=0.7, color=NETWORK_COLOUR)
+        axis.axhline(0, color="#555555", linewidth=0.8)
+        lines = (
+            ("bias", agreement["bias"], "-"),
+            ("+1.96 SD", agreement["loa_upper"], "--"),
+            ("-1.96 SD", agreement["loa_lower"], "--"),
+        )
+        for name, value, style in lines:
+            if np.isfinite(value):
+                axis.axhline(value, color="#c0392b", linestyle=style, linewidth=1.2)
+                axis.annotate(
+                    f"{name} {value:+.2f}",
+                    xy=(1.0, value),
+                    xycoords=("axes fraction", "data"),
+                    xytext=(-4, 3),
+                    textcoords="offset points",
+                    ha="right",
+                    fontsize=8,
+                    color="#c0392b",
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
+                )
+        axis.set(
+            xlabel="mean of true and predicted score",
+            ylabel="predicted - true (Loes points)",
+            title=f"Bland-Altman ({model}{_repeat_note(predictions, rows)})",
+        )
+    return figure
+
+
+def plot_fold_mae(report: dict[str, Any]) -> Figure:
+    """Per-fold MAE of every model side by side (grouped bars), pooled MAE as dashed lines."""
+    models = report["models"]
+    colours = model_colours(models)
+    folds = [(f["repeat"], f["fold"]) for f in report["metrics"][models[0]]["folds"]]
+    width = 0.8 / len(models)
+    bars = len(folds) * len(models)
+    figure, axis = _figure(figsize=(6.2 if bars <= 18 else min(16.0, 0.2 * bars + 2), 4.2))
+    with plt.rc_context(STYLE):
+        x = np.arange(len(folds))
+        for i, model in enumerate(models):
+            by_fold = {
+                (f["repeat"], f["fold"]): f["mae"] for f in report["metrics"][model]["folds"]
+            }
+            values = [_none_to_nan(by_fold.get(key)) for key in folds]
+            axis.bar(x + (i - (len(models) - 1) / 2) * width, values, width, color=colours[model])
+            pooled = _none_to_nan(report["metrics"][model]["pooled"]["mae"])
+            axis.axhline(pooled, color=colours[model], linestyle="--", linewidth=1)
+            axis.bar(
+                [np.nan], [np.nan], color=colours[model], label=f"{model} (pooled {pooled:.2f})"
+            )
+        n_repeats = report["n_repeats"]
+        axis.set_xticks(x, [_fold_label(r, f, n_repeats) for r, f in folds])
+        axis.set(ylabel="MAE (Loes points)", title="MAE per fold (dashed: pooled)")
+        axis.grid(axis="x", visible=False)
+        axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(models))
+    return figure
+
+
+def _none_to_nan(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _history_key(key: Any) -> tuple[int, int]:
+    if isinstance(key, tuple):
+        return int(key[0]), int(key[1])
+    numbers = re.findall(r"\d+", str(key))
+    if len(numbers) == 1:
+        return 0, int(numbers[0])
+    return int(numbers[0]), int(numbers[1])
+
+
+def plot_learning_curves(histories: dict[Any, pd.DataFrame]) -> Figure:
+    """Training loss and inner-validation MAE by epoch, one line per fold."""
+    keyed = sorted((_history_key(k), v) for k, v in histories.items())
+    n_repeats = len({k[0] for k, _ in keyed})
+    figure, axes = _figure(1, 2, figsize=(11, 4))
+    with plt.rc_context(STYLE):
+        colours = plt.get_cmap("tab10")
+        for i, ((repeat, fold), history) in enumerate(keyed):
+            label = _fold_label(repeat, fold, n_repeats)
+            colour = colours(i % 10)
+            for axis, column in zip(axes, ("train_loss", "val_mae"), strict=True):
+                if column in history and "epoch" in history:
+                    axis.plot(history["epoch"], history[column], color=colour, label=label, lw=1.4)
+            if "val_mae" in history and history["val_mae"].notna().any():
+                best = history["val_mae"].idxmin()
+                axes[1].scatter(
+                    history.loc[best, "epoch"],
+                    history.loc[best, "val_mae"],
+                    color=colour,
+                    s=24,
+                    zorder=3,
+                )
+        axes[0].set(xlabel="epoch", ylabel="training loss", title="Training loss")
+        axes[1].set(
+            xlabel="epoch", ylabel="MAE (Loes points)", title="Inner-validation MAE (dot: best)"
+        )
+        axes[1].legend(loc="upper right", fontsize=8, ncol=1 + len(keyed) // 6)
+    return figure
+
+
+def plot_error_by_range(report: dict[str, Any]) -> Figure:
+    """Pooled MAE within each true-score range, every model side by side, with scan counts."""
+    models, labels = report["models"], report["score_ranges"]
+    colours = model_colours(models)
+    width = 0.8 / len(models)
+    figure, axis = _figure(figsize=(6.2, 4.2))
+    with plt.rc_context(STYLE):
+        x = np.arange(len(labels))
+        for i, model in enumerate(models):
+            ranges = report["metrics"][model]["mae_by_range"]
+            values = [_none_to_nan(ranges[label]["mae"]) for label in labels]
+            axis.bar(
+                x + (i - (len(models) - 1) / 2) * width,
+                values,
+                width,
+                color=colours[model],
+                label=model,
+            )
+        counts = report["metrics"][models[0]]["mae_by_range"]
+        axis.set_xticks(x, [f"{label}\n(n={counts[label]['n']})" for label in labels])
+        axis.set(
+            xlabel="true Loes score range", ylabel="MAE (Loes points)", title="Error by score range"
+        )
+        axis.grid(axis="x", visible=False)
+        axis.legend(loc="upper left")
+    return figure
+
+
+def _session_key(session: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(session)))
+
+
+def plot_trajectories(
+    predictions: pd.DataFrame, max_subjects: int = 12, threshold: float = TRANSPLANT_THRESHOLD
+) -> Figure | None:
+    """True (black) and predicted (blue) score over sessions, one panel per subject.
+
+    Only subjects with several sessions, those with the most sessions first; ``None`` when no
+    subject has more than one session.
+    """
+    model = _main_model(predictions)
+    rows = _first_repeat(predictions, model)
+    counts = rows.groupby("subject")["session"].nunique()
+    subjects = counts[counts > 1].sort_values(ascending=False, kind="stable").index[:max_subjects]
+    if len(subjects) == 0:
+        return None
+    subjects = sorted(subjects, key=_session_key)
+    columns = min(4, len(subjects))
+    n_rows = -(-len(subjects) // columns)
+    figure, axes = _figure(
+        n_rows, columns, figsize=(2.9 * columns, 2.3 * n_rows + 0.4), sharey=True, squeeze=False
+    )
+    with plt.rc_context(STYLE):
+        top = max(float(rows["loes_score"].max()), float(rows["predicted"].max()), threshold + 1)
+        for axis, subject in zip(axes.flat, subjects, strict=False):
+            subject_rows = rows[rows["subject"] == subject]
+            subject_rows = subject_rows.iloc[
+                sorted(
+                    range(len(subject_rows)),
+                    key=lambda i: _session_key(subject_rows["session"].iloc[i]),
+                )
+            ]
+            order = np.arange(1, len(subject_rows) + 1)
+            axis.axhline(threshold, **THRESHOLD_STYLE)
+            axis.plot(
+                order, subject_rows["loes_score"], "o-", color="#222222", ms=4, lw=1.4, label="true"
+            )
+            axis.plot(
+                order,
+                subject_rows["predicted"],
+                "s--",
+                color=NETWORK_COLOUR,
+                ms=4,
+                lw=1.4,
+                label=model,
+            )
+            axis.set_title(str(subject), fontsize=9)
+            axis.set_xticks(order)
+            axis.set_ylim(min(0, float(rows["predicted"].min())) - 0.5, top + 1)
+        for axis in axes.flat[len(subjects) :]:
+            axis.set_visible(False)
+        for axis in axes[:, 0]:
+            axis.set_ylabel("Loes score")
+        for axis in axes[-1, :]:
+            axis.set_xlabel("session (in order)")
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        figure.legend(handles, labels, loc="upper right", ncol=2, bbox_to_anchor=(1.0, 1.0))
+        figure.suptitle(
+            "Trajectories of subjects with several sessions", fontweight="bold", x=0.02, ha="left"
+        )
+        figure.tight_layout()
+    return figure
