@@ -1,0 +1,41 @@
+"""Data in, folds out: read a cohort (manifest, the lab's CSV, BIDS), validate it, split it.
+
+Examples::
+
+    >>> from loes.data import load_dataset, make_folds, validate_dataset
+    >>> report = validate_dataset("data/manifest.csv")  # doctest: +SKIP
+    >>> table = report.raise_for_errors()  # doctest: +SKIP
+    >>> splits = make_folds(table, n_folds=5, path="runs/cv/splits.json")  # doctest: +SKIP
+"""
+
+from loes.data.problems import Problem, ValidationReport
+from loes.data.splits import SIDES, Fold, Splits, make_folds, score_bins
+from loes.data.tables import (
+    FORMATS,
+    LAB_IMAGE_PATTERN,
+    MAX_LOES_SCORE,
+    NO_SESSION,
+    REQUIRED_COLUMNS,
+    detect_format,
+    load_dataset,
+)
+from loes.data.validation import check_image, validate_dataset
+
+__all__ = [
+    "FORMATS",
+    "LAB_IMAGE_PATTERN",
+    "MAX_LOES_SCORE",
+    "NO_SESSION",
+    "REQUIRED_COLUMNS",
+    "SIDES",
+    "Fold",
+    "Problem",
+    "Splits",
+    "ValidationReport",
+    "check_image",
+    "detect_format",
+    "load_dataset",
+    "make_folds",
+    "score_bins",
+    "validate_dataset",
+]

@@ -1,0 +1,54 @@
+"""``loes validate``: check a dataset before training and list every problem at once."""
+
+from __future__ import annotations
+
+import argparse
+
+from loes.data import FORMATS, validate_dataset
+from loes.errors import LoesError
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "validate",
+        help="check a dataset (table and images) before training",
+        description="Check a manifest, the reference lab's CSV or a BIDS dataset: columns, "
+        "scores, duplicates, and every image (readable NIfTI, 3D, plausible voxel sizes and "
+        "shape, not truncated). Prints every problem with where it is and how to fix it; "
+        "exits with status 2 on errors, 0 when there are only warnings.",
+    )
+    parser.add_argument("source", help="manifest CSV/TSV, the lab's CSV, or a BIDS folder")
+    parser.add_argument(
+        "--format", choices=FORMATS, default=None, help="input format (default: detected)"
+    )
+    parser.add_argument(
+        "--images-dir",
+        default=None,
+        metavar="DIR",
+        help="folder of the images: the lab's {subject}_{session}_space-MNI_brain_mprage_RAVEL"
+        ".nii.gz files, or the base of a manifest's relative paths",
+    )
+    parser.add_argument(
+        "--include-gd", action="store_true", help="keep post-contrast (gadolinium) scans"
+    )
+    parser.add_argument("--suffix", default="T1w", help="BIDS image suffix (default: T1w)")
+    parser.add_argument(
+        "--deep", action="store_true", help="read every voxel (NaN/inf, empty, corrupt data)"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = validate_dataset(
+        args.source,
+        deep=args.deep,
+        format=args.format,
+        images_dir=args.images_dir,
+        include_gd=args.include_gd,
+        suffix=args.suffix,
+    )
+    print(report.text())
+    if not report.ok:
+        n = len(report.errors)
+        raise LoesError(f"{n} error{'' if n == 1 else 's'} in {args.source}.")
+    return 0

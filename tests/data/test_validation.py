@@ -1,0 +1,311 @@
+"""Every broken image is found, named and explained; ``loes validate`` exits 0 or 2."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from loes.cli import main
+from loes.data import check_image, validate_dataset
+
+AFFINE = np.diag([4.0, 4.0, 4.0, 1.0])
+
+
+def volume(seed: int = 0, shape=(12, 12, 12)) -> np.ndarray:
+    return np.random.default_rng(seed).random(shape).astype(np.float32)
+
+
+def save(path: Path, data: np.ndarray, affine: np.ndarray = AFFINE) -> Path:
+    nib.save(nib.Nifti1Image(data, affine), path)
+    return path
+
+
+def cohort(tmp_path: Path, n: int = 3) -> Path:
+    """A clean manifest of ``n`` subjects with one tiny scan each."""
+    rows = []
+    (tmp_path / "img").mkdir(exist_ok=True)
+    for i in range(n):
+        save(tmp_path / "img" / f"s{i}.nii.gz", volume(i))
+        rows.append({"subject": f"sub-{i}", "session": "ses-1", "image": f"img/s{i}.nii.gz",
+                     "loes_score": float(i)})  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "manifest.csv", index=False)
+    return tmp_path / "manifest.csv"
+
+
+def truncated_gz(path: Path) -> None:
+    save(path, volume())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def truncated_nii(path: Path) -> None:
+    plain = path.with_name("tmp.nii")
+    save(plain, volume())
+    data = plain.read_bytes()
+    plain.unlink()
+    path.write_bytes(gzip.compress(data[: len(data) - 100]))  # valid gzip, short payload
+
+
+def corrupt_gz(path: Path) -> None:
+    save(path, volume())
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)  # damage the deflate stream, keep the trailer
+    path.write_bytes(bytes(data))
+
+
+def with_header(**fields) -> Callable[[Path], None]:
+    def build(path: Path) -> None:
+        image = nib.Nifti1Image(volume(), AFFINE)
+        for key, value in fields.items():
+            if key == "zooms":
+                image.header.set_zooms(value)
+            else:
+                image.header[key] = value
+        nib.save(image, path)
+
+    return build
+
+
+def patched(offset: int, raw: bytes) -> Callable[[Path], None]:
+    """A clean image whose header bytes at ``offset`` are overwritten (what nibabel won't save)."""
+
+    def build(path: Path) -> None:
+        plain = save(path.with_name("tmp.nii"), volume())
+        data = bytearray(plain.read_bytes())
+        plain.unlink()
+        data[offset : offset + len(raw)] = raw
+        path.write_bytes(gzip.compress(bytes(data)))
+
+    return build
+
+
+def cut_nii(path: Path) -> None:
+    save(path, volume())
+    data = path.read_bytes()
+    path.write_bytes(data[:-1000])
+
+
+def filled(value: float) -> Callable[[Path], None]:
+    return lambda path: save(path, np.full((12, 12, 12), value, np.float32))
+
+
+def with_bad_voxels(value: float) -> Callable[[Path], None]:
+    def build(path: Path) -> None:
+        data = volume()
+        data[0, 0, :3] = value
+        save(path, data)
+
+    return build
+
+
+def _zero_srow_z(path: Path) -> None:
+    data = bytearray(gzip.decompress(path.read_bytes()))
+    data[312:328] = bytes(16)
+    path.write_bytes(gzip.compress(bytes(data)))
+
+
+# (name of the image file, how to build it, deep?, expected message)
+BROKEN = [
+    ("bad.nii.gz", truncated_gz, False, "is truncated (the compressed data ends early)"),
+    ("bad.nii.gz", truncated_gz, True, "is truncated (the compressed data ends early)"),
+    ("bad.nii.gz", truncated_nii, False,
+     "is truncated: 7164 bytes of image data where its header needs 7264"),
+    ("bad.nii.gz", corrupt_gz, True, "is truncated or corrupt: its voxels cannot be read"),
+    ("bad.nii", cut_nii, False, "is truncated: 6264 bytes where its header needs 7264"),
+    ("bad.nii.gz", lambda p: p.write_text("subject,session\n"), False,
+     "is named .nii.gz but is not gzip-compressed"),
+    ("bad.nii.gz", lambda p: p.write_bytes(gzip.compress(b"hello" * 99)), False,
+     "is not a readable NIfTI image (ImageFileError"),
+    ("bad.nii", lambda p: p.write_text("not an image\n" * 40), False,
+     "is not a readable NIfTI image"),
+    ("bad.png", lambda p: p.write_bytes(b"\x89PNG"), False,
+     "is not a NIfTI file (.nii or .nii.gz)"),
+    ("bad.nii.gz", lambda p: p.write_bytes(b""), False, "is empty (0 bytes)"),
+    ("bad.nii.gz", lambda p: save(p, np.zeros((8, 8, 8, 3), np.float32)), False,
+     "is 4D (8, 8, 8, 3); keep one 3D volume"),
+    ("bad.nii.gz", lambda p: save(p, np.ones((8, 8, 8, 1), np.float32)), False,
+     "is 4D (8, 8, 8, 1)"),
+    ("bad.nii.gz", lambda p: save(p, np.ones((16, 16), np.float32)), False,
+     "has 2 dimensions (16, 16); a 3D volume is needed."),
+    ("bad.nii.gz",
+     lambda p: save(p, np.zeros((8, 8, 8), [("R", "u1"), ("G", "u1"), ("B", "u1")])), False,
+     "has multi-component voxels"),
+    ("bad.nii.gz", with_bad_voxels(np.nan), True, "has 3 NaN or infinite voxels"),
+    ("bad.nii.gz", with_bad_voxels(np.inf), True, "has 3 NaN or infinite voxels"),
+    ("bad.nii.gz", filled(0.0), True, "is empty: every voxel is 0"),
+    ("bad.nii.gz", filled(7.0), True, "is constant: every voxel is 7"),
+    ("bad.nii.gz", lambda p: save(p, volume(shape=(99, 12, 12)), np.diag([0.1, 4, 4, 1])), False,
+     "has implausible voxel sizes 0.1 x 4 x 4 mm (expected 0.2-10.0 mm)"),
+    ("bad.nii.gz", lambda p: save(p, volume(), np.diag([4.0, 4.0, 12.0, 1.0])), False,
+     "has implausible voxel sizes 4 x 4 x 12 mm"),
+    # srow_x[0] = NaN (the sform starts at byte 280)
+    ("bad.nii.gz", patched(280, struct.pack("<f", np.nan)), False,
+     "has a singular or non-finite affine"),
+    ("bad.nii.gz", lambda p: save(p, volume(shape=(12, 12, 2))), False,
+     "has an implausible shape (12, 12, 2)"),
+    # qform_code 0 (byte 252), srow_z zeros (byte 312): the sform maps every voxel to z = 0
+    ("bad.nii.gz", lambda p: (patched(252, b"\0\0")(p), _zero_srow_z(p)), False,
+     "has a singular or non-finite affine"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "build", "deep", "message"), BROKEN)
+def test_every_broken_image_is_named_with_its_row(tmp_path, name, build, deep, message):
+    manifest = cohort(tmp_path)
+    build(tmp_path / "img" / name)
+    table = pd.read_csv(manifest)
+    table.loc[1, "image"] = f"img/{name}"
+    table.to_csv(manifest, index=False)
+    report = validate_dataset(manifest, deep=deep)
+    assert len(report.errors) == 1, report.text()
+    error = report.errors[0]
+    assert error.where == f"img/{name} (manifest.csv row 3 (sub-1 ses-1))"
+    assert error.message.startswith(message), error.message
+    assert not report.ok
+    assert report.table is not None
+    assert len(report.table) == 3
+
+
+@pytest.mark.parametrize(
+    "build", [with_bad_voxels(np.nan), filled(0.0), filled(3.0)], ids=["nan", "zeros", "constant"]
+)
+def test_voxel_problems_need_deep(tmp_path, build):
+    build(tmp_path / "a.nii.gz")
+    assert check_image(tmp_path / "a.nii.gz") == []
+    assert check_image(tmp_path / "a.nii.gz", deep=True)[0][0] == "error"
+
+
+def test_small_field_of_view_is_a_warning(tmp_path):
+    save(tmp_path / "a.nii.gz", volume(), np.eye(4))  # 12 mm across
+    assert check_image(tmp_path / "a.nii.gz") == [
+        (
+            "warning",
+            "covers 12 x 12 x 12 mm, where a brain is about 140-200 mm across; check the voxel "
+            "sizes and that it is a whole-brain volume.",
+        )
+    ]
+
+
+def test_pixdim_disagreeing_with_the_affine_is_a_warning(tmp_path):
+    with_header(zooms=(1.0, 4.0, 4.0))(tmp_path / "a.nii.gz")
+    assert check_image(tmp_path / "a.nii.gz") == [
+        (
+            "warning",
+            "has voxel sizes 1 x 4 x 4 mm in pixdim but 4 x 4 x 4 mm in its affine; tools may "
+            "disagree about it: save it again with a consistent header.",
+        )
+    ]
+
+
+def test_folder_instead_of_file(tmp_path):
+    (tmp_path / "a.nii.gz").mkdir()
+    assert "is a folder" in check_image(tmp_path / "a.nii.gz")[0][1]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file(tmp_path):
+    path = save(tmp_path / "a.nii.gz", volume())
+    path.chmod(0)
+    try:
+        assert check_image(path)[0][1].startswith("cannot be read (Permission denied)")
+    finally:
+        path.chmod(0o644)
+
+
+def test_plain_and_compressed_clean_images_pass_deep(tmp_path):
+    for name in ("a.nii", "a.nii.gz"):
+        save(tmp_path / name, volume())
+        assert check_image(tmp_path / name, deep=True) == []
+        assert check_image(tmp_path / name) == []
+
+
+def test_clean_cohort_report(tmp_path):
+    report = validate_dataset(cohort(tmp_path), deep=True)
+    assert report.ok
+    assert report.problems == []
+    assert report.format == "manifest"
+    assert report.text().splitlines() == [
+        f"{tmp_path / 'manifest.csv'} (manifest, 3 scans of 3 subjects, every voxel read): "
+        "0 errors, 0 warnings",
+        "No problems found.",
+    ]
+    assert report.raise_for_errors()["subject"].tolist() == ["sub-0", "sub-1", "sub-2"]
+
+
+def test_every_problem_reported_at_once(tmp_path):
+    manifest = cohort(tmp_path, n=4)
+    truncated_gz(tmp_path / "img" / "s0.nii.gz")
+    (tmp_path / "img" / "s1.nii.gz").unlink()
+    save(tmp_path / "img" / "s2.nii.gz", np.zeros((8, 8, 8, 2), np.float32))
+    table = pd.read_csv(manifest)
+    table.loc[3, "loes_score"] = 40
+    table.to_csv(manifest, index=False)
+    report = validate_dataset(manifest)
+    assert [p.where for p in report.errors] == [
+        "manifest.csv row 5 (sub-3 ses-1)",
+        "manifest.csv row 3 (sub-1 ses-1)",
+        "img/s0.nii.gz (manifest.csv row 2 (sub-0 ses-1))",
+        "img/s2.nii.gz (manifest.csv row 4 (sub-2 ses-1))",
+    ]
+    text = report.text()
+    assert "4 errors, 0 warnings" in text.splitlines()[0]
+    assert text.endswith("Fix the errors, then run `loes validate` again.")
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def test_cli_clean_exits_0(tmp_path, capsys):
+    assert main(["validate", str(cohort(tmp_path)), "--deep"]) == 0
+    out, err = capsys.readouterr()
+    assert "0 errors, 0 warnings" in out
+    assert "No problems found." in out
+    assert err == ""
+
+
+def test_cli_warnings_only_exits_0(tmp_path, capsys):
+    manifest = cohort(tmp_path)
+    table = pd.read_csv(manifest)
+    table.loc[0, "loes_score"] = 1.25
+    table.to_csv(manifest, index=False)
+    assert main(["validate", str(manifest)]) == 0
+    out, err = capsys.readouterr()
+    assert "warning: manifest.csv row 2 (sub-0 ses-1): loes_score 1.25 is not a multiple" in out
+    assert err == ""
+
+
+def test_cli_errors_exit_2_without_traceback(tmp_path, capsys):
+    manifest = cohort(tmp_path)
+    truncated_gz(tmp_path / "img" / "s2.nii.gz")
+    assert main(["validate", str(manifest)]) == 2
+    out, err = capsys.readouterr()
+    assert "error: img/s2.nii.gz (manifest.csv row 4 (sub-2 ses-1)): is truncated" in out
+    assert err == f"loes validate: error: 1 error in {manifest}.\n"
+    assert "Traceback" not in out + err
+
+
+def test_cli_missing_source_and_lab_format(tmp_path, capsys):
+    assert main(["validate", str(tmp_path / "nope.csv")]) == 2
+    assert "not found" in capsys.readouterr().out
+    images = tmp_path / "images"
+    images.mkdir()
+    save(images / "subject-00_session-00_space-MNI_brain_mprage_RAVEL.nii.gz", volume())
+    (tmp_path / "lab.csv").write_text(
+        "anonymized_subject_id,anonymized_session_id,scan,loes-score,Gd-enhanced\n"
+        "subject-00,session-00,mprage.nii.gz,2.0,0\n"
+        "subject-00,session-01,mprage_Gd.nii.gz,2.0,1\n"
+    )
+    args = ["validate", str(tmp_path / "lab.csv"), "--images-dir", str(images)]
+    assert main([*args, "--format", "lab"]) == 0
+    assert "(lab, 1 scans of 1 subjects" in capsys.readouterr().out
+    assert main([*args, "--include-gd"]) == 2
+    assert "image file not found" in capsys.readouterr().out
