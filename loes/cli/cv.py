@@ -53,7 +53,11 @@ def run(args: argparse.Namespace) -> int:
     if args.source and "=" in args.source and not Path(args.source).exists():
         args.overrides.insert(0, args.source)
         args.source = None
-    overrides = [f"{key}={getattr(args, flag)}" for flag, key in _FLAGS.items() if getattr(args, flag) is not None]
+    overrides = [
+        f"{key}={getattr(args, flag)}"
+        for flag, key in _FLAGS.items()
+        if getattr(args, flag) is not None
+    ]
     config = load_config(args.config, [*args.overrides, *overrides])
     report = cross_validate(config)
     Console().print(format_summary(report))

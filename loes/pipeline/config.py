@@ -154,7 +154,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise LoesError(f"{where} must be a list of {len(args)} values, got {value!r}.")
-        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        return tuple(
+            _coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True))
+        )
     if annotation is bool:
         if isinstance(value, bool):
             return value

@@ -20,7 +20,7 @@ from monai.transforms import Compose, ToDeviced
 from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
-from loes.data import load_dataset, make_folds, validate_dataset
+from loes.data import make_folds, validate_dataset
 from loes.errors import LoesError
 from loes.io import write_json, write_text
 from loes.pipeline.baselines import downsampled_features, median_baseline, ridge_baseline
@@ -136,10 +136,8 @@ def _load_table(config: Config) -> pd.DataFrame:
     else:
         source = d.source
         options = {"format": d.format, "images_dir": d.images_dir, "include_gd": d.include_gd}
-    report = validate_dataset(source, **options)
-    if not report.ok:
-        raise LoesError(f"the data did not pass validation; nothing was trained.\n{report}")
-    return load_dataset(source, **options).reset_index(drop=True)
+    table = validate_dataset(source, **options).raise_for_errors()
+    return table.reset_index(drop=True)
 
 
 @dataclass
@@ -216,6 +214,7 @@ def _run_fold(cohort: _Cohort, fold, config: Config, fold_dir: Path, device: tor
             noise_prob=p.noise_prob,
             gamma_prob=p.contrast_prob,
             elastic=p.elastic,
+            pixdim=config.preprocessing.pixdim,
         )
         if p.enabled
         else None

@@ -47,7 +47,7 @@ class FoldData:
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (seeds third-party code that uses it)
     torch.manual_seed(seed)
 
 
@@ -171,7 +171,7 @@ def predict(
         with _autocast(device, config.training.amp):
             predicted = model(images).float().clamp(0.0, MAX_SCORE)
         for subject, session, true, pred in zip(
-            batch["subject"], batch["session"], scores.tolist(), predicted.tolist()
+            batch["subject"], batch["session"], scores.tolist(), predicted.tolist(), strict=True
         ):
             rows.append(
                 {"subject": subject, "session": session, "loes_score": true, "predicted": pred}
@@ -180,7 +180,7 @@ def predict(
 
 
 def _rng_state() -> dict:
-    numpy_state = np.random.get_state()
+    numpy_state = np.random.get_state()  # noqa: NPY002
     return {
         "torch": torch.get_rng_state(),
         "numpy_keys": torch.from_numpy(numpy_state[1].astype(np.int64)),

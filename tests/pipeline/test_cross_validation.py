@@ -1,0 +1,171 @@
+"""End to end on a tiny synthetic cohort: 2 folds, 2 epochs, small volumes."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from loes.cli import main
+from loes.data import load_dataset
+from loes.data.synthetic import make_tiny_cohort
+from loes.errors import LoesError
+from loes.pipeline import cross_validate, load_config, regression_metrics
+from loes.pipeline import cross_validation as cross_validation_module
+from loes.pipeline import training as training_module
+
+FOLD_FILES = ["best.pt", "last.pt", "history.csv", "predictions.csv", "metrics.json"]
+RUN_FILES = ["config.yaml", "environment.json", "splits.json", "report.json", "report.md"]
+RUN_FILES += ["report.html", "predictions.csv"]
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    return make_tiny_cohort(tmp_path_factory.mktemp("tiny"), subjects=8, seed=1)
+
+
+def tiny_config(manifest, out, *extra):
+    return load_config(
+        overrides=[
+            f"data.source={manifest}",
+            f"out={out}",
+            "device=cpu",
+            "model.name=sfcn",
+            "preprocessing.pixdim=[4.0, 4.0, 4.0]",
+            "preprocessing.spatial_size=[32, 40, 32]",
+            "training.epochs=2",
+            "training.batch_size=4",
+            "training.patience=5",
+            "cv.folds=2",
+            "cv.val_fraction=0.25",
+            *extra,
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def finished_run(manifest, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "reference"
+    return out, cross_validate(tiny_config(manifest, out))
+
+
+def test_every_file_is_written(finished_run):
+    out, _ = finished_run
+    for name in RUN_FILES:
+        assert (out / name).is_file(), name
+    for fold in (0, 1):
+        for name in FOLD_FILES:
+            assert (out / f"fold_{fold}" / name).is_file(), f"fold_{fold}/{name}"
+    history = pd.read_csv(out / "fold_0" / "history.csv")
+    assert list(history["epoch"]) == [1, 2]
+    assert {"train_loss", "val_mae", "lr", "data_seconds", "compute_seconds"} <= set(history)
+
+
+def test_metrics_recomputed_from_predictions_match_report(finished_run, manifest):
+    out, report = finished_run
+    predictions = pd.read_csv(out / "predictions.csv")
+    table = load_dataset(manifest)  # post-contrast scans are left out
+    assert len(predictions) == len(table)  # every scan tested exactly once
+    assert set(zip(predictions["subject"], predictions["session"], strict=True)) == set(
+        zip(table["subject"], table["session"], strict=True)
+    )
+    saved = json.loads((out / "report.json").read_text())
+    for column, model in [("predicted", "network"), ("predicted_median", "median")]:
+        expected = regression_metrics(predictions["loes_score"], predictions[column])
+        pooled = saved["metrics"][model]["pooled"]
+        assert pooled["mae"] == pytest.approx(expected["mae"])
+        assert pooled["rmse"] == pytest.approx(expected["rmse"])
+    assert report["metrics"]["network"]["pooled"]["mae"] == pytest.approx(
+        saved["metrics"]["network"]["pooled"]["mae"]
+    )
+
+
+def test_no_subject_on_both_sides_and_median_from_training_side(finished_run, manifest):
+    out, _ = finished_run
+    splits = json.loads((out / "splits.json").read_text())
+    table = load_dataset(manifest)
+    predictions = pd.read_csv(out / "predictions.csv")
+    folds = splits["folds"]
+    assert len(folds) == 2
+    for fold in folds:
+        train, val, test = (set(fold[side]) for side in ("train", "val", "test"))
+        assert not (train & test or val & test or train & val)
+        tested = predictions[predictions["fold"] == fold["fold"]]
+        assert set(tested["subject"]) == test
+        training_side = table[table["subject"].isin(train | val)]["loes_score"]
+        assert np.allclose(tested["predicted_median"], np.median(training_side))
+
+
+def test_checkpoints_load_safely_and_hold_the_resume_state(finished_run):
+    out, _ = finished_run
+    last = torch.load(out / "fold_0" / "last.pt", weights_only=True)
+    assert last["epoch"] == 2
+    assert {"model", "optimizer", "scheduler", "rng", "history"} <= set(last)
+    best = torch.load(out / "fold_0" / "best.pt", weights_only=True)
+    assert best["epoch"] == json.loads((out / "fold_0" / "metrics.json").read_text())["best_epoch"]
+
+
+def test_metrics_are_deterministic_on_cpu(finished_run, manifest, tmp_path):
+    out, _ = finished_run
+    cross_validate(tiny_config(manifest, tmp_path / "again"))
+    first = pd.read_csv(out / "predictions.csv")
+    second = pd.read_csv(tmp_path / "again" / "predictions.csv")
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_resuming_after_a_kill_gives_the_same_result(finished_run, manifest, tmp_path, monkeypatch):
+    out, _ = finished_run
+    real_predict = training_module.predict
+    calls = {"n": 0}
+
+    def killed_during_second_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the inner validation of fold 0's second epoch
+            raise KeyboardInterrupt
+        return real_predict(*args, **kwargs)
+
+    monkeypatch.setattr(training_module, "predict", killed_during_second_epoch)
+    config = tiny_config(manifest, tmp_path / "killed")
+    with pytest.raises(KeyboardInterrupt):
+        cross_validate(config)
+    assert (tmp_path / "killed" / "fold_0" / "last.pt").exists()
+    assert not (tmp_path / "killed" / "fold_0" / "metrics.json").exists()
+    assert torch.load(tmp_path / "killed" / "fold_0" / "last.pt", weights_only=True)["epoch"] == 1
+
+    monkeypatch.setattr(training_module, "predict", real_predict)
+    cross_validate(config)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(out / "predictions.csv"),
+        pd.read_csv(tmp_path / "killed" / "predictions.csv"),
+    )
+
+
+def test_finished_folds_are_skipped(finished_run, manifest, monkeypatch):
+    out, _ = finished_run
+    monkeypatch.setattr(cross_validation_module, "train_fold", pytest.fail)
+    report = cross_validate(tiny_config(manifest, out))
+    assert report["n_scans"] == len(load_dataset(manifest))
+
+
+def test_a_run_folder_refuses_another_configuration(finished_run, manifest):
+    out, _ = finished_run
+    with pytest.raises(LoesError, match=r"another configuration \(differs in training.lr\)"):
+        cross_validate(tiny_config(manifest, out, "training.lr=0.5"))
+
+
+def test_invalid_data_stops_before_training(manifest, tmp_path):
+    table = pd.read_csv(manifest)
+    table.loc[0, "loes_score"] = 40
+    bad = manifest.parent / "bad_manifest.csv"
+    table.to_csv(bad, index=False)
+    with pytest.raises(LoesError, match=r"loes_score .*40|outside"):
+        cross_validate(tiny_config(bad, tmp_path / "bad"))
+    assert not (tmp_path / "bad" / "fold_0").exists()
+
+
+def test_cli_reports_bad_configuration_clearly(manifest, tmp_path, capsys):
+    assert main(["cv", str(manifest), "--epochs", "0", "--out", str(tmp_path / "x")]) == 2
+    assert "training.epochs must be positive" in capsys.readouterr().err
+    assert main(["cv", str(manifest), "training.optimizer=adam"]) == 2
+    assert "training.optimizer must be one of 'adamw', 'sgd'" in capsys.readouterr().err
