@@ -48,7 +48,7 @@ def test_unreadable_or_invalid_files_are_clear(tmp_path):
         load_config(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("training: [unclosed\n")
-    with pytest.raises(LoesError, match="bad.yaml is not valid YAML"):
+    with pytest.raises(LoesError, match=r"bad\.yaml is not valid YAML"):
         load_config(bad)
     scalar = tmp_path / "scalar.yaml"
     scalar.write_text("42\n")

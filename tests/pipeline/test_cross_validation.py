@@ -90,7 +90,9 @@ def test_no_subject_on_both_sides_and_median_from_training_side(finished_run, ma
     assert len(folds) == 2
     for fold in folds:
         train, val, test = (set(fold[side]) for side in ("train", "val", "test"))
-        assert not (train & test or val & test or train & val)
+        assert not train & test
+        assert not val & test
+        assert not train & val
         tested = predictions[predictions["fold"] == fold["fold"]]
         assert set(tested["subject"]) == test
         training_side = table[table["subject"].isin(train | val)]["loes_score"]
