@@ -1,0 +1,44 @@
+"""Synthetic cohort speed: seconds per 1 mm scan and the projected default-cohort time."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from loes.data.synthetic.anatomy import load_anatomy
+from loes.data.synthetic.cohort import _jobs, render_scan
+from loes.data.synthetic.disease import draw_cohort_table
+
+SCANS = 12  # spread over the default cohort's table
+
+
+def main() -> None:
+    start = time.perf_counter()
+    load_anatomy()
+    setup = time.perf_counter() - start
+    table = draw_cohort_table(66, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        jobs = _jobs(Path(tmp), table, seed=0, contrast="t1w", resolution=1.0)
+        picks = [jobs[i] for i in np.linspace(0, len(jobs) - 1, SCANS).round().astype(int)]
+        render_scan(picks[0])  # warm the per-process caches
+        times, voxels, size = [], 0, 0
+        for job in picks:
+            start = time.perf_counter()
+            sidecar = render_scan(job)
+            times.append(time.perf_counter() - start)
+            voxels += int(np.prod(sidecar["matrix"]))
+            size += os.path.getsize(Path(tmp) / job["image"])
+    per_scan = float(np.mean(times))
+    cores = os.cpu_count() or 1
+    workers = min(2, cores)
+    projected = setup + len(table) * per_scan / workers
+    mvox, mbytes = voxels / SCANS / 1e6, size / SCANS / 1e6
+    print(f"anatomy setup, once per process  {setup:8.2f} s")
+    print(f"scans rendered {SCANS} (1 mm T1w, {mvox:.1f} Mvoxels, {mbytes:.1f} MB)")
+    print(f"seconds per scan, one core {per_scan:.2f} ({min(times):.2f}-{max(times):.2f})")
+    print(f"volumes per second, one core       {1 / per_scan:8.2f}")
+    print(f"projected cohort, {len(table)} scans, {workers} workers: {projected / 60:.1f} min")

@@ -1,0 +1,30 @@
+"""A realistic synthetic cerebral ALD cohort with its own ground truth (``loes synth``).
+
+Real MNI anatomy (nilearn's ICBM152 2009 template) warped per subject, Loes-item lesions
+and atrophy rendered from a disease course, and native-like acquisitions (orientations,
+voxel sizes, bias, Rician noise, sites). Each scan's ``loes_score`` is the sum of the items
+rendered into it, and its lesion mask shows exactly those items.
+
+Examples::
+
+    >>> from loes.data.synthetic import draw_cohort_table, generate_cohort, make_tiny_cohort
+    >>> table = draw_cohort_table(66, seed=0)  # the clinical table only, no images
+    >>> manifest = generate_cohort("data/synth", workers=2)  # doctest: +SKIP
+    >>> tiny = make_tiny_cohort(tmp_path)  # doctest: +SKIP
+"""
+
+from loes.data.synthetic.anatomy import Anatomy, load_anatomy
+from loes.data.synthetic.cohort import MANIFEST_COLUMNS, generate_cohort, make_tiny_cohort
+from loes.data.synthetic.disease import PATTERNS, SITES, draw_cohort_table, draw_tiny_table
+
+__all__ = [
+    "MANIFEST_COLUMNS",
+    "PATTERNS",
+    "SITES",
+    "Anatomy",
+    "draw_cohort_table",
+    "draw_tiny_table",
+    "generate_cohort",
+    "load_anatomy",
+    "make_tiny_cohort",
+]
