@@ -1,0 +1,28 @@
+"""MONAI transforms for brain MRI, reusable in any MONAI pipeline.
+
+Array/dictionary pairs in MONAI's conventions (:class:`N4BiasFieldCorrection`,
+:class:`RegisterToTemplate`), the MNI template nilearn ships (:func:`load_template`), and the
+project's presets (:func:`preprocessing`, :func:`augmentation`), plain ``monai.transforms.Compose``.
+"""
+
+from loes.transforms.bias import N4BiasFieldCorrection, N4BiasFieldCorrectiond
+from loes.transforms.presets import NORMALIZE_MODES, augmentation, preprocessing
+from loes.transforms.registration import (
+    TEMPLATE_TRANSFORM_KEY,
+    RegisterToTemplate,
+    RegisterToTemplated,
+)
+from loes.transforms.template import load_template, template_grid
+
+__all__ = [
+    "NORMALIZE_MODES",
+    "TEMPLATE_TRANSFORM_KEY",
+    "N4BiasFieldCorrection",
+    "N4BiasFieldCorrectiond",
+    "RegisterToTemplate",
+    "RegisterToTemplated",
+    "augmentation",
+    "load_template",
+    "preprocessing",
+    "template_grid",
+]
