@@ -6,7 +6,7 @@ project's presets (:func:`preprocessing`, :func:`augmentation`), plain ``monai.t
 """
 
 from loes.transforms.bias import N4BiasFieldCorrection, N4BiasFieldCorrectiond
-from loes.transforms.presets import NORMALIZE_MODES, augmentation, preprocessing
+from loes.transforms.presets import NORMALIZE_MODES, BrainForeground, augmentation, preprocessing
 from loes.transforms.registration import (
     TEMPLATE_TRANSFORM_KEY,
     RegisterToTemplate,
@@ -17,6 +17,7 @@ from loes.transforms.template import load_template, template_grid
 __all__ = [
     "NORMALIZE_MODES",
     "TEMPLATE_TRANSFORM_KEY",
+    "BrainForeground",
     "N4BiasFieldCorrection",
     "N4BiasFieldCorrectiond",
     "RegisterToTemplate",

@@ -24,13 +24,14 @@ from monai.transforms import (
     ScaleIntensityRangePercentilesd,
     Spacingd,
 )
+from monai.transforms.utils_pytorch_numpy_unification import percentile
 from monai.utils import ensure_tuple, ensure_tuple_rep
 
 from loes.errors import LoesError
 from loes.transforms.bias import N4BiasFieldCorrectiond
 from loes.transforms.registration import RegisterToTemplated
 
-__all__ = ["NORMALIZE_MODES", "augmentation", "preprocessing"]
+__all__ = ["NORMALIZE_MODES", "BrainForeground", "augmentation", "preprocessing"]
 
 NORMALIZE_MODES = ("zscore", "percentile", "none")
 # N4 fits its field on a grid of about this many mm whatever the voxel size (speed)
@@ -64,6 +65,22 @@ def _probability(name: str, value: float) -> float:
     return float(value)
 
 
+class BrainForeground:
+    """Foreground for cropping: voxels brighter than ``fraction`` of the 99th percentile.
+
+    Unlike MONAI's default (``> 0``) it ignores the Rician noise of a native scan's background,
+    so the crop is tight around the head; on skull-stripped scans it crops as ``> 0`` does.
+    """
+
+    def __init__(self, fraction: float = 0.25) -> None:
+        if not 0.0 <= fraction < 1.0:
+            raise _ParameterError(f"foreground_fraction must be in [0, 1), got {fraction!r}.")
+        self.fraction = fraction
+
+    def __call__(self, image):
+        return image > max(self.fraction * float(percentile(image, 99)), 0.0)
+
+
 def preprocessing(
     keys: str | Sequence[str] = "image",
     spatial_size: Sequence[int] = (160, 192, 160),
@@ -75,6 +92,7 @@ def preprocessing(
     label_keys: str | Sequence[str] = (),
     percentiles: tuple[float, float] = (0.5, 99.5),
     crop_margin: int = 2,
+    foreground_fraction: float = 0.25,
     n4_kwargs: dict | None = None,
     registration_kwargs: dict | None = None,
 ) -> Compose:
@@ -91,7 +109,8 @@ def preprocessing(
 
     ``normalize``: ``"zscore"`` (mean 0, std 1 over nonzero voxels, background stays 0),
     ``"percentile"`` (``percentiles`` of the cropped volume mapped to [0, 1], clipped) or
-    ``"none"``. Crop-to-brain assumes a zero background (skull-stripped or registered scans).
+    ``"none"``. The crop keeps voxels above ``foreground_fraction`` of the 99th percentile
+    (:class:`BrainForeground`), so background noise of native scans is cropped away.
 
     Examples::
 
@@ -139,6 +158,7 @@ def preprocessing(
         CropForegroundd(
             all_keys,
             source_key=images[0],
+            select_fn=BrainForeground(foreground_fraction),
             margin=crop_margin,
             allow_smaller=True,
             start_coord_key=None,

@@ -13,7 +13,7 @@ from monai.transforms import Compose, Invertd
 from numpy.testing import assert_allclose
 
 from loes.errors import LoesError
-from loes.transforms import NORMALIZE_MODES, augmentation, preprocessing
+from loes.transforms import NORMALIZE_MODES, BrainForeground, augmentation, preprocessing
 from tests.transforms._helpers import (
     grid_affine,
     random_affine,
@@ -261,3 +261,17 @@ def test_registration_and_n4_preset_is_invertible(tmp_path):
     assert_allclose(back.affine.numpy(), affine, atol=1e-5)
     brain = image > 100
     assert np.corrcoef(back[0].numpy()[brain], image[brain])[0, 1] > 0.8
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch", "metatensor"])
+def test_brain_foreground_ignores_background_noise(kind):
+    rng = np.random.default_rng(0)
+    image = np.abs(rng.normal(0, 20, (1, 40, 40, 40))).astype(np.float32)  # Rician-like floor
+    image[:, 10:30, 12:28, 15:25] = 400.0  # the head
+    converted = {"numpy": image, "torch": torch.from_numpy(image), "metatensor": MetaTensor(image)}
+    mask = np.asarray(BrainForeground()(converted[kind]))
+    assert mask[:, 10:30, 12:28, 15:25].all()
+    assert mask.sum() == 20 * 16 * 10  # not one noise voxel
+    assert (image > 0).sum() > mask.sum()  # MONAI's default foreground keeps the noise
+    with pytest.raises(LoesError, match="foreground_fraction"):
+        BrainForeground(1.5)
