@@ -8,6 +8,8 @@ import json
 import os
 import platform
 import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -131,6 +133,7 @@ def _load_table(config: Config) -> pd.DataFrame:
             contrast=d.synthetic_contrast,
             resolution=d.synthetic_resolution,
             workers=os.cpu_count() or 1,
+            progress=sys.stderr.isatty(),
         )
         options = {}
     else:
@@ -172,6 +175,7 @@ def _build_cache(
         for row in table.itertuples()
     ]
     workers = os.cpu_count() or 1
+    start = time.perf_counter()
     if p.cache == "disk":
         # Keyed by the preprocessing settings so later runs with the same ones reuse the files.
         key = json.dumps(config.to_dict()["preprocessing"], sort_keys=True).encode()
@@ -180,12 +184,17 @@ def _build_cache(
     else:
         if p.cache == "gpu":
             transform = Compose([transform, ToDeviced(keys="image", device=device)])
-        cache = CacheDataset(items, transform, num_workers=workers, progress=True)
+        cache = CacheDataset(items, transform, num_workers=workers, progress=sys.stderr.isatty())
     features = np.stack(
         [
             downsampled_features(cache[i]["image"].cpu())
             for i in tqdm(range(len(items)), desc="features", leave=False, disable=None)
         ]
+    )
+    tqdm.write(
+        f"preprocessed {len(items)} scans once for every fold ({p.cache} cache, "
+        f"{time.perf_counter() - start:.0f} s)",
+        file=sys.stderr,
     )
     return _Cohort(table=table, cache=cache, features=features)
 
@@ -227,6 +236,7 @@ def _run_fold(cohort: _Cohort, fold, config: Config, fold_dir: Path, device: tor
     )
     seed = config.seed * 10_000 + fold.repeat * 100 + fold.fold
     label = f"repeat {fold.repeat} fold {fold.fold}"
+    start = time.perf_counter()
     model, history = train_fold(config, data, fold_dir, device, seed=seed, label=label)
     network = predict(model, data.test, config, device).assign(model="network")
 
@@ -256,6 +266,12 @@ def _run_fold(cohort: _Cohort, fold, config: Config, fold_dir: Path, device: tor
     write_text(fold_dir / "history.csv", history.to_csv(index=False))
     write_text(fold_dir / "predictions.csv", predictions.to_csv(index=False))
     write_json(fold_dir / "metrics.json", metrics)  # last: marks the fold as finished
+    tqdm.write(
+        f"{label}: MAE network {metrics['network']['mae']:.2f}, median "
+        f"{metrics['median']['mae']:.2f}, ridge {metrics['ridge']['mae']:.2f} (best epoch "
+        f"{metrics['best_epoch']}/{len(history)}, {time.perf_counter() - start:.0f} s)",
+        file=sys.stderr,
+    )
 
 
 def cross_validate(config: Config) -> dict:

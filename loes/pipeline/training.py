@@ -199,8 +199,13 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.DataParallel) else model
+def _tensorboard(folder: Path):
+    """A TensorBoard writer when the tensorboard package is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(folder))
 
 
 def train_fold(
@@ -243,6 +248,7 @@ def train_fold(
         leave=False,
         disable=None,
     )
+    board = _tensorboard(fold_dir / "tensorboard")
     for epoch in epochs:
         if state["stale"] >= t.patience:
             break
@@ -254,8 +260,8 @@ def train_fold(
             optimizer.zero_grad(set_to_none=True)
             with _autocast(device, t.amp):
                 predicted = trainer(images).float()
-            target_z = (scores - model.mean) / model.std
-            losses = loss_fn((predicted - model.mean) / model.std, target_z)
+            # the loss sees standardised scores, so Huber's delta and the lr do not depend on SD
+            losses = loss_fn(predicted / model.std, scores / model.std)
             loss = (losses * weights_by_score(scores)).mean()
             scaler.scale(loss).backward()
             if t.grad_clip > 0:
@@ -303,7 +309,12 @@ def train_fold(
             },
         )
         epochs.set_postfix(loss=f"{total_loss / max(seen, 1):.3f}", val_mae=f"{val_mae:.2f}")
+        if board is not None:
+            for key in ("train_loss", "val_mae", "lr"):
+                board.add_scalar(key, state["history"][-1][key], epoch + 1)
     epochs.close()
+    if board is not None:
+        board.close()
     model.load_state_dict(load_checkpoint(fold_dir / "best.pt")["model"])
     return model, pd.DataFrame(state["history"])
 

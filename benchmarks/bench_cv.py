@@ -1,0 +1,94 @@
+"""Cross-validation data flow: the cached pipeline against a naive loop that reloads and
+preprocesses every NIfTI file every epoch."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from monai.data import CacheDataset, DataLoader, Dataset
+from monai.transforms import Compose, Lambdad
+from torch.utils.data import Subset
+
+from loes.data import load_dataset
+from loes.data.synthetic import generate_cohort
+from loes.pipeline.config import load_config
+from loes.pipeline.training import FoldData, train_fold
+from loes.transforms import augmentation, preprocessing
+
+SUBJECTS = 8  # about 30 native 1 mm scans
+
+
+def _counted(transform, counter: list[int]) -> Compose:
+    def count(path):
+        counter[0] += 1
+        return path
+
+    return Compose([Lambdad("image", count), transform])
+
+
+def main() -> None:
+    config = load_config(Path(__file__).parents[1] / "configs" / "cpu.yaml", ["training.epochs=1"])
+    p = config.preprocessing
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        table = load_dataset(
+            generate_cohort(Path(tmp) / "cohort", SUBJECTS, workers=2, progress=False)
+        )
+        print(
+            f"cohort: {len(table)} scans of {SUBJECTS} subjects "
+            f"({time.perf_counter() - start:.0f} s)"
+        )
+        pre = preprocessing(spatial_size=p.spatial_size, pixdim=p.pixdim)
+        aug = augmentation(pixdim=p.pixdim)
+        items = [
+            {
+                "image": r.image,
+                "loes_score": float(r.loes_score),
+                "subject": r.subject,
+                "session": r.session,
+            }
+            for r in table.itertuples()
+        ]
+        calls = [0]
+        start = time.perf_counter()
+        cache = CacheDataset(items, _counted(pre, calls), num_workers=2, progress=False)
+        cache_seconds = time.perf_counter() - start
+        half = len(items) // 2
+        data = FoldData(
+            train=Dataset(Subset(cache, range(half, len(items))), transform=aug),
+            val=Subset(cache, range(half)),
+            test=Subset(cache, range(half)),
+            train_scores=table["loes_score"].to_numpy()[half:],
+        )
+        _, history = train_fold(config, data, Path(tmp) / "fold", torch.device("cpu"), seed=0)
+        row = history.iloc[-1]
+        cached_epoch = row["data_seconds"] + row["compute_seconds"]
+
+        naive_calls = [0]
+        naive = Dataset(items[half:], transform=Compose([_counted(pre, naive_calls), aug]))
+        start = time.perf_counter()
+        for _ in DataLoader(naive, batch_size=config.training.batch_size, shuffle=True):
+            pass
+        naive_data = time.perf_counter() - start
+        naive_epoch = naive_data + row["compute_seconds"]
+
+    n = row["samples"]
+    print(f"cache: {len(items)} scans preprocessed once in {cache_seconds:.1f} s")
+    print(
+        f"epoch, cached:  {cached_epoch:6.2f} s = data {row['data_seconds']:.2f} s "
+        f"+ compute {row['compute_seconds']:.2f} s"
+    )
+    print(f"epoch, naive:   {naive_epoch:6.2f} s = data {naive_data:.2f} s + compute (same)")
+    print(
+        f"training samples per second, cached {n / cached_epoch:.1f}, naive {n / naive_epoch:.1f}"
+    )
+    print(f"naive / cached epoch time: {naive_epoch / cached_epoch:.1f}x")
+    folds, epochs = config.cv.folds, config.training.epochs
+    print(
+        f"preprocessing calls per run ({folds} folds x {config.training.epochs} epochs): cached "
+        f"{calls[0]}, naive about {naive_calls[0] * folds * epochs} "
+        f"(here one epoch: {naive_calls[0]})"
+    )
