@@ -152,9 +152,7 @@ class _Cohort:
     features: np.ndarray  # the ridge baseline's inputs, one row per scan
 
 
-def _build_cache(
-    table: pd.DataFrame, config: Config, run_dir: Path, device: torch.device
-) -> _Cohort:
+def _build_cache(table: pd.DataFrame, config: Config, device: torch.device) -> _Cohort:
     p = config.preprocessing
     transform = preprocessing(
         keys="image",
@@ -308,7 +306,7 @@ def cross_validate(config: Config) -> dict:
         if not (_fold_dir(run_dir, fold.repeat, fold.fold, c.repeats) / "metrics.json").exists()
     ]
     if pending:
-        cohort = _build_cache(table, config, run_dir, device)
+        cohort = _build_cache(table, config, device)
         for fold in tqdm(pending, desc="folds", unit="fold", disable=None):
             _run_fold(
                 cohort, fold, config, _fold_dir(run_dir, fold.repeat, fold.fold, c.repeats), device
