@@ -181,7 +181,8 @@ def _build_cache(table: pd.DataFrame, config: Config, device: torch.device) -> _
         cache: Dataset = PersistentDataset(items, transform, cache_dir=folder)
     else:
         if p.cache == "gpu":
-            transform = Compose([transform, ToDeviced(keys="image", device=device)])
+            # flat, or CacheDataset would see a nested Compose as random and cache nothing
+            transform = Compose([transform, ToDeviced(keys="image", device=device)]).flatten()
         cache = CacheDataset(items, transform, num_workers=workers, progress=sys.stderr.isatty())
     features = np.stack(
         [
