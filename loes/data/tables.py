@@ -190,17 +190,30 @@ def read_table(
 # --- the three formats ---------------------------------------------------------------------
 
 
-def _read_manifest(
-    path: Path, table: pd.DataFrame, images_dir: str | os.PathLike | None, reading: TableReading
-) -> pd.DataFrame | None:
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+def _has_columns(
+    path: Path,
+    table: pd.DataFrame,
+    required,
+    what: str,
+    reading: TableReading,
+    expected=None,
+) -> bool:
+    """Record an error naming the missing columns; True when none is missing."""
+    missing = [c for c in required if c not in table.columns]
     if missing:
         reading.error(
             path.name,
             f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} (found "
-            f"{', '.join(map(str, table.columns))}); a manifest needs "
-            f"{', '.join(REQUIRED_COLUMNS)}.",
+            f"{', '.join(map(str, table.columns))}); {what} needs "
+            f"{', '.join(expected if expected is not None else required)}.",
         )
+    return not missing
+
+
+def _read_manifest(
+    path: Path, table: pd.DataFrame, images_dir: str | os.PathLike | None, reading: TableReading
+) -> pd.DataFrame | None:
+    if not _has_columns(path, table, REQUIRED_COLUMNS, "a manifest", reading):
         return None
     base = Path(images_dir).expanduser() if images_dir is not None else path.parent
     frame = table.copy()
@@ -221,14 +234,7 @@ def _read_manifest(
 def _read_lab(
     path: Path, table: pd.DataFrame, images_dir: str | os.PathLike | None, reading: TableReading
 ) -> pd.DataFrame | None:
-    missing = [c for c in _LAB_REQUIRED if c not in table.columns]
-    if missing:
-        reading.error(
-            path.name,
-            f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} (found "
-            f"{', '.join(map(str, table.columns))}); the lab's CSV needs "
-            f"{', '.join(_LAB_COLUMNS)}.",
-        )
+    if not _has_columns(path, table, _LAB_REQUIRED, "the lab's CSV", reading, _LAB_COLUMNS):
         return None
     frame = table.rename(columns=_LAB_COLUMNS)
     folder = Path(images_dir).expanduser() if images_dir is not None else path.parent

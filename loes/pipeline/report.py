@@ -38,6 +38,7 @@ from loes.pipeline import plots
 from loes.pipeline.metrics import (
     NETWORK,
     PREDICTION_COLUMNS,
+    REGRESSION_METRICS,
     model_order,
     summarize,
 )
@@ -261,15 +262,6 @@ METRIC_LABELS = {
     "specificity": "specificity",
     "roc_auc": "ROC AUC",
 }
-FOLD_TABLE_METRICS = (
-    "mae",
-    "rmse",
-    "standardized_rmse",
-    "r2",
-    "pearson_r",
-    "spearman_rho",
-    "lin_ccc",
-)
 
 
 def _num(value: Any, digits: int = 2) -> str:
@@ -304,14 +296,14 @@ def _tables(report: dict[str, Any]) -> list[tuple[str, str, list[str], list[list
     tables = []
 
     header = ["model", "pooled MAE", "fold MAE (mean ± SD)"]
-    header += [METRIC_LABELS[m] for m in FOLD_TABLE_METRICS if m != "mae"]
+    header += [METRIC_LABELS[m] for m in REGRESSION_METRICS if m != "mae"]
     header += [f"AUC @{threshold:g}", "MAE ratio"]
     rows = []
     for model in models:
         pooled = metrics[model]["pooled"]
         row = [model, _num(pooled["mae"])]
         row.append(_mean_sd(metrics[model]["fold_mean"]["mae"], metrics[model]["fold_sd"]["mae"]))
-        row += [_num(pooled[m]) for m in FOLD_TABLE_METRICS if m != "mae"]
+        row += [_num(pooled[m]) for m in REGRESSION_METRICS if m != "mae"]
         row += [_num(pooled["roc_auc"]), _ratio_text(model, ratios)]
         rows.append(row)
     tables.append(
@@ -355,7 +347,7 @@ def _tables(report: dict[str, Any]) -> list[tuple[str, str, list[str], list[list
 
     header = [
         "model",
-        *[METRIC_LABELS[m] for m in FOLD_TABLE_METRICS],
+        *[METRIC_LABELS[m] for m in REGRESSION_METRICS],
         "sensitivity",
         "specificity",
         "ROC AUC",
@@ -363,7 +355,7 @@ def _tables(report: dict[str, Any]) -> list[tuple[str, str, list[str], list[list
     rows = []
     for model in models:
         mean, sd = metrics[model]["fold_mean"], metrics[model]["fold_sd"]
-        names = [*FOLD_TABLE_METRICS, "sensitivity", "specificity", "roc_auc"]
+        names = [*REGRESSION_METRICS, "sensitivity", "specificity", "roc_auc"]
         rows.append([model, *[_mean_sd(mean[m], sd[m]) for m in names]])
     tables.append(
         (
