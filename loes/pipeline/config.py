@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 import typing
@@ -162,6 +163,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             return value
         raise LoesError(f"{where} must be true or false, got {value!r}.")
     if annotation in (int, float):
+        if isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
+            with contextlib.suppress(ValueError):
+                value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise LoesError(f"{where} must be a number, got {value!r}.")
         if annotation is int and float(value) != int(value):

@@ -166,7 +166,7 @@ def _build_cache(table: pd.DataFrame, config: Config, device: torch.device) -> _
     items = [
         {
             "image": row.image,
-            "loes_score": np.float32(row.loes_score),
+            "loes_score": float(row.loes_score),
             "subject": row.subject,
             "session": row.session,
         }

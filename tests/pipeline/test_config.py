@@ -15,6 +15,12 @@ def test_defaults_then_file_then_overrides(tmp_path):
     assert config.training.batch_size == Config().training.batch_size
 
 
+def test_scientific_notation_without_a_dot_is_a_number():
+    config = load_config(overrides=["training.lr=3e-4", "training.weight_decay=1E-5"])
+    assert config.training.lr == pytest.approx(3e-4)
+    assert config.training.weight_decay == pytest.approx(1e-5)
+
+
 def test_round_trip_through_yaml(tmp_path):
     config = load_config(overrides=["cv.folds=3", "data.source=/data/manifest.csv"])
     path = tmp_path / "config.yaml"

@@ -171,3 +171,18 @@ def test_cli_reports_bad_configuration_clearly(manifest, tmp_path, capsys):
     assert "training.epochs must be positive" in capsys.readouterr().err
     assert main(["cv", str(manifest), "training.optimizer=adam"]) == 2
     assert "training.optimizer must be one of 'adamw', 'sgd'" in capsys.readouterr().err
+
+
+def test_disk_cache_gives_the_same_result_and_is_reused(finished_run, manifest, tmp_path):
+    out, _ = finished_run
+    cache = tmp_path / "cache"
+    extra = ["preprocessing.cache=disk", f"data.cache_dir={cache}"]
+    cross_validate(tiny_config(manifest, tmp_path / "disk", *extra))
+    files = sorted((cache / "persistent").rglob("*.pt"))
+    assert len(files) == len(load_dataset(manifest))  # one preprocessed file per scan
+    pd.testing.assert_frame_equal(
+        pd.read_csv(out / "predictions.csv"), pd.read_csv(tmp_path / "disk" / "predictions.csv")
+    )
+    stamps = [f.stat().st_mtime_ns for f in files]
+    cross_validate(tiny_config(manifest, tmp_path / "disk-again", *extra))
+    assert [f.stat().st_mtime_ns for f in sorted((cache / "persistent").rglob("*.pt"))] == stamps

@@ -28,3 +28,74 @@ def test_no_reweighting_is_uniform_and_unknown_is_rejected():
     assert np.all(score_weights(np.array([0.0, 9.0]), "none") == 1.0)
     with pytest.raises(ValueError, match="unknown reweighting 'rare'"):
         score_weights(np.array([0.0]), "rare")
+
+
+def _random_fold(n: int = 12, size=(32, 32, 32)):
+    import torch
+
+    from loes.pipeline.training import FoldData
+
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.linspace(0, 20, n)
+    # a score the network can see: brightness of a central cube grows with the score
+    items = []
+    for i, score in enumerate(scores):
+        image = torch.randn(1, *size, generator=generator) * 0.1
+        image[:, 12:20, 12:20, 12:20] += score / 10
+        items.append(
+            {"image": image, "loes_score": float(score), "subject": f"s{i}", "session": "1"}
+        )
+    return FoldData(train=items[:8], val=items[8:], test=items[8:], train_scores=scores[:8].numpy())
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["training.loss=mse", "training.scheduler=cosine", "training.optimizer=sgd"],
+        ["training.loss=l1", "training.scheduler=plateau", "training.reweight=inverse"],
+        ["training.loss=huber", "training.scheduler=onecycle", "training.reweight=lds"],
+        ["training.scheduler=none", "training.grad_clip=0", "model.dropout=0.1"],
+    ],
+)
+def test_every_training_option_trains_and_checkpoints(tmp_path, options):
+    import torch
+
+    from loes.pipeline.config import load_config
+    from loes.pipeline.training import load_checkpoint, train_fold
+
+    config = load_config(
+        overrides=[
+            "model.name=sfcn",
+            "preprocessing.spatial_size=[32, 32, 32]",
+            "training.epochs=3",
+            "training.batch_size=4",
+            "training.lr=0.01",
+            *options,
+        ]
+    )
+    _, history = train_fold(config, _random_fold(), tmp_path, torch.device("cpu"), seed=0)
+    assert list(history["epoch"]) == [1, 2, 3]
+    assert np.isfinite(history[["train_loss", "val_mae"]].to_numpy()).all()
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["val_mae"] == pytest.approx(history["val_mae"].min())
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 3
+
+
+def test_early_stopping_uses_patience(tmp_path):
+    import torch
+
+    from loes.pipeline.config import load_config
+    from loes.pipeline.training import train_fold
+
+    config = load_config(
+        overrides=[
+            "model.name=sfcn",
+            "preprocessing.spatial_size=[32, 32, 32]",
+            "training.epochs=30",
+            "training.patience=1",
+            "training.lr=1e-12",  # nothing improves after the first epoch
+            "training.scheduler=none",
+        ]
+    )
+    _, history = train_fold(config, _random_fold(), tmp_path, torch.device("cpu"), seed=0)
+    assert len(history) == 2
