@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 MAX_SCORE = 34.0
+SCORE_BIN = 1.0  # width of the score bins that loss reweighting counts
 
 
 @dataclass
@@ -208,6 +209,49 @@ def _tensorboard(folder: Path):
     return SummaryWriter(str(folder))
 
 
+def _train_epoch(
+    trainer: nn.Module,
+    model: _Scaled,
+    dataset: Dataset,
+    weights: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    scaler: torch.amp.GradScaler,
+    config: Config,
+    device: torch.device,
+) -> dict[str, float]:
+    """One pass over the training scans; returns the mean loss and where the time went."""
+    t = config.training
+    loss_fn = _loss(t.loss)
+    trainer.train()
+    start, waiting, total_loss, seen = time.perf_counter(), 0.0, 0.0, 0
+    for images, scores, _, wait in _batches(_loader(dataset, config, True, device), device):
+        waiting += wait
+        optimizer.zero_grad(set_to_none=True)
+        with _autocast(device, t.amp):
+            predicted = trainer(images).float()
+        # the loss sees standardised scores, so Huber's delta and the lr do not depend on SD
+        losses = loss_fn(predicted / model.std, scores / model.std)
+        bins = torch.floor(scores / SCORE_BIN).long().clamp(0, len(weights) - 1)
+        loss = (losses * weights[bins]).mean()
+        scaler.scale(loss).backward()
+        if t.grad_clip > 0:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        if scheduler is not None and t.scheduler != "plateau":
+            scheduler.step()
+        total_loss += loss.item() * len(scores)
+        seen += len(scores)
+    return {
+        "train_loss": total_loss / max(seen, 1),
+        "data_seconds": waiting,
+        "compute_seconds": time.perf_counter() - start - waiting,
+        "samples": seen,
+    }
+
+
 def train_fold(
     config: Config, data: FoldData, fold_dir: Path, device: torch.device, seed: int, label: str = ""
 ) -> tuple[nn.Module, pd.DataFrame]:
@@ -220,8 +264,9 @@ def train_fold(
     steps_per_epoch = len(_loader(data.train, config, True, device))
     optimizer = _optimizer(model, config)
     scheduler = _scheduler(optimizer, config, steps_per_epoch)
-    loss_fn = _loss(t.loss)
-    weights_by_score = _weight_lookup(data.train_scores, t.reweight)
+    weights = torch.as_tensor(
+        score_weights(data.train_scores, t.reweight, SCORE_BIN), dtype=torch.float32, device=device
+    )
     scaler = torch.amp.GradScaler(
         "cuda", enabled=device.type == "cuda" and t.amp and not torch.cuda.is_bf16_supported()
     )
@@ -253,42 +298,15 @@ def train_fold(
         if state["stale"] >= t.patience:
             break
         seed_everything(seed * 1000 + epoch)  # the same batches and augmentations after a resume
-        trainer.train()
-        start, waiting, total_loss, seen = time.perf_counter(), 0.0, 0.0, 0
-        for images, scores, _, wait in _batches(_loader(data.train, config, True, device), device):
-            waiting += wait
-            optimizer.zero_grad(set_to_none=True)
-            with _autocast(device, t.amp):
-                predicted = trainer(images).float()
-            # the loss sees standardised scores, so Huber's delta and the lr do not depend on SD
-            losses = loss_fn(predicted / model.std, scores / model.std)
-            loss = (losses * weights_by_score(scores)).mean()
-            scaler.scale(loss).backward()
-            if t.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            if scheduler is not None and t.scheduler != "plateau":
-                scheduler.step()
-            total_loss += loss.item() * len(scores)
-            seen += len(scores)
-        compute = time.perf_counter() - start - waiting
+        stats = _train_epoch(
+            trainer, model, data.train, weights, optimizer, scheduler, scaler, config, device
+        )
         val = predict(model, data.val, config, device)
         val_mae = float(np.abs(val["predicted"] - val["loes_score"]).mean())
         if scheduler is not None and t.scheduler == "plateau":
             scheduler.step(val_mae)
-        state["history"].append(
-            {
-                "epoch": epoch + 1,
-                "train_loss": total_loss / max(seen, 1),
-                "val_mae": val_mae,
-                "lr": optimizer.param_groups[0]["lr"],
-                "data_seconds": waiting,
-                "compute_seconds": compute,
-                "samples": seen,
-            }
-        )
+        lr = optimizer.param_groups[0]["lr"]
+        state["history"].append({"epoch": epoch + 1, "val_mae": val_mae, "lr": lr, **stats})
         if val_mae < state["best_val_mae"]:
             state.update(best_val_mae=val_mae, best_epoch=epoch + 1, stale=0)
             _save(
@@ -308,7 +326,7 @@ def train_fold(
                 **state,
             },
         )
-        epochs.set_postfix(loss=f"{total_loss / max(seen, 1):.3f}", val_mae=f"{val_mae:.2f}")
+        epochs.set_postfix(loss=f"{stats['train_loss']:.3f}", val_mae=f"{val_mae:.2f}")
         if board is not None:
             for key in ("train_loss", "val_mae", "lr"):
                 board.add_scalar(key, state["history"][-1][key], epoch + 1)
@@ -317,14 +335,3 @@ def train_fold(
         board.close()
     model.load_state_dict(load_checkpoint(fold_dir / "best.pt")["model"])
     return model, pd.DataFrame(state["history"])
-
-
-def _weight_lookup(train_scores: np.ndarray, method: str, bin_width: float = 1.0):
-    """A function from a batch of scores to their loss weights."""
-    table = torch.as_tensor(score_weights(train_scores, method, bin_width), dtype=torch.float32)
-
-    def lookup(scores: torch.Tensor) -> torch.Tensor:
-        index = torch.floor(scores / bin_width).long().clamp(0, len(table) - 1).cpu()
-        return table[index].to(scores.device)
-
-    return lookup
