@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from loes.errors import LoesError
@@ -69,5 +71,7 @@ def test_shipped_presets_load():
     cpu = load_config(configs / "cpu.yaml")
     gpu = load_config(configs / "gpu.yaml")
     assert cpu.model.name == gpu.model.name == "alexnet3d"
+    # the defaults are the CPU main job, so `loes cv` and `make cv` train the same way
+    assert dataclasses.replace(cpu, out=Config().out) == Config()
     assert cpu.preprocessing.pixdim == (2.0, 2.0, 2.0)
     assert gpu.preprocessing.cache == "gpu"
