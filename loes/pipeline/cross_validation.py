@@ -126,6 +126,7 @@ def _load_table(config: Config) -> pd.DataFrame:
             f"synthetic-n{d.synthetic_subjects}-seed{d.synthetic_seed}-{d.synthetic_contrast}"
             f"-{d.synthetic_resolution:g}mm"
         )
+        start = time.perf_counter()
         source = generate_cohort(
             Path(d.cache_dir) / name,
             subjects=d.synthetic_subjects,
@@ -134,6 +135,10 @@ def _load_table(config: Config) -> pd.DataFrame:
             resolution=d.synthetic_resolution,
             workers=os.cpu_count() or 1,
             progress=sys.stderr.isatty(),
+        )
+        tqdm.write(
+            f"synthetic cohort ready in {source.parent} ({time.perf_counter() - start:.0f} s)",
+            file=sys.stderr,
         )
         options = {}
     else:
