@@ -287,6 +287,11 @@ def cross_validate(config: Config) -> dict:
         >>> report = cross_validate(load_config("configs/cpu.yaml"))  # doctest: +SKIP
     """
     device = resolve_device(config.device)
+    if config.preprocessing.cache == "gpu" and device.type != "cuda":
+        raise LoesError(
+            f"preprocessing.cache=gpu needs a CUDA device, but this run uses {device}; "
+            "use preprocessing.cache=memory or disk."
+        )
     run_dir = _prepare_run_folder(config)
     write_json(run_dir / "environment.json", _environment(device))
     if device.type == "cuda":

@@ -186,3 +186,12 @@ def test_disk_cache_gives_the_same_result_and_is_reused(finished_run, manifest, 
     stamps = [f.stat().st_mtime_ns for f in files]
     cross_validate(tiny_config(manifest, tmp_path / "disk-again", *extra))
     assert [f.stat().st_mtime_ns for f in sorted((cache / "persistent").rglob("*.pt"))] == stamps
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only messages")
+def test_cuda_settings_without_a_gpu_are_clear(manifest, tmp_path):
+    with pytest.raises(LoesError, match="PyTorch sees no CUDA GPU; use --device cpu"):
+        cross_validate(tiny_config(manifest, tmp_path / "a", "device=cuda"))
+    with pytest.raises(LoesError, match=r"preprocessing\.cache=gpu needs a CUDA device"):
+        cross_validate(tiny_config(manifest, tmp_path / "b", "preprocessing.cache=gpu"))
+    assert not (tmp_path / "a").exists()
