@@ -236,8 +236,14 @@ def _check_ranges(config: Any, where: str) -> None:
             raise LoesError(f"{prefix}{f.name} must be between 0 and 1, got {value!r}.")
         if f.name in {"weight_decay", "grad_clip", "num_workers"} and value < 0:
             raise LoesError(f"{prefix}{f.name} must not be negative, got {value!r}.")
-    if isinstance(config, CrossValidationConfig) and config.folds < 2 and not config.by_site:
-        raise LoesError(f"{prefix}folds must be at least 2, got {config.folds}.")
+    if isinstance(config, CrossValidationConfig):
+        if config.folds < 2 and not config.by_site:
+            raise LoesError(f"{prefix}folds must be at least 2, got {config.folds}.")
+        if not 0 < config.val_fraction < 1:
+            raise LoesError(
+                f"{prefix}val_fraction must be between 0 and 1 (exclusive): early stopping and "
+                f"model selection need inner validation subjects; got {config.val_fraction}."
+            )
     if isinstance(config, PreprocessingConfig) and min(config.spatial_size) < 1:
         raise LoesError(f"{prefix}spatial_size must be positive, got {config.spatial_size}.")
 

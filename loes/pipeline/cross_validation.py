@@ -215,6 +215,11 @@ def _run_fold(cohort: _Cohort, fold, config: Config, fold_dir: Path, device: tor
     """Train, predict and score one fold; its files appear only when all of it is done."""
     table = cohort.table
     train, val, test = (_indices(table, s) for s in (fold.train, fold.val, fold.test))
+    if not val or not train:
+        raise LoesError(
+            f"{fold.name} has {len(fold.train)} training and {len(fold.val)} validation "
+            "subjects; both need at least one (more subjects, fewer folds, or another splits file)."
+        )
     train_side = train + val  # the baselines may use every non-test scan
     p = config.augmentation
     augment = (
