@@ -15,8 +15,9 @@ from torch.utils.data import Subset
 from loes.data import load_dataset
 from loes.data.synthetic import generate_cohort
 from loes.pipeline.config import load_config
+from loes.pipeline.cross_validation import preprocessing_for, scan_items
 from loes.pipeline.training import FoldData, train_fold
-from loes.transforms import augmentation, preprocessing
+from loes.transforms import augmentation
 
 SUBJECTS = 8  # about 30 native 1 mm scans
 
@@ -33,7 +34,6 @@ def main() -> None:
     preset = Path(__file__).parents[1] / "configs" / "cpu.yaml"
     main_job = load_config(preset)
     config = load_config(preset, ["training.epochs=1"])  # one epoch is enough to time one
-    p = config.preprocessing
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         table = load_dataset(
@@ -43,17 +43,9 @@ def main() -> None:
             f"cohort: {len(table)} scans of {SUBJECTS} subjects "
             f"({time.perf_counter() - start:.0f} s)"
         )
-        pre = preprocessing(spatial_size=p.spatial_size, pixdim=p.pixdim)
-        aug = augmentation(pixdim=p.pixdim)
-        items = [
-            {
-                "image": r.image,
-                "loes_score": float(r.loes_score),
-                "subject": r.subject,
-                "session": r.session,
-            }
-            for r in table.itertuples()
-        ]
+        pre = preprocessing_for(config)
+        aug = augmentation(pixdim=config.preprocessing.pixdim)
+        items = scan_items(table)
         calls = [0]
         start = time.perf_counter()
         cache = CacheDataset(items, _counted(pre, calls), num_workers=2, progress=False)

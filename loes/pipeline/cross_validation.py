@@ -32,7 +32,7 @@ from loes.pipeline.report import write_report
 from loes.pipeline.training import FoldData, predict, train_fold
 from loes.transforms import augmentation, preprocessing
 
-__all__ = ["cross_validate", "resolve_device"]
+__all__ = ["cross_validate", "preprocessing_for", "resolve_device", "scan_items"]
 
 _PACKAGES = ("loes", "torch", "monai", "numpy", "scikit-learn", "SimpleITK", "nibabel", "nilearn")
 
@@ -157,18 +157,9 @@ class _Cohort:
     features: np.ndarray  # the ridge baseline's inputs, one row per scan
 
 
-def _build_cache(table: pd.DataFrame, config: Config, device: torch.device) -> _Cohort:
-    p = config.preprocessing
-    transform = preprocessing(
-        keys="image",
-        spatial_size=p.spatial_size,
-        pixdim=p.pixdim,
-        orientation=p.orientation,
-        normalize=p.normalize,
-        bias_correction=p.bias_correction,
-        register=p.register,
-    )
-    items = [
+def scan_items(table: pd.DataFrame) -> list[dict]:
+    """The MONAI data dictionaries of a scan table (plain floats, so caches load safely)."""
+    return [
         {
             "image": row.image,
             "loes_score": float(row.loes_score),
@@ -177,6 +168,26 @@ def _build_cache(table: pd.DataFrame, config: Config, device: torch.device) -> _
         }
         for row in table.itertuples()
     ]
+
+
+def preprocessing_for(config: Config):
+    """The deterministic preprocessing that ``config`` describes."""
+    p = config.preprocessing
+    return preprocessing(
+        keys="image",
+        spatial_size=p.spatial_size,
+        pixdim=p.pixdim,
+        orientation=p.orientation,
+        normalize=p.normalize,
+        bias_correction=p.bias_correction,
+        register=p.register,
+    )
+
+
+def _build_cache(table: pd.DataFrame, config: Config, device: torch.device) -> _Cohort:
+    p = config.preprocessing
+    transform = preprocessing_for(config)
+    items = scan_items(table)
     workers = os.cpu_count() or 1
     start = time.perf_counter()
     if p.cache == "disk":
