@@ -15,9 +15,8 @@ from torch.utils.data import Subset
 from loes.data import load_dataset
 from loes.data.synthetic import generate_cohort
 from loes.pipeline.config import load_config
-from loes.pipeline.cross_validation import preprocessing_for, scan_items
+from loes.pipeline.cross_validation import augmentation_for, preprocessing_for, scan_items
 from loes.pipeline.training import FoldData, train_fold
-from loes.transforms import augmentation
 
 SUBJECTS = 8  # about 30 native 1 mm scans
 
@@ -44,7 +43,7 @@ def main() -> None:
             f"({time.perf_counter() - start:.0f} s)"
         )
         pre = preprocessing_for(config)
-        aug = augmentation(pixdim=config.preprocessing.pixdim)
+        aug = augmentation_for(config)
         items = scan_items(table)
         calls = [0]
         start = time.perf_counter()

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from loes.data import make_folds, validate_dataset
 from loes.errors import LoesError
 from loes.io import write_json, write_text
+from loes.models import get_network
 from loes.pipeline.baselines import downsampled_features, median_baseline, ridge_baseline
 from loes.pipeline.config import Config
 from loes.pipeline.metrics import regression_metrics
@@ -32,7 +33,13 @@ from loes.pipeline.report import write_report
 from loes.pipeline.training import FoldData, predict, train_fold
 from loes.transforms import augmentation, preprocessing
 
-__all__ = ["cross_validate", "preprocessing_for", "resolve_device", "scan_items"]
+__all__ = [
+    "augmentation_for",
+    "cross_validate",
+    "preprocessing_for",
+    "resolve_device",
+    "scan_items",
+]
 
 _PACKAGES = ("loes", "torch", "monai", "numpy", "scikit-learn", "SimpleITK", "nibabel", "nilearn")
 
@@ -73,6 +80,19 @@ def _environment(device: torch.device) -> dict:
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
     }
+
+
+def _check_buildable(config: Config) -> None:
+    """Build the transforms, and the network on the meta device, so that a bad name, size or
+    option fails before any work."""
+    preprocessing_for(config)
+    augmentation_for(config)
+    options = {} if config.model.dropout is None else {"dropout": config.model.dropout}
+    try:
+        with torch.device("meta"):
+            get_network(config.model.name, config.preprocessing.spatial_size, **options)
+    except ValueError as error:
+        raise LoesError(f"model.name={config.model.name}: {error}") from None
 
 
 def _prepare_run_folder(config: Config) -> Path:
@@ -184,6 +204,24 @@ def preprocessing_for(config: Config):
     )
 
 
+def augmentation_for(config: Config):
+    """The random transforms that ``config`` describes, or None when augmentation is off."""
+    p = config.augmentation
+    if not p.enabled:
+        return None
+    return augmentation(
+        keys="image",
+        prob=p.affine_prob,
+        rotate_degrees=p.rotate_degrees,
+        flip_prob=p.flip_prob,
+        bias_prob=p.bias_prob,
+        noise_prob=p.noise_prob,
+        gamma_prob=p.contrast_prob,
+        elastic=p.elastic,
+        pixdim=config.preprocessing.pixdim,
+    )
+
+
 def _build_cache(table: pd.DataFrame, config: Config, device: torch.device) -> _Cohort:
     p = config.preprocessing
     transform = preprocessing_for(config)
@@ -232,24 +270,8 @@ def _run_fold(cohort: _Cohort, fold, config: Config, fold_dir: Path, device: tor
             "subjects; both need at least one (more subjects, fewer folds, or another splits file)."
         )
     train_side = train + val  # the baselines may use every non-test scan
-    p = config.augmentation
-    augment = (
-        augmentation(
-            keys="image",
-            prob=p.affine_prob,
-            rotate_degrees=p.rotate_degrees,
-            flip_prob=p.flip_prob,
-            bias_prob=p.bias_prob,
-            noise_prob=p.noise_prob,
-            gamma_prob=p.contrast_prob,
-            elastic=p.elastic,
-            pixdim=config.preprocessing.pixdim,
-        )
-        if p.enabled
-        else None
-    )
     data = FoldData(
-        train=Dataset(Subset(cohort.cache, train), transform=augment),
+        train=Dataset(Subset(cohort.cache, train), transform=augmentation_for(config)),
         val=Subset(cohort.cache, val),
         test=Subset(cohort.cache, test),
         train_scores=table.loc[train, "loes_score"].to_numpy(),
@@ -308,6 +330,7 @@ def cross_validate(config: Config) -> dict:
             f"preprocessing.cache=gpu needs a CUDA device, but this run uses {device}; "
             "use preprocessing.cache=memory or disk."
         )
+    _check_buildable(config)
     run_dir = _prepare_run_folder(config)
     write_json(run_dir / "environment.json", _environment(device))
     if device.type == "cuda":

@@ -195,3 +195,20 @@ def test_cuda_settings_without_a_gpu_are_clear(manifest, tmp_path):
     with pytest.raises(LoesError, match=r"preprocessing\.cache=gpu needs a CUDA device"):
         cross_validate(tiny_config(manifest, tmp_path / "b", "preprocessing.cache=gpu"))
     assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.name=vgg", "unknown network 'vgg'; available: alexnet3d"),
+        ("model.name=alexnet3d", "every axis needs at least 69 voxels"),
+        ("model.name=resnet18", None),
+        ("preprocessing.orientation=XYZ", "orientation must be three axis codes"),
+        ("augmentation.rotate_degrees=400", "rotate_degrees must be in"),
+    ],
+)
+def test_network_and_transform_problems_fail_before_any_work(manifest, tmp_path, override, message):
+    extra = [override] if message else [override, "model.dropout=0.3"]
+    with pytest.raises(LoesError, match=message or "resnet18 has no dropout layer"):
+        cross_validate(tiny_config(manifest, tmp_path / "run", *extra))
+    assert not (tmp_path / "run").exists()
