@@ -25,12 +25,11 @@ from tqdm.auto import tqdm
 from loes.data import make_folds, validate_dataset
 from loes.errors import LoesError
 from loes.io import write_json, write_text
-from loes.models import get_network
 from loes.pipeline.baselines import downsampled_features, median_baseline, ridge_baseline
-from loes.pipeline.config import Config
+from loes.pipeline.config import Config, load_config
 from loes.pipeline.metrics import regression_metrics
 from loes.pipeline.report import write_report
-from loes.pipeline.training import FoldData, predict, train_fold
+from loes.pipeline.training import FoldData, network_for, predict, train_fold
 from loes.transforms import augmentation, preprocessing
 
 __all__ = [
@@ -87,12 +86,18 @@ def _check_buildable(config: Config) -> None:
     option fails before any work."""
     preprocessing_for(config)
     augmentation_for(config)
-    options = {} if config.model.dropout is None else {"dropout": config.model.dropout}
     try:
         with torch.device("meta"):
-            get_network(config.model.name, config.preprocessing.spatial_size, **options)
+            network_for(config)
     except ValueError as error:
         raise LoesError(f"model.name={config.model.name}: {error}") from None
+
+
+def _comparable(config: Config) -> dict:
+    """The settings that decide a run's results (not where it runs or how it loads data)."""
+    settings = config.to_dict()
+    del settings["device"], settings["training"]["num_workers"]
+    return settings
 
 
 def _prepare_run_folder(config: Config) -> Path:
@@ -100,16 +105,11 @@ def _prepare_run_folder(config: Config) -> Path:
     run_dir = Path(config.out)
     saved = run_dir / "config.yaml"
     if saved.exists():
-        previous = Config.from_dict(_yaml(saved), where="configuration")
-        mine, theirs = config.to_dict(), previous.to_dict()
-        for volatile in ("device",):
-            mine.pop(volatile), theirs.pop(volatile)
-        mine["training"].pop("num_workers"), theirs["training"].pop("num_workers")
-        if mine != theirs:
-            changed = sorted(_differences(theirs, mine))
+        changed = _differences(_comparable(load_config(saved)), _comparable(config))
+        if changed:
             raise LoesError(
                 f"{run_dir} holds a run with another configuration (differs in "
-                f"{', '.join(changed)}); choose another --out or delete that folder."
+                f"{', '.join(sorted(changed))}); choose another --out or delete that folder."
             )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -119,16 +119,10 @@ def _prepare_run_folder(config: Config) -> Path:
     return run_dir
 
 
-def _yaml(path: Path) -> dict:
-    import yaml
-
-    return yaml.safe_load(path.read_text()) or {}
-
-
 def _differences(a: dict, b: dict, prefix: str = "") -> set[str]:
-    keys = set(a) | set(b)
+    """Dotted keys whose values differ between two nested settings dicts."""
     out = set()
-    for key in keys:
+    for key in set(a) | set(b):
         if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
             out |= _differences(a[key], b[key], f"{prefix}{key}.")
         elif a.get(key) != b.get(key):

@@ -26,6 +26,7 @@ from loes.pipeline.config import Config
 __all__ = [
     "FoldData",
     "load_checkpoint",
+    "network_for",
     "predict",
     "score_weights",
     "seed_everything",
@@ -47,12 +48,16 @@ class FoldData:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch. Not MONAI's ``set_determinism``, which also turns off
+    ``cudnn.benchmark`` that GPU runs want."""
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 (seeds third-party code that uses it)
     torch.manual_seed(seed)
 
 
-def score_weights(train_scores: np.ndarray, method: str, bin_width: float = 1.0) -> np.ndarray:
+def score_weights(
+    train_scores: np.ndarray, method: str, bin_width: float = SCORE_BIN
+) -> np.ndarray:
     """Loss weight of each score bin ``[k * bin_width, (k + 1) * bin_width)`` that up-weights
     rare scores; the weights average 1 over the training samples.
 
@@ -154,11 +159,15 @@ class _Scaled(nn.Module):
         return self.network(x)[:, 0] * self.std + self.mean
 
 
-def build_model(config: Config, train_scores: np.ndarray) -> _Scaled:
+def network_for(config: Config) -> nn.Module:
+    """The registered network that ``config`` names, for its spatial size."""
     options = {} if config.model.dropout is None else {"dropout": config.model.dropout}
-    network = get_network(config.model.name, config.preprocessing.spatial_size, **options)
+    return get_network(config.model.name, config.preprocessing.spatial_size, **options)
+
+
+def build_model(config: Config, train_scores: np.ndarray) -> _Scaled:
     std = float(np.std(train_scores)) or 1.0
-    return _Scaled(network, float(np.mean(train_scores)), std)
+    return _Scaled(network_for(config), float(np.mean(train_scores)), std)
 
 
 @torch.no_grad()
@@ -181,6 +190,8 @@ def predict(
 
 
 def _rng_state() -> dict:
+    """The RNG states at the end of an epoch, for the record: every epoch reseeds from
+    (seed, fold, epoch), so resuming does not need to restore them."""
     numpy_state = np.random.get_state()  # noqa: NPY002
     return {
         "torch": torch.get_rng_state(),
@@ -265,7 +276,7 @@ def train_fold(
     optimizer = _optimizer(model, config)
     scheduler = _scheduler(optimizer, config, steps_per_epoch)
     weights = torch.as_tensor(
-        score_weights(data.train_scores, t.reweight, SCORE_BIN), dtype=torch.float32, device=device
+        score_weights(data.train_scores, t.reweight), dtype=torch.float32, device=device
     )
     scaler = torch.amp.GradScaler(
         "cuda", enabled=device.type == "cuda" and t.amp and not torch.cuda.is_bf16_supported()

@@ -5,6 +5,7 @@ Array/dictionary pairs in MONAI's conventions (:class:`N4BiasFieldCorrection`,
 project's presets (:func:`preprocessing`, :func:`augmentation`), plain ``monai.transforms.Compose``.
 """
 
+from loes.data.template import load_template, template_grid
 from loes.transforms.bias import N4BiasFieldCorrection, N4BiasFieldCorrectiond
 from loes.transforms.presets import NORMALIZE_MODES, BrainForeground, augmentation, preprocessing
 from loes.transforms.registration import (
@@ -12,7 +13,6 @@ from loes.transforms.registration import (
     RegisterToTemplate,
     RegisterToTemplated,
 )
-from loes.transforms.template import load_template, template_grid
 
 __all__ = [
     "NORMALIZE_MODES",

@@ -14,8 +14,8 @@ from monai.data.meta_obj import get_track_meta
 from monai.transforms import InvertibleTransform, MapTransform, SpatialResample
 from monai.utils import TraceKeys, TransformBackends, convert_to_tensor, ensure_tuple_rep
 
+from loes.data.template import load_template, template_grid
 from loes.transforms._itk import as_numpy_affine, itk_affine_to_ras, single_threaded, to_sitk
-from loes.transforms.template import load_template, template_grid
 
 __all__ = ["TEMPLATE_TRANSFORM_KEY", "RegisterToTemplate", "RegisterToTemplated"]
 

@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from loes.data.loes_items import ATROPHY_ITEMS, LESION_ITEMS, lesion_label
+from loes.data.template import load_template
 
 __all__ = ["Anatomy", "load_anatomy"]
 
@@ -180,16 +181,14 @@ def _atrophy_regions(xyz: np.ndarray, tissue: np.ndarray, atlas: np.ndarray) -> 
 @functools.lru_cache(maxsize=1)
 def load_anatomy() -> Anatomy:
     """Load the nilearn MNI template and build the Loes areas (cached per process, ~2 s)."""
-    from nilearn import datasets
-
-    template = datasets.load_mni152_template(resolution=1)
+    template = load_template("t1")
     affine = template.affine.astype(np.float64)
     t1 = np.asarray(template.dataobj, dtype=np.float32)
     t1 = t1 / t1.max()
-    gm = np.asarray(datasets.load_mni152_gm_template(resolution=1).dataobj, dtype=np.float32)
-    wm = np.asarray(datasets.load_mni152_wm_template(resolution=1).dataobj, dtype=np.float32)
+    gm = np.asarray(load_template("gm").dataobj, dtype=np.float32)
+    wm = np.asarray(load_template("wm").dataobj, dtype=np.float32)
     gm, wm = gm / max(gm.max(), 1e-6), wm / max(wm.max(), 1e-6)
-    brain = np.asarray(datasets.load_mni152_brain_mask(resolution=1).dataobj, dtype=np.float32)
+    brain = np.asarray(load_template("brain_mask").dataobj, dtype=np.float32)
     gm, wm = gm * brain, wm * brain
     csf = np.clip(brain - gm - wm, 0.0, 1.0) * (t1 > 0.05)
 

@@ -346,6 +346,22 @@ def _write_tables(out: Path, table: pd.DataFrame, jobs: list[dict]) -> Path:
     return path
 
 
+def _parameters(
+    kind: str, subjects: int, seed: int, contrast: str, resolution: float, **extra: int
+) -> dict:
+    """What ``cohort.json`` records; a re-run must match it to resume."""
+    return {
+        "generator": "loes.data.synthetic",
+        "version": GENERATOR_VERSION,
+        "kind": kind,
+        "subjects": int(subjects),
+        "seed": int(seed),
+        "contrast": contrast,
+        "resolution": float(resolution),
+        **extra,
+    }
+
+
 def _render_cohort(
     out_dir: str | os.PathLike,
     table: pd.DataFrame,
@@ -389,15 +405,7 @@ def generate_cohort(
         3.0
     """
     key = _check_options(subjects, contrast, resolution, workers)
-    params = {
-        "generator": "loes.data.synthetic",
-        "version": GENERATOR_VERSION,
-        "kind": "cohort",
-        "subjects": int(subjects),
-        "seed": int(seed),
-        "contrast": key,
-        "resolution": float(resolution),
-    }
+    params = _parameters("cohort", subjects, seed, key, resolution)
     table = draw_cohort_table(int(subjects), int(seed))
     return _render_cohort(out_dir, table, params, int(workers), progress)
 
@@ -425,15 +433,6 @@ def make_tiny_cohort(
     key = _check_options(subjects, contrast, resolution, workers)
     if sessions < 1:
         raise LoesError(f"sessions must be at least 1, got {sessions!r}.")
-    params = {
-        "generator": "loes.data.synthetic",
-        "version": GENERATOR_VERSION,
-        "kind": "tiny",
-        "subjects": int(subjects),
-        "seed": int(seed),
-        "contrast": key,
-        "resolution": float(resolution),
-        "sessions": int(sessions),
-    }
+    params = _parameters("tiny", subjects, seed, key, resolution, sessions=int(sessions))
     table = draw_tiny_table(int(subjects), int(seed), int(sessions))
     return _render_cohort(out_dir, table, params, int(workers), progress, preview)

@@ -1,4 +1,6 @@
-"""The MNI ICBM152 2009 template that nilearn ships in its wheel, loaded once per process."""
+"""The MNI ICBM152 2009 template that nilearn ships in its wheel, loaded once per process.
+
+Shared by the synthetic cohort (anatomy) and `loes.transforms` (the registration target)."""
 
 from __future__ import annotations
 

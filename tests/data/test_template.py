@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from loes.transforms import load_template, template_grid
+from loes.data.template import load_template, template_grid
 
 
 def test_template_is_the_mni_grid_and_cached():
