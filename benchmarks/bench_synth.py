@@ -1,8 +1,12 @@
-"""Synthetic cohort speed: seconds per 1 mm scan and the projected default-cohort time."""
+"""Synthetic cohort speed: seconds per 1 mm scan, the projected default-cohort time, and the
+tiny test cohort in a fresh process."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -14,6 +18,23 @@ from loes.data.synthetic.cohort import _jobs, render_scan
 from loes.data.synthetic.disease import draw_cohort_table
 
 SCANS = 12  # spread over the default cohort's table
+
+_TINY = """
+import json, sys, tempfile, time
+start = time.perf_counter()
+from loes.data.synthetic import make_tiny_cohort
+imported = time.perf_counter()
+with tempfile.TemporaryDirectory() as out:
+    scans = len(open(make_tiny_cohort(out)).readlines()) - 1
+json.dump({"imports": imported - start, "cohort": time.perf_counter() - imported,
+           "scans": scans}, sys.stdout)
+"""
+
+
+def tiny_cohort() -> dict:
+    """Seconds to import and to write ``make_tiny_cohort`` in a fresh interpreter."""
+    run = subprocess.run([sys.executable, "-c", _TINY], capture_output=True, text=True, check=True)
+    return json.loads(run.stdout)
 
 
 def main() -> None:
@@ -42,3 +63,8 @@ def main() -> None:
     print(f"seconds per scan, one core {per_scan:.2f} ({min(times):.2f}-{max(times):.2f})")
     print(f"volumes per second, one core       {1 / per_scan:8.2f}")
     print(f"projected cohort, {len(table)} scans, {workers} workers: {projected / 60:.1f} min")
+    tiny = tiny_cohort()
+    print(
+        f"tiny cohort ({tiny['scans']} scans at 4 mm), fresh process: {tiny['cohort']:.2f} s "
+        f"(+ {tiny['imports']:.2f} s of imports)"
+    )

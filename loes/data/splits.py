@@ -23,7 +23,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold, train_test_split
 
 from loes.errors import LoesError
 from loes.io import write_json
@@ -248,6 +247,10 @@ def score_bins(scores: np.ndarray | list[float], n_bins: int, min_count: int) ->
 def _split(
     table: pd.DataFrame, n_folds: int, repeats: int, seed: int, val_fraction: float, by_site: bool
 ) -> Splits:
+    # imported here: scikit-learn takes most of a second to import, and `loes synth` and the
+    # readers in loes.data do not need it
+    from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold
+
     rows = table.assign(subject=table["subject"].astype(str)).sort_values(
         ["subject", "session"], kind="stable"
     )
@@ -296,6 +299,8 @@ def _split(
 
 def _draw_val(pool: list[str], score: pd.Series, fraction: float, seed: int) -> list[str]:
     """About ``fraction`` of ``pool``, stratified by score where there are enough subjects."""
+    from sklearn.model_selection import train_test_split
+
     if fraction <= 0 or len(pool) < 2:
         return []
     n_val = min(max(1, round(fraction * len(pool))), len(pool) - 1)

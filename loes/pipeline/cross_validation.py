@@ -134,10 +134,10 @@ def _load_table(config: Config) -> pd.DataFrame:
     """The validated scan table: the user's source, or the built-in synthetic cohort."""
     d = config.data
     if d.source is None:
-        from loes.data.synthetic import generate_cohort
+        from loes.data.synthetic import GENERATOR_VERSION, generate_cohort
 
-        name = (
-            f"synthetic-n{d.synthetic_subjects}-seed{d.synthetic_seed}-{d.synthetic_contrast}"
+        name = (  # a new generator version writes a new folder instead of refusing the old
+            f"synthetic-v{GENERATOR_VERSION}-n{d.synthetic_subjects}-seed{d.synthetic_seed}-{d.synthetic_contrast}"
             f"-{d.synthetic_resolution:g}mm"
         )
         start = time.perf_counter()

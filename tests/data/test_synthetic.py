@@ -23,6 +23,7 @@ from loes.data.loes_items import (
 )
 from loes.data.synthetic import (
     MANIFEST_COLUMNS,
+    anatomy_for,
     draw_cohort_table,
     generate_cohort,
     load_anatomy,
@@ -115,6 +116,41 @@ def test_tables_are_seeded():
     assert not draw_cohort_table(10, 3)["loes_score"].equals(draw_cohort_table(10, 4)["loes_score"])
 
 
+# ---------------------------------------------------------------- the MNI anatomy
+
+
+def _area_centres(anat) -> dict[int, np.ndarray]:
+    ijk = np.argwhere(anat.lesion_atlas)
+    labels = anat.lesion_atlas[tuple(ijk.T)]
+    mm = ijk @ anat.low_affine[:3, :3].T + anat.low_affine[:3, 3]
+    return {int(label): mm[labels == label] for label in np.unique(labels)}
+
+
+def test_both_anatomy_resolutions_hold_every_area_on_its_side():
+    fine, coarse = load_anatomy(1), load_anatomy(2)
+    assert (fine.field_mm, coarse.field_mm) == (2.0, 4.0)
+    assert anatomy_for(1.0) is fine and anatomy_for(4.0) is coarse
+    assert coarse.t1.shape == tuple((s + 1) // 2 for s in fine.t1.shape)
+    names = lesion_label_names()
+    fine_areas, coarse_areas = _area_centres(fine), _area_centres(coarse)
+    assert set(fine_areas) == set(coarse_areas) == set(names)
+    for label, name in names.items():
+        for areas in (fine_areas, coarse_areas):
+            assert len(areas[label]) >= 20, name  # enough voxels to survive resampling
+            x = areas[label][:, 0]
+            assert (x < 0).all() if name.endswith("_left") else (x > 0).all(), name
+        # the same place: within a 4 mm voxel plus a fifth of the area's size (the lobes'
+        # depth thirds follow coarser distance maps)
+        shift = np.linalg.norm(fine_areas[label].mean(0) - coarse_areas[label].mean(0))
+        size = (len(fine_areas[label]) * fine.field_mm**3) ** (1 / 3)
+        assert shift < 4.0 + size / 5, (name, shift, size)
+
+
+def test_anatomy_resolution_is_checked():
+    with pytest.raises(ValueError, match="anatomy resolution"):
+        load_anatomy(3)
+
+
 # ---------------------------------------------------------------- the tiny rendered cohort
 
 
@@ -126,6 +162,12 @@ def tiny(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def manifest(tiny) -> pd.DataFrame:
     return pd.read_csv(tiny)
+
+
+def _anatomy_of(manifest_path: Path):
+    """The anatomy a cohort was drawn from, by the resolution its cohort.json records."""
+    params = json.loads((manifest_path.parent / "cohort.json").read_text())
+    return anatomy_for(params["resolution"])
 
 
 def _sidecar(root: Path, image: str) -> dict:
@@ -197,7 +239,7 @@ def _lesion_voxels(tiny: Path, manifest: pd.DataFrame):
 
 def test_lesions_land_in_their_areas_through_the_subject_warp(tiny, manifest):
     """Each lesion voxel, taken back through affine, pose and warp, is in its item's area."""
-    anat = load_anatomy()
+    anat = _anatomy_of(tiny)
     checked = 0
     for row, world, labels in _lesion_voxels(tiny, manifest):
         subject = int(row.subject.split("-")[1]) - 1
@@ -214,6 +256,7 @@ def test_lesions_land_in_their_areas_through_the_subject_warp(tiny, manifest):
         ]
         index = _atlas_index(anat, mni_subject + np.stack(shift, axis=1))
         for label in np.unique(labels):
+            # two field voxels of tolerance: labels are drawn nearest-neighbour from that grid
             area = ndimage.binary_dilation(anat.lesion_atlas == label, iterations=2)
             inside = area[tuple(i[labels == label] for i in index)].mean()
             assert inside > 0.9, (row.image, label, inside)
@@ -223,7 +266,7 @@ def test_lesions_land_in_their_areas_through_the_subject_warp(tiny, manifest):
 
 def test_affines_keep_world_coordinates(tiny, manifest):
     """By the affines alone (no registration) lesions sit near their MNI area, on their side."""
-    anat = load_anatomy()
+    anat = _anatomy_of(tiny)
     grid = np.indices(anat.low_shape).reshape(3, -1).T
     centres = {}
     for row, world, labels in _lesion_voxels(tiny, manifest):

@@ -13,15 +13,22 @@ Examples::
     >>> tiny = make_tiny_cohort(tmp_path)  # doctest: +SKIP
 """
 
-from loes.data.synthetic.anatomy import Anatomy, load_anatomy
-from loes.data.synthetic.cohort import MANIFEST_COLUMNS, generate_cohort, make_tiny_cohort
+from loes.data.synthetic.anatomy import Anatomy, anatomy_for, load_anatomy
+from loes.data.synthetic.cohort import (
+    GENERATOR_VERSION,
+    MANIFEST_COLUMNS,
+    generate_cohort,
+    make_tiny_cohort,
+)
 from loes.data.synthetic.disease import PATTERNS, SITES, draw_cohort_table, draw_tiny_table
 
 __all__ = [
+    "GENERATOR_VERSION",
     "MANIFEST_COLUMNS",
     "PATTERNS",
     "SITES",
     "Anatomy",
+    "anatomy_for",
     "draw_cohort_table",
     "draw_tiny_table",
     "generate_cohort",

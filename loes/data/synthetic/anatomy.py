@@ -1,9 +1,11 @@
 """MNI anatomy of the synthetic cohort: template, tissue maps and the Loes areas.
 
 Everything here lives in MNI ICBM152 2009 space as nilearn ships it (197x233x189 at 1 mm,
-origin (-98, -134, -72)). Intensities stay at 1 mm; the Loes areas, distance maps and the
-lesion atlas live on a 2 mm grid (each 2 mm voxel is the mean of a 2x2x2 block of 1 mm
-voxels), where per-session lesion fields are cheap to compute.
+origin (-98, -134, -72)). Intensities stay at the anatomy's resolution (1 mm, or 2 mm for
+coarse scans); the Loes areas, distance maps and the lesion atlas live on a grid twice as
+coarse (each field voxel is the mean of a 2x2x2 block of intensity voxels), where
+per-session lesion fields are cheap to compute. Sizes are given in millimetres, so both
+resolutions draw the same anatomy.
 
 The areas are boxes, spheres and capsules in MNI millimetres intersected with the tissue
 maps; ``|x|`` is the distance from the midline and each area is split into left (x < 0)
@@ -20,38 +22,47 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from loes.data.loes_items import ATROPHY_ITEMS, LESION_ITEMS, lesion_label
-from loes.data.template import load_template
+from loes.data.loes_items import ATROPHY_ITEMS, LESION_ITEMS, lesion_label, lesion_label_names
+from loes.data.template import TEMPLATE_KINDS, load_template
 
-__all__ = ["Anatomy", "load_anatomy"]
+__all__ = ["ANATOMY_RESOLUTIONS", "Anatomy", "anatomy_for", "load_anatomy"]
 
 SIDES = ("left", "right")
+ANATOMY_RESOLUTIONS = (1, 2)
+"""Intensity resolutions (mm) the anatomy is built at; its fields are twice as coarse."""
+_HALVE = np.array([[2, 0, 0, 0.5], [0, 2, 0, 0.5], [0, 0, 2, 0.5], [0, 0, 0, 1]])
+"""Voxel -> voxel of the grid made of 2x2x2 block means."""
 
 
 @dataclass
 class Anatomy:
-    """Template intensities at 1 mm and the Loes areas and distance maps at 2 mm.
+    """Template intensities and, at half their resolution, the Loes areas and distance maps.
 
     ``lesion_atlas`` holds, for every lesion item's side, its label from
     :func:`loes.data.loes_items.lesion_label` (0 elsewhere); the areas do not overlap, so a
     lesion voxel belongs to exactly one item and side.
     """
 
-    affine: np.ndarray  # 1 mm voxel -> MNI mm
+    affine: np.ndarray  # intensity voxel -> MNI mm
     t1: np.ndarray  # skull-stripped T1 template, 0-1
     gm: np.ndarray
     wm: np.ndarray
     csf: np.ndarray
-    low_affine: np.ndarray  # 2 mm voxel -> MNI mm
-    lesion_atlas: np.ndarray  # uint8 labels, 2 mm
-    atrophy_regions: dict[tuple[str, str], np.ndarray]  # (column, side) -> bool, 2 mm
-    dist_csf: np.ndarray  # mm from CSF or outside the brain, 2 mm
-    dist_ventricle: np.ndarray  # mm from the lateral/third ventricles, 2 mm
-    tissue_low: np.ndarray  # gm + wm fraction, 2 mm
+    low_affine: np.ndarray  # field voxel -> MNI mm
+    lesion_atlas: np.ndarray  # uint8 labels, field grid
+    atrophy_regions: dict[tuple[str, str], np.ndarray]  # (column, side) -> bool, field grid
+    dist_csf: np.ndarray  # mm from CSF or outside the brain, field grid
+    dist_ventricle: np.ndarray  # mm from the lateral/third ventricles, field grid
+    tissue_low: np.ndarray  # gm + wm fraction, field grid
 
     @property
     def low_shape(self) -> tuple[int, int, int]:
         return self.lesion_atlas.shape  # type: ignore[return-value]
+
+    @property
+    def field_mm(self) -> float:
+        """Voxel size of the field grid (2 mm for the 1 mm anatomy)."""
+        return float(np.linalg.norm(self.low_affine[:3, 0]))
 
 
 def _block_mean(volume: np.ndarray) -> np.ndarray:
@@ -152,14 +163,16 @@ def _lesion_regions(
     return regions
 
 
-def _atrophy_regions(xyz: np.ndarray, tissue: np.ndarray, atlas: np.ndarray) -> dict:
-    """(atrophy column, side) -> bool mask of the tissue that can be lost (2 mm)."""
+def _atrophy_regions(
+    xyz: np.ndarray, tissue: np.ndarray, atlas: np.ndarray, voxel_mm: float
+) -> dict:
+    """(atrophy column, side) -> bool mask of the tissue that can be lost (field grid)."""
     x, y, z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
     ax = np.abs(x)
     tis = tissue > 0.3
     spl = np.isin(atlas, [lesion_label("corpus_callosum_splenium", s) for s in SIDES])
     genu = np.isin(atlas, [lesion_label("corpus_callosum_genu", s) for s in SIDES])
-    cc_grow = 2  # voxels: callosal atrophy thins the callosum from its surfaces
+    cc_grow = round(4.0 / voxel_mm)  # 4 mm: callosal atrophy thins it from its surfaces
     areas = {
         "parieto_occipital_atrophy": tis & (y <= -36) & (z >= -12),
         "anterior_temporal_atrophy": tis & (ax >= 24) & (y >= -26) & (y <= 26) & (z <= -6),
@@ -178,21 +191,58 @@ def _atrophy_regions(xyz: np.ndarray, tissue: np.ndarray, atlas: np.ndarray) -> 
     }
 
 
-@functools.lru_cache(maxsize=1)
-def load_anatomy() -> Anatomy:
-    """Load the nilearn MNI template and build the Loes areas (cached per process, ~2 s)."""
-    template = load_template("t1")
-    affine = template.affine.astype(np.float64)
-    t1 = np.asarray(template.dataobj, dtype=np.float32)
-    t1 = t1 / t1.max()
-    gm = np.asarray(load_template("gm").dataobj, dtype=np.float32)
-    wm = np.asarray(load_template("wm").dataobj, dtype=np.float32)
+def _grow_small_areas(
+    atlas: np.ndarray, tissue: np.ndarray, x: np.ndarray, min_voxels: int = 20
+) -> None:
+    """Grow areas under ``min_voxels`` into free tissue on their side, in place.
+
+    On the 4 mm field grid the thinnest brainstem tracts keep only 5-10 voxels, too few to
+    survive smoothing and resampling into a scan; on the 2 mm grid every area is larger.
+    """
+    names = lesion_label_names()
+    counts = np.bincount(atlas.ravel(), minlength=256)
+    for label in np.flatnonzero((counts > 0) & (counts < min_voxels)):
+        side = (x < 0) if names[label].endswith("_left") else (x > 0)
+        area = atlas == label
+        while area.sum() < min_voxels:
+            ring = ndimage.binary_dilation(area) & tissue & side & (atlas == 0)
+            if not ring.any():
+                break
+            atlas[ring] = label
+            area |= ring
+
+
+def anatomy_for(scan_resolution: float) -> Anatomy:
+    """The anatomy scans of ``scan_resolution`` mm are drawn from: 2 mm for 4 mm or coarser.
+
+    Coarse scans cannot show 1 mm detail, and the 2 mm anatomy builds and renders about
+    eight times faster (the tiny test cohort).
+    """
+    return load_anatomy(2 if scan_resolution >= 4.0 else 1)
+
+
+@functools.lru_cache(maxsize=len(ANATOMY_RESOLUTIONS))
+def load_anatomy(resolution: int = 1) -> Anatomy:
+    """Load the nilearn MNI template at ``resolution`` mm and build the Loes areas.
+
+    Cached per process; about 2 s at 1 mm, 0.5 s at 2 mm (fields at 4 mm).
+    """
+    if resolution not in ANATOMY_RESOLUTIONS:
+        raise ValueError(f"anatomy resolution must be one of {ANATOMY_RESOLUTIONS} mm.")
+    raw = {k: np.asarray(load_template(k).dataobj, dtype=np.float32) for k in TEMPLATE_KINDS}
+    affine = load_template("t1").affine.astype(np.float64)
+    if resolution == 2:
+        raw = {k: _block_mean(v) for k, v in raw.items()}
+        affine = affine @ _HALVE
+    t1 = raw["t1"] / raw["t1"].max()
+    gm, wm = raw["gm"], raw["wm"]
     gm, wm = gm / max(gm.max(), 1e-6), wm / max(wm.max(), 1e-6)
-    brain = np.asarray(load_template("brain_mask").dataobj, dtype=np.float32)
+    brain = raw["brain_mask"]
     gm, wm = gm * brain, wm * brain
     csf = np.clip(brain - gm - wm, 0.0, 1.0) * (t1 > 0.05)
 
-    low_affine = affine @ np.array([[2, 0, 0, 0.5], [0, 2, 0, 0.5], [0, 0, 2, 0.5], [0, 0, 0, 1]])
+    low_affine = affine @ _HALVE
+    low_mm = 2.0 * resolution
     gm2, wm2, csf2, brain2 = (_block_mean(v) for v in (gm, wm, csf, brain))
     idx = np.indices(gm2.shape, dtype=np.float32)
     xyz = np.moveaxis(np.tensordot(low_affine[:3, :3], idx, axes=1), 0, -1) + low_affine[:3, 3]
@@ -205,11 +255,16 @@ def load_anatomy() -> Anatomy:
     vent = (csf2 > 0.5) & central
     labels, n = ndimage.label(vent)
     sizes = ndimage.sum(vent, labels, index=np.arange(1, n + 1))
-    vent = np.isin(labels, 1 + np.flatnonzero(sizes >= 20))
+    vent = np.isin(labels, 1 + np.flatnonzero(sizes * low_mm**3 >= 160.0))  # mm^3
+
+    def distance(mask: np.ndarray) -> np.ndarray:
+        """mm from the nearest voxel outside ``mask``."""
+        return ndimage.distance_transform_edt(mask, sampling=low_mm).astype(np.float32)
+
     dists = {
-        "ventricle": ndimage.distance_transform_edt(~vent, sampling=2.0).astype(np.float32),
-        "gm": ndimage.distance_transform_edt(gm2 < 0.5, sampling=2.0).astype(np.float32),
-        "depth": ndimage.distance_transform_edt(brain2 > 0.5, sampling=2.0).astype(np.float32),
+        "ventricle": distance(~vent),
+        "gm": distance(gm2 < 0.5),
+        "depth": distance(brain2 > 0.5),
     }
     atlas = np.zeros(gm2.shape, np.uint8)
     regions = _lesion_regions(xyz, gm2, wm2, tissue2, dists)
@@ -218,6 +273,7 @@ def load_anatomy() -> Anatomy:
         for side in SIDES:
             half = (x < 0) if side == "left" else (x > 0)
             atlas[mask & half & (atlas == 0)] = lesion_label(column, side)
+    _grow_small_areas(atlas, tissue2 > 0.5, x)
     csf_or_out = (csf2 > 0.5) | (brain2 < 0.5)
     return Anatomy(
         affine=affine,
@@ -227,8 +283,8 @@ def load_anatomy() -> Anatomy:
         csf=csf,
         low_affine=low_affine,
         lesion_atlas=atlas,
-        atrophy_regions=_atrophy_regions(xyz, tissue2, atlas),
-        dist_csf=ndimage.distance_transform_edt(~csf_or_out, sampling=2.0).astype(np.float32),
+        atrophy_regions=_atrophy_regions(xyz, tissue2, atlas, low_mm),
+        dist_csf=distance(~csf_or_out),
         dist_ventricle=dists["ventricle"],
         tissue_low=tissue2.astype(np.float32),
     )

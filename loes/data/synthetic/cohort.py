@@ -32,15 +32,22 @@ from scipy import ndimage
 
 from loes.data.loes_items import ITEM_COLUMNS, lesion_label_names
 from loes.data.synthetic import acquisition as acq_mod
-from loes.data.synthetic.anatomy import Anatomy, load_anatomy
+from loes.data.synthetic.anatomy import Anatomy, anatomy_for
 from loes.data.synthetic.disease import SessionState, draw_cohort_table, draw_tiny_table
 from loes.data.synthetic.lesions import CONTRASTS, session_fields, subject_texture
 from loes.errors import LoesError
 from loes.io import atomic_path, write_json, write_text
 
-__all__ = ["MANIFEST_COLUMNS", "generate_cohort", "make_tiny_cohort", "render_scan"]
+__all__ = [
+    "GENERATOR_VERSION",
+    "MANIFEST_COLUMNS",
+    "generate_cohort",
+    "make_tiny_cohort",
+    "render_scan",
+]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+"""Bumped whenever the same parameters would render different files; recorded in cohort.json."""
 SUFFIXES = {"t1w": "T1w", "t2w": "T2w", "flair": "FLAIR"}
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "subject",
@@ -57,9 +64,9 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 
 
 @functools.lru_cache(maxsize=8)
-def _base(contrast: str, gamma: float) -> np.ndarray:
-    """The healthy template in ``contrast`` through a site's contrast curve (1 mm, cached)."""
-    anat = load_anatomy()
+def _base(contrast: str, gamma: float, resolution: float) -> np.ndarray:
+    """The healthy template in ``contrast`` through a site's contrast curve (cached)."""
+    anat = anatomy_for(resolution)
     if contrast == "t1w":
         base = anat.t1
     else:
@@ -106,11 +113,11 @@ def _support_box(fields, coords: np.ndarray, factor: int, stride: int = 4) -> tu
 def render_scan(job: dict) -> dict:
     """Render and write one scan (image, lesion mask, sidecar last); returns its record."""
     out = Path(job["out_dir"])
-    anat: Anatomy = load_anatomy()
+    anat: Anatomy = anatomy_for(job["resolution"])
     contrast, seed = job["contrast"], job["seed"]
     subject_rng = np.random.default_rng(np.random.SeedSequence([seed, job["subject_index"]]))
     geometry = acq_mod.draw_subject_geometry(subject_rng)
-    texture = subject_texture(anat.low_shape, subject_rng)
+    texture = subject_texture(anat, subject_rng)
     rng = np.random.default_rng(
         np.random.SeedSequence([seed, job["subject_index"], job["session_index"] + 1])
     )
@@ -123,16 +130,16 @@ def render_scan(job: dict) -> dict:
 
     state: SessionState = job["state"]
     levels = CONTRASTS[contrast]
-    image = _sample(_base(contrast, acq.gamma), coords)
+    image = _sample(_base(contrast, acq.gamma, job["resolution"]), coords)
     fields = session_fields(anat, state, levels, texture, bool(job["gd"]), acq.gamma)
     mask = np.zeros(acq.matrix, np.uint8)
     box = _support_box(fields, coords, factor) if fields.fill is not None else None
     if box is not None:
         # only scan voxels that can see the disease sample its fields; fine grids do so on
-        # every second voxel (the fields are 2 mm smooth) and upsample linearly
-        step = 2 if 2 * max(acq.voxel_size[:2]) <= 2.7 else 1
+        # every second voxel (the fields are smooth at their grid) and upsample linearly
+        step = 2 if 2 * max(acq.voxel_size[:2]) <= 1.35 * anat.field_mm else 1
         sub = coords[(slice(None), *box)]
-        low = (sub[:, ::step, ::step, ::step] - 0.5) * 0.5  # 1 mm template -> 2 mm grid voxel
+        low = (sub[:, ::step, ::step, ::step] - 0.5) * 0.5  # template voxel -> field voxel
         shape = sub.shape[1:]
         del sub
         names = ["keep", "fill"] + (["lesion"] if fields.lesion is not None else [])
@@ -288,7 +295,7 @@ def _run_jobs(jobs: list[dict], workers: int, progress: bool) -> None:
                 render_scan(job)
                 bar.update()
             return
-        load_anatomy()  # once in the parent; forked workers inherit it
+        anatomy_for(jobs[0]["resolution"])  # once in the parent; forked workers inherit it
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:

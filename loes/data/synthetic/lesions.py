@@ -1,6 +1,6 @@
-"""Per-session lesion and atrophy fields in MNI space (2 mm), ready to be resampled.
+"""Per-session lesion and atrophy fields on the anatomy's MNI field grid, ready to be resampled.
 
-A session's image is ``base * (1 - L - A) + Q`` where ``base`` is the template at 1 mm,
+A session's image is ``base * (1 - L - A) + Q`` where ``base`` is the template,
 ``L`` the lesion fraction (soft-edged union of the affected item areas), ``A`` the fraction
 of tissue lost to CSF (atrophy) and ``Q`` the intensity that replaces it (lesion core and
 edge, enhancing rim, CSF). The lesion mask is ``label`` wherever ``L >= 0.5``: ``label``
@@ -47,7 +47,7 @@ CONTRASTS: dict[str, ContrastLevels] = {
 
 @dataclass
 class SessionFields:
-    """MNI 2 mm fields of one session (``None`` when the scan shows no disease)."""
+    """MNI fields of one session on the field grid (``None`` when the scan shows no disease)."""
 
     lesion: np.ndarray | None  # L, 0-1
     atrophy: np.ndarray | None  # A, 0-1
@@ -55,38 +55,43 @@ class SessionFields:
     label: np.ndarray | None  # uint8 nearest affected item side
 
 
-def subject_texture(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """Smooth zero-mean unit-variance noise: the subject's own lesion heterogeneity."""
-    field = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), 1.5)
+def _smooth(volume: np.ndarray, sigma_mm: float, anat: Anatomy) -> np.ndarray:
+    return ndimage.gaussian_filter(volume, sigma_mm / anat.field_mm)
+
+
+def subject_texture(anat: Anatomy, rng: np.random.Generator) -> np.ndarray:
+    """Smooth (3 mm) zero-mean unit-variance noise: the subject's own lesion heterogeneity."""
+    field = _smooth(rng.standard_normal(anat.low_shape, dtype=np.float32), 3.0, anat)
     return (field / max(float(field.std()), 1e-6)).astype(np.float32)
 
 
-def _soft(threshold: float, distance: np.ndarray) -> np.ndarray:
-    """1 where ``distance`` < threshold, falling to 0 over one 2 mm voxel."""
-    return np.clip((threshold - distance) / 2.0 + 0.5, 0.0, 1.0)
+def _soft(threshold: float, distance: np.ndarray, voxel_mm: float) -> np.ndarray:
+    """1 where ``distance`` (mm) < threshold, falling to 0 over one voxel."""
+    return np.clip((threshold - distance) / voxel_mm + 0.5, 0.0, 1.0)
 
 
 def _atrophy(anat: Anatomy, state: SessionState) -> np.ndarray | None:
     parts = []
+    mm = anat.field_mm
     for column, sides in state.sides.items():
         if not column.endswith("atrophy"):
             continue
         width = 2.5 if column.startswith(("corpus_callosum", "brainstem")) else 3.5
         for side in sides:
             region = anat.atrophy_regions[(column, side)]
-            loss = _soft(width, anat.dist_csf)
+            loss = _soft(width, anat.dist_csf, mm)
             if column.endswith("_atrophy") and column.split("_")[0] in {
                 "parieto",
                 "anterior",
                 "frontal",
             }:
-                loss = np.maximum(loss, _soft(4.0, anat.dist_ventricle))  # local ex vacuo horn
+                loss = np.maximum(loss, _soft(4.0, anat.dist_ventricle, mm))  # local ex vacuo horn
             parts.append(loss * region)
     if state.global_atrophy:
         g = state.global_atrophy
         # sulci widen and the ventricles enlarge into the white matter with each point
-        sulci = _soft(1.5 * g, anat.dist_csf)
-        ventricles = _soft(2.0 + 2.5 * g, anat.dist_ventricle)
+        sulci = _soft(1.5 * g, anat.dist_csf, mm)
+        ventricles = _soft(2.0 + 2.5 * g, anat.dist_ventricle, mm)
         parts.append(np.maximum(sulci, ventricles) * (anat.tissue_low > 0.2))
     if not parts:
         return None
@@ -103,7 +108,7 @@ def session_fields(
     gd: bool,
     gamma: float = 1.0,
 ) -> SessionFields:
-    """The lesion, atrophy and fill fields of a session on the MNI 2 mm grid.
+    """The lesion, atrophy and fill fields of a session on the anatomy's field grid.
 
     ``gamma`` is the site's contrast curve (applied to the fill as it is to the template).
     """
@@ -116,8 +121,8 @@ def session_fields(
     if labels:
         core_mask = np.isin(anat.lesion_atlas, labels)
         union = core_mask.astype(np.float32)
-        lesion = np.clip(ndimage.gaussian_filter(union, 0.75) * 1.25, 0.0, 1.0)
-        depth = np.clip((ndimage.gaussian_filter(union, 2.0) - 0.5) * 2.5, 0.0, 1.0)
+        lesion = np.clip(_smooth(union, 1.5, anat) * 1.25, 0.0, 1.0)
+        depth = np.clip((_smooth(union, 4.0, anat) - 0.5) * 2.5, 0.0, 1.0)
         intensity = levels.lesion_edge + (levels.lesion_core - levels.lesion_edge) * depth
         intensity = intensity * (1.0 + 0.08 * texture)  # inner heterogeneity
         fill += lesion * np.clip(intensity, 0.02, None) ** gamma
@@ -128,8 +133,8 @@ def session_fields(
         )
         label = np.where(lesion > 0, source[tuple(nearest)], 0).astype(np.uint8)
         if gd and state.new_labels and levels.rim:
-            leading = ndimage.gaussian_filter(
-                np.isin(anat.lesion_atlas, state.new_labels).astype(np.float32), 1.5
+            leading = _smooth(
+                np.isin(anat.lesion_atlas, state.new_labels).astype(np.float32), 3.0, anat
             )
             rim = 4.0 * lesion * (1.0 - lesion) * (leading > 0.1)
             fill += levels.rim * rim * (1.0 + 0.3 * texture)
