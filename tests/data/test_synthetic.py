@@ -129,7 +129,8 @@ def _area_centres(anat) -> dict[int, np.ndarray]:
 def test_both_anatomy_resolutions_hold_every_area_on_its_side():
     fine, coarse = load_anatomy(1), load_anatomy(2)
     assert (fine.field_mm, coarse.field_mm) == (2.0, 4.0)
-    assert anatomy_for(1.0) is fine and anatomy_for(4.0) is coarse
+    assert anatomy_for(1.0) is fine
+    assert anatomy_for(4.0) is coarse
     assert coarse.t1.shape == tuple((s + 1) // 2 for s in fine.t1.shape)
     names = lesion_label_names()
     fine_areas, coarse_areas = _area_centres(fine), _area_centres(coarse)

@@ -99,3 +99,26 @@ def test_early_stopping_uses_patience(tmp_path):
     )
     _, history = train_fold(config, _random_fold(), tmp_path, torch.device("cpu"), seed=0)
     assert len(history) == 2
+
+
+def test_tensorboard_logs_every_epoch(tmp_path):
+    pytest.importorskip("tensorboard")
+    import torch
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from loes.pipeline.config import load_config
+    from loes.pipeline.training import train_fold
+
+    config = load_config(
+        overrides=[
+            "model.name=sfcn",
+            "preprocessing.spatial_size=[32, 32, 32]",
+            "training.epochs=2",
+        ]
+    )
+    _, history = train_fold(config, _random_fold(), tmp_path, torch.device("cpu"), seed=0)
+    events = EventAccumulator(str(tmp_path / "tensorboard")).Reload()
+    for key in ("train_loss", "val_mae", "lr"):
+        logged = events.Scalars(key)
+        assert [e.step for e in logged] == [1, 2]
+        np.testing.assert_allclose([e.value for e in logged], history[key], rtol=1e-6)
