@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
-from rich.table import Table
-
 from loes.errors import LoesError
-from loes.models import available_networks, summarize_network
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -31,6 +27,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from loes.models import available_networks, summarize_network
+
     size = tuple(args.spatial_size)
     if args.in_channels < 1:
         raise LoesError(f"--in-channels must be at least 1, got {args.in_channels}.")

@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
-
 from loes.errors import LoesError
-from loes.pipeline.report import format_summary, write_report
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -26,6 +23,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from loes.pipeline.report import format_summary, write_report
+
     run_dir: Path = args.run_dir
     if not run_dir.is_dir():
         raise LoesError(f"Run folder {run_dir} does not exist; pass the --out folder of `loes cv`.")
