@@ -51,10 +51,11 @@ def main() -> None:
         cache_seconds = time.perf_counter() - start
         half = len(items) // 2
         data = FoldData(
-            train=Dataset(Subset(cache, range(half, len(items))), transform=aug),
+            train=Subset(cache, range(half, len(items))),
             val=Subset(cache, range(half)),
             test=Subset(cache, range(half)),
             train_scores=table["loes_score"].to_numpy()[half:],
+            augment=aug,
         )
         _, history = train_fold(config, data, Path(tmp) / "fold", torch.device("cpu"), seed=0)
         row = history.iloc[-1]

@@ -265,10 +265,11 @@ def _run_fold(cohort: _Cohort, fold, config: Config, fold_dir: Path, device: tor
         )
     train_side = train + val  # the baselines may use every non-test scan
     data = FoldData(
-        train=Dataset(Subset(cohort.cache, train), transform=augmentation_for(config)),
+        train=Subset(cohort.cache, train),
         val=Subset(cohort.cache, val),
         test=Subset(cohort.cache, test),
         train_scores=table.loc[train, "loes_score"].to_numpy(),
+        augment=augmentation_for(config),
     )
     seed = config.seed * 10_000 + fold.repeat * 100 + fold.fold
     label = f"repeat {fold.repeat} fold {fold.fold}"

@@ -92,13 +92,15 @@ def test_early_stopping_uses_patience(tmp_path):
             "model.name=sfcn",
             "preprocessing.spatial_size=[32, 32, 32]",
             "training.epochs=30",
-            "training.patience=1",
-            "training.lr=1e-12",  # nothing improves after the first epoch
+            "training.patience=2",
+            "training.lr=1e-12",  # the weights hardly move, so improvements soon stop
             "training.scheduler=none",
         ]
     )
     _, history = train_fold(config, _random_fold(), tmp_path, torch.device("cpu"), seed=0)
-    assert len(history) == 2
+    best = int(history["val_mae"].idxmin())  # the first epoch with the lowest MAE
+    assert len(history) == best + 1 + 2 < 30  # stopped two epochs after the last improvement
+    assert (history["val_mae"].iloc[best + 1 :] >= history["val_mae"].iloc[best]).all()
 
 
 def test_tensorboard_logs_every_epoch(tmp_path):
@@ -122,3 +124,42 @@ def test_tensorboard_logs_every_epoch(tmp_path):
         logged = events.Scalars(key)
         assert [e.step for e in logged] == [1, 2]
         np.testing.assert_allclose([e.value for e in logged], history[key], rtol=1e-6)
+
+
+def test_batchnorm_statistics_come_from_the_unaugmented_training_scans(tmp_path):
+    """After every epoch BatchNorm is recomputed on the training scans as preprocessed: an
+    augmentation that shifts intensities by 100 must not reach the statistics."""
+    import copy
+
+    import torch
+    from torch.optim.swa_utils import update_bn
+
+    from loes.pipeline.config import load_config
+    from loes.pipeline.training import train_fold
+
+    config = load_config(
+        overrides=[
+            "model.name=sfcn",
+            "preprocessing.spatial_size=[32, 32, 32]",
+            "training.epochs=2",
+            "training.batch_size=8",  # the 8 training scans make one batch
+        ]
+    )
+    data = _random_fold()
+    data.augment = lambda item: {**item, "image": item["image"] + 100.0}
+    model, history = train_fold(config, data, tmp_path, torch.device("cpu"), seed=0)
+    assert (history["batchnorm_seconds"] > 0).all()
+
+    def statistics(module):
+        return {k: v for k, v in module.state_dict().items() if k.endswith(("_mean", "_var"))}
+
+    trained = statistics(model)
+    assert trained  # sfcn has BatchNorm layers
+    for shift in (0.0, 100.0):
+        probe = copy.deepcopy(model)
+        update_bn([torch.stack([item["image"] + shift for item in data.train])], probe)
+        same = all(
+            torch.allclose(v, trained[k], rtol=1e-4, atol=1e-5)
+            for k, v in statistics(probe).items()
+        )
+        assert same == (shift == 0.0), shift
