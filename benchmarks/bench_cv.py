@@ -80,6 +80,10 @@ def main() -> None:
         f"training samples per second, cached {n / cached_epoch:.1f}, naive {n / naive_epoch:.1f}"
     )
     print(f"naive / cached epoch time: {naive_epoch / cached_epoch:.1f}x")
+    print(
+        f"BatchNorm recomputed after each epoch: {row['batchnorm_seconds']:.2f} s "
+        f"({row['batchnorm_seconds'] / cached_epoch:.0%} of a cached epoch)"
+    )
     folds, epochs = main_job.cv.folds, main_job.training.epochs
     # the naive loop preprocesses every non-test scan every epoch of every fold, and each test
     # scan once; the cache preprocesses every scan once per run
