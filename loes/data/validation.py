@@ -174,6 +174,15 @@ def _check_header(image: nib.Nifti1Pair) -> list[tuple[Severity, str]]:
             ("error", "has a singular or non-finite affine (qform/sform); fix the orientation.")
         )
         return problems
+    if int(header["qform_code"]) == 0 and int(header["sform_code"]) == 0:
+        problems.append(
+            (
+                "warning",
+                "has neither a qform nor an sform (both codes 0), so its orientation is unknown "
+                "and readers fall back to voxel sizes alone (left and right may be swapped); "
+                "convert it again from DICOM with dcm2niix.",
+            )
+        )
     zooms = [float(z) for z in nib.affines.voxel_sizes(affine)]
     if not all(math.isfinite(z) and z > 0 for z in pixdim):
         problems.append(

@@ -206,6 +206,20 @@ def test_pixdim_disagreeing_with_the_affine_is_a_warning(tmp_path):
     ]
 
 
+def test_image_without_qform_or_sform_is_a_warning(tmp_path):
+    image = nib.Nifti1Image(np.zeros((64, 64, 64), np.int16), AFFINE)
+    image.set_qform(None, code=0)
+    image.set_sform(None, code=0)
+    nib.save(image, tmp_path / "a.nii.gz")
+    problems = check_image(tmp_path / "a.nii.gz")
+    assert [severity for severity, _ in problems] == ["warning"]
+    assert problems[0][1].startswith("has neither a qform nor an sform (both codes 0)")
+    # the same image with its orientation recorded is fine
+    image.set_sform(AFFINE, code=1)
+    nib.save(image, tmp_path / "b.nii.gz")
+    assert check_image(tmp_path / "b.nii.gz") == []
+
+
 def test_folder_instead_of_file(tmp_path):
     (tmp_path / "a.nii.gz").mkdir()
     assert "is a folder" in check_image(tmp_path / "a.nii.gz")[0][1]
