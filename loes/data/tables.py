@@ -517,11 +517,18 @@ def _check_duplicates(frame: pd.DataFrame, reading: TableReading) -> None:
             continue
         key = (subject, session, gd)
         if key in first_seen:
-            reading.error(
-                where,
-                f"{subject} {session}{' (post-contrast)' if gd else ''} is listed again (first at "
-                f"{first_seen[key]}); keep one row per scan.",
-            )
+            scan = f"{subject} {session}{' (post-contrast)' if gd else ''}"
+            if reading.format == "bids":  # several runs: the user picks the one to score
+                message = (
+                    f"is a second image of {scan} (first: {first_seen[key]}); loes uses one scan "
+                    "per session: move the other runs out of anat/ (e.g. into sourcedata/), or "
+                    "list the scans to use in a manifest."
+                )
+            else:
+                message = (
+                    f"{scan} is listed again (first at {first_seen[key]}); keep one row per scan."
+                )
+            reading.error(where, message)
         else:
             first_seen[key] = where
     first_image: dict[str, str] = {}

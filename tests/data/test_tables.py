@@ -199,6 +199,25 @@ def test_lab_csv_missing_column(tmp_path):
 # --- BIDS ----------------------------------------------------------------------------------
 
 
+def test_bids_session_with_two_runs_asks_which_to_use(tmp_path):
+    root = tmp_path / "bids"
+    write_nifti(root / "sub-01/ses-01/anat/sub-01_ses-01_run-1_T1w.nii.gz")
+    write_nifti(root / "sub-01/ses-01/anat/sub-01_ses-01_run-2_T1w.nii.gz")
+    (root / "phenotype").mkdir(parents=True)
+    (root / "phenotype/loes.tsv").write_text(
+        "participant_id\tsession_id\tloes_score\nsub-01\tses-01\t2\n"
+    )
+    problems = validate_dataset(root).problems
+    assert [(p.severity, p.where) for p in problems] == [
+        ("error", "sub-01/ses-01/anat/sub-01_ses-01_run-2_T1w.nii.gz")
+    ]
+    assert problems[0].message == (
+        "is a second image of sub-01 ses-01 (first: sub-01/ses-01/anat/sub-01_ses-01_run-1_T1w"
+        ".nii.gz); loes uses one scan per session: move the other runs out of anat/ (e.g. into "
+        "sourcedata/), or list the scans to use in a manifest."
+    )
+
+
 def test_bids_with_phenotype_scores(tmp_path):
     root = tmp_path / "bids"
     write_nifti(root / "sub-01/ses-01/anat/sub-01_ses-01_T1w.nii.gz")
