@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import time
 
-from loes.errors import LoesError
-
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
@@ -34,8 +32,6 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from loes.data.synthetic import generate_cohort
 
-    if args.workers < 1:
-        raise LoesError(f"--workers must be at least 1, got {args.workers}.")
     start = time.perf_counter()
     manifest = generate_cohort(
         args.out_dir,

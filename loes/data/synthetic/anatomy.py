@@ -229,8 +229,9 @@ def load_anatomy(resolution: int = 1) -> Anatomy:
     """
     if resolution not in ANATOMY_RESOLUTIONS:
         raise ValueError(f"anatomy resolution must be one of {ANATOMY_RESOLUTIONS} mm.")
-    raw = {k: np.asarray(load_template(k).dataobj, dtype=np.float32) for k in TEMPLATE_KINDS}
-    affine = load_template("t1").affine.astype(np.float64)
+    templates = {k: load_template(k) for k in TEMPLATE_KINDS}
+    raw = {k: np.asarray(image.dataobj, dtype=np.float32) for k, image in templates.items()}
+    affine = templates["t1"].affine.astype(np.float64)
     if resolution == 2:
         raw = {k: _block_mean(v) for k, v in raw.items()}
         affine = affine @ _HALVE
