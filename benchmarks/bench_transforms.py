@@ -48,15 +48,20 @@ def _seconds(transform, path: Path, repeats: int) -> float:
     return min(times)
 
 
+# the 1 mm full-resolution preset, given explicitly (preprocessing()'s defaults are the 2 mm
+# CPU main job), so the "default" rows measure what they always have
+FULL = {"pixdim": 1.0, "spatial_size": (160, 192, 160)}
+CPU = {"pixdim": 2.0, "spatial_size": (80, 96, 80)}
+
+
 def main() -> None:
     presets = [
-        ("default (1 mm, 160x192x160)", {}, "<= 0.5"),
-        ("CPU (2 mm, 80x96x80)", {"pixdim": 2.0, "spatial_size": (80, 96, 80)}, ""),
-        ("default + N4", {"bias_correction": True}, "<= 5"),
-        ("default + registration", {"register": True}, "<= 20"),
-        ("CPU + N4 + registration", {"pixdim": 2.0, "spatial_size": (80, 96, 80),
-                                     "bias_correction": True, "register": True}, ""),
-    ]  # fmt: skip
+        ("default (1 mm, 160x192x160)", FULL, "<= 0.5"),
+        ("CPU (2 mm, 80x96x80)", CPU, ""),
+        ("default + N4", {**FULL, "bias_correction": True}, "<= 5"),
+        ("default + registration", {**FULL, "register": True}, "<= 20"),
+        ("CPU + N4 + registration", {**CPU, "bias_correction": True, "register": True}, ""),
+    ]
     print(f"input: {NATIVE_SHAPE} 1 mm LPS int16 .nii.gz; {torch.get_num_threads()} torch threads")
     print(f"{'preset':<30} {'s/volume':>9} {'target':>7}")
     with tempfile.TemporaryDirectory() as folder:

@@ -15,7 +15,12 @@ from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tenso
 
 from loes.transforms._itk import as_numpy_affine, from_sitk, to_sitk
 
-__all__ = ["N4BiasFieldCorrection", "N4BiasFieldCorrectiond"]
+__all__ = [
+    "N4BiasFieldCorrection",
+    "N4BiasFieldCorrectionD",
+    "N4BiasFieldCorrectionDict",
+    "N4BiasFieldCorrectiond",
+]
 
 MASK_MODES = ("foreground", "otsu")
 # interpolated scans carry tiny positive values at the brain edge whose logarithm would stretch
@@ -30,6 +35,8 @@ class N4BiasFieldCorrection(Transform):
     ``mask`` argument, else the foreground or an Otsu threshold), then evaluated and divided out
     at full resolution. Works channel by channel on channel-first ``(C, H, W, D)`` input; the
     voxel spacing comes from the MetaTensor's affine, so the MetaTensor and its affine are kept.
+    The computation runs in NumPy/SimpleITK on the CPU (hence ``backend``); the result comes
+    back as a MetaTensor (a plain tensor when meta tracking is off) on the input's device.
 
     Args:
         shrink_factor: fit the field on the image shrunk by this integer factor (speed).
@@ -48,7 +55,8 @@ class N4BiasFieldCorrection(Transform):
         >>> corrected = n4(image)  # image: (1, H, W, D) MetaTensor, numpy array or tensor
     """
 
-    backend: ClassVar[list] = [TransformBackends.TORCH, TransformBackends.NUMPY]
+    # the field is fitted and divided out in NumPy/SimpleITK, whatever the input type
+    backend: ClassVar[list] = [TransformBackends.NUMPY]
 
     def __init__(
         self,
@@ -181,3 +189,6 @@ class N4BiasFieldCorrectiond(MapTransform):
         for key in self.key_iterator(d):
             d[key] = self.corrector(d[key], mask)
         return d
+
+
+N4BiasFieldCorrectionD = N4BiasFieldCorrectionDict = N4BiasFieldCorrectiond

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,7 +28,6 @@ from monai.transforms import (
 from monai.transforms.utils_pytorch_numpy_unification import percentile
 from monai.utils import ensure_tuple, ensure_tuple_rep
 
-from loes.errors import LoesError
 from loes.transforms.bias import N4BiasFieldCorrectiond
 from loes.transforms.registration import RegisterToTemplated
 
@@ -38,30 +38,32 @@ NORMALIZE_MODES = ("zscore", "percentile", "none")
 _N4_FIT_MM = 6.0
 
 
-class _ParameterError(LoesError, ValueError):
-    """A bad preset parameter: a ``ValueError`` for MONAI users, a ``LoesError`` for the CLI."""
-
-
 def _keys(keys: str | Sequence[str], label_keys: str | Sequence[str]) -> tuple[list, list]:
     images, labels = list(ensure_tuple(keys)), list(ensure_tuple(label_keys))
     if not images:
-        raise _ParameterError("keys must name at least one image key, e.g. keys='image'.")
+        raise ValueError("keys must name at least one image key, e.g. keys='image'.")
     overlap = sorted(set(images) & set(labels))
     if overlap:
-        raise _ParameterError(f"keys {overlap} are both image keys and label_keys; pick one.")
+        raise ValueError(f"keys {overlap} are both image keys and label_keys; pick one.")
     return images, labels
 
 
 def _triple(name: str, value: float | Sequence[float], positive: bool = True) -> tuple:
     values = ensure_tuple_rep(value, 3)
     if positive and any(float(v) <= 0 for v in values):
-        raise _ParameterError(f"{name} must be positive, got {value!r}.")
+        raise ValueError(f"{name} must be positive, got {value!r}.")
     return tuple(float(v) for v in values)
 
 
+def _number(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}.")
+    return value
+
+
 def _probability(name: str, value: float) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise _ParameterError(f"{name} must be a probability in [0, 1], got {value!r}.")
+    if not 0.0 <= _number(name, value) <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}.")
     return float(value)
 
 
@@ -74,7 +76,7 @@ class BrainForeground:
 
     def __init__(self, fraction: float = 0.25) -> None:
         if not 0.0 <= fraction < 1.0:
-            raise _ParameterError(f"foreground_fraction must be in [0, 1), got {fraction!r}.")
+            raise ValueError(f"foreground_fraction must be in [0, 1), got {fraction!r}.")
         self.fraction = fraction
 
     def __call__(self, image):
@@ -83,8 +85,8 @@ class BrainForeground:
 
 def preprocessing(
     keys: str | Sequence[str] = "image",
-    spatial_size: Sequence[int] = (160, 192, 160),
-    pixdim: float | Sequence[float] = (1.0, 1.0, 1.0),
+    spatial_size: Sequence[int] = (72, 88, 72),
+    pixdim: float | Sequence[float] = (2.0, 2.0, 2.0),
     orientation: str = "RAS",
     normalize: str = "zscore",
     bias_correction: bool = False,
@@ -100,43 +102,64 @@ def preprocessing(
 
     Load (nibabel) -> channel first -> ``orientation`` -> ``pixdim`` resampling then optional
     N4 (or, with ``register=True``, optional N4 then registration to the MNI template resampled
-    at ``pixdim``) -> crop to the brain (voxels > 0 of the first image key) -> intensity
-    normalisation over brain voxels -> centred pad/crop to ``spatial_size`` -> float32. Every
-    spatial step is invertible, so
+    at ``pixdim``) -> crop to the head (:class:`BrainForeground` of the first image key) ->
+    intensity normalisation over brain voxels -> centred pad/crop to ``spatial_size`` ->
+    float32. Every spatial step is invertible, so
     ``Invertd(keys="pred", transform=preprocessing(...), orig_keys="image")`` maps a
-    model-space map back onto the native scan. ``label_keys`` (lesion masks) follow the
-    image with nearest-neighbour interpolation and are not normalised.
+    model-space map back onto the native scan. The defaults are the CPU main job: the head
+    cropped at 2 mm into 72x88x72 voxels; ``pixdim=1.0, spatial_size=(160, 192, 160)`` is the
+    full-resolution preset.
 
-    ``normalize``: ``"zscore"`` (mean 0, std 1 over nonzero voxels, background stays 0),
-    ``"percentile"`` (``percentiles`` of the cropped volume mapped to [0, 1], clipped) or
-    ``"none"``. The crop keeps voxels above ``foreground_fraction`` of the 99th percentile
-    (:class:`BrainForeground`), so background noise of native scans is cropped away.
+    Args:
+        keys: image keys (the first one drives the crop and the registration).
+        spatial_size: output size in voxels, per axis (an int for all three).
+        pixdim: output voxel size in mm, per axis (a float for all three).
+        orientation: output axis codes, one of L/R, A/P and S/I each (``"RAS"``).
+        normalize: ``"zscore"`` (mean 0, std 1 over nonzero voxels, background stays 0),
+            ``"percentile"`` (``percentiles`` of the cropped volume mapped to [0, 1], clipped)
+            or ``"none"``.
+        bias_correction: run N4 bias-field correction (:class:`N4BiasFieldCorrectiond`).
+        register: resample onto the MNI template's field of view after a rigid then affine
+            registration (:class:`RegisterToTemplated`) instead of the scan's own grid.
+        label_keys: label maps (lesion masks) that follow the image with nearest-neighbour
+            interpolation and are not normalised.
+        percentiles: lower and upper percentiles (0-100) of ``normalize="percentile"``.
+        crop_margin: voxels kept around the head by the crop.
+        foreground_fraction: the crop keeps voxels above this fraction (in [0, 1)) of the 99th
+            intensity percentile, so the background noise of native scans is cropped away.
+        n4_kwargs: extra arguments of :class:`N4BiasFieldCorrection` (default: a fit on a
+            6 mm grid).
+        registration_kwargs: extra arguments of :class:`RegisterToTemplate`.
+
+    Raises:
+        ValueError: a parameter out of range, with the valid range in the message.
 
     Examples::
 
-        >>> pre = preprocessing(pixdim=2.0, spatial_size=(80, 96, 80))
+        >>> pre = preprocessing()  # 2 mm RAS, 72x88x72 voxels
         >>> item = pre({"image": "sub-01_T1w.nii.gz"})
-        >>> item["image"].shape, item["image"].affine  # (1, 80, 96, 80), 2 mm RAS
+        >>> item["image"].shape, item["image"].affine  # (1, 72, 88, 72), 2 mm RAS
+        >>> full = preprocessing(pixdim=1.0, spatial_size=(160, 192, 160))  # 1 mm
     """
     images, labels = _keys(keys, label_keys)
     all_keys = images + labels
     if normalize not in NORMALIZE_MODES:
-        raise _ParameterError(
+        raise ValueError(
             f"unknown normalize={normalize!r}; choose one of {', '.join(NORMALIZE_MODES)}."
         )
     size = tuple(int(s) for s in ensure_tuple_rep(spatial_size, 3))
     if any(s < 1 for s in size):
-        raise _ParameterError(f"spatial_size must be positive integers, got {spatial_size!r}.")
+        raise ValueError(f"spatial_size must be positive integers, got {spatial_size!r}.")
     spacing = _triple("pixdim", pixdim)
     codes = str(orientation).upper()
     if len(codes) != 3 or any(sum(c in pair for c in codes) != 1 for pair in ("LR", "AP", "SI")):
-        raise _ParameterError(
+        raise ValueError(
             f"orientation must be three axis codes, one of L/R, A/P and S/I each (e.g. 'RAS'), "
             f"got {orientation!r}."
         )
     lo, hi = percentiles
     if not 0 <= lo < hi <= 100:
-        raise _ParameterError(
+        raise ValueError(
             f"percentiles must satisfy 0 <= lower < upper <= 100, got {percentiles!r}."
         )
     modes = ["bilinear"] * len(images) + ["nearest"] * len(labels)
@@ -182,17 +205,17 @@ def preprocessing(
 
 def augmentation(
     keys: str | Sequence[str] = "image",
-    prob: float = 0.5,
-    rotate_degrees: float = 10.0,
+    affine_prob: float = 0.5,
+    rotate_degrees: float = 5.0,
     scale: float = 0.1,
     translate_mm: float = 5.0,
     flip_prob: float = 0.5,
-    bias_prob: float = 0.3,
+    bias_prob: float = 0.2,
     noise_prob: float = 0.2,
-    gamma_prob: float = 0.3,
+    contrast_prob: float = 0.2,
     elastic: bool = False,
     label_keys: str | Sequence[str] = (),
-    pixdim: float | Sequence[float] = (1.0, 1.0, 1.0),
+    pixdim: float | Sequence[float] = (2.0, 2.0, 2.0),
     noise_std: float = 0.05,
     gamma_range: tuple[float, float] = (0.7, 1.5),
     bias_coeff: float = 0.2,
@@ -200,49 +223,78 @@ def augmentation(
 ) -> Compose:
     """Random augmentation for RAS, channel-first volumes coming out of :func:`preprocessing`.
 
-    A small affine (``prob``: rotation up to ``rotate_degrees`` about each axis, scale
-    ``1 ± scale`` per axis, translation up to ``translate_mm`` mm given the voxel size
-    ``pixdim``), a left-right flip (spatial axis 0 after ``Orientationd("RAS")``; the Loes score
-    is symmetric), a polynomial bias field, Gaussian noise (``noise_std`` in z-score units),
-    gamma contrast and, with ``elastic=True``, a 3D elastic deformation. Label keys get the
-    same spatial transforms with nearest-neighbour interpolation and no intensity changes.
-    Reproducible: ``augmentation(...).set_random_state(seed=0)``.
+    Label keys get the same spatial transforms with nearest-neighbour interpolation and no
+    intensity changes. Reproducible: ``augmentation(...).set_random_state(seed=0)``.
+
+    Args:
+        keys: image keys.
+        affine_prob: probability in [0, 1] of a small random affine (rotation, scale,
+            translation).
+        rotate_degrees: rotation up to this many degrees (0-180) about each axis.
+        scale: scale by a factor in ``1 ± scale`` per axis, ``scale`` in [0, 1).
+        translate_mm: translation up to this many mm per axis (converted to voxels with
+            ``pixdim``).
+        flip_prob: probability in [0, 1] of a left-right flip (spatial axis 0 after
+            ``Orientationd("RAS")``; the Loes score is symmetric).
+        bias_prob: probability in [0, 1] of a polynomial multiplicative bias field.
+        noise_prob: probability in [0, 1] of additive Gaussian noise.
+        contrast_prob: probability in [0, 1] of a gamma contrast change.
+        elastic: add a 3D elastic deformation (applied with ``elastic_prob``).
+        label_keys: label maps that follow the spatial transforms only.
+        pixdim: voxel size in mm of the input, as given to :func:`preprocessing`.
+        noise_std: standard deviation of the noise, in z-score units.
+        gamma_range: range of the contrast's gamma exponent, ``0 < low <= high``.
+        bias_coeff: bias-field polynomial coefficients drawn in ``[0, bias_coeff]``.
+        elastic_prob: probability in [0, 1] of the elastic deformation when ``elastic``.
+
+    Raises:
+        TypeError: a probability or size that is not a number.
+        ValueError: a parameter out of range, with the valid range in the message.
 
     Examples::
 
-        >>> aug = augmentation(pixdim=2.0).set_random_state(seed=0)
-        >>> pre = preprocessing(pixdim=2.0, spatial_size=(80, 96, 80))
+        >>> aug = augmentation().set_random_state(seed=0)  # for preprocessing()'s 2 mm volumes
+        >>> pre = preprocessing()
         >>> train = Compose([pre, aug]).flatten()  # flat, so CacheDataset caches ``pre``
+        >>> aug_1mm = augmentation(pixdim=1.0)  # after preprocessing(pixdim=1.0, ...)
     """
     images, labels = _keys(keys, label_keys)
     all_keys = images + labels
     for name, value in [
-        ("prob", prob),
+        ("affine_prob", affine_prob),
         ("flip_prob", flip_prob),
         ("bias_prob", bias_prob),
         ("noise_prob", noise_prob),
-        ("gamma_prob", gamma_prob),
+        ("contrast_prob", contrast_prob),
         ("elastic_prob", elastic_prob),
     ]:
         _probability(name, value)
+    for name, value in [
+        ("rotate_degrees", rotate_degrees),
+        ("scale", scale),
+        ("translate_mm", translate_mm),
+        ("noise_std", noise_std),
+        ("bias_coeff", bias_coeff),
+    ]:
+        _number(name, value)
     if not 0 <= rotate_degrees <= 180:
-        raise _ParameterError(f"rotate_degrees must be in [0, 180], got {rotate_degrees!r}.")
+        raise ValueError(f"rotate_degrees must be in [0, 180], got {rotate_degrees!r}.")
     if not 0 <= scale < 1:
-        raise _ParameterError(f"scale must be in [0, 1) (a factor 1 ± scale), got {scale!r}.")
+        raise ValueError(f"scale must be in [0, 1) (a factor 1 ± scale), got {scale!r}.")
     if translate_mm < 0 or noise_std < 0 or bias_coeff < 0:
-        raise _ParameterError(
+        raise ValueError(
             "translate_mm, noise_std and bias_coeff must be >= 0, got "
             f"{translate_mm!r}, {noise_std!r}, {bias_coeff!r}."
         )
     if not 0 < gamma_range[0] <= gamma_range[1]:
-        raise _ParameterError(f"gamma_range must satisfy 0 < low <= high, got {gamma_range!r}.")
+        raise ValueError(f"gamma_range must satisfy 0 < low <= high, got {gamma_range!r}.")
     spacing = _triple("pixdim", pixdim)
     modes = ["bilinear"] * len(images) + ["nearest"] * len(labels)
     angle = math.radians(rotate_degrees)
     transforms: list = [
         RandAffined(
             all_keys,
-            prob=prob,
+            prob=affine_prob,
             rotate_range=(angle, angle, angle),
             scale_range=(scale, scale, scale),
             translate_range=tuple(translate_mm / s for s in spacing),  # voxels
@@ -265,6 +317,6 @@ def augmentation(
     transforms += [
         RandBiasFieldd(images, prob=bias_prob, coeff_range=(0.0, bias_coeff)),
         RandGaussianNoised(images, prob=noise_prob, std=noise_std),
-        RandAdjustContrastd(images, prob=gamma_prob, gamma=gamma_range),
+        RandAdjustContrastd(images, prob=contrast_prob, gamma=gamma_range),
     ]
     return Compose(transforms)

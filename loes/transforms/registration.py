@@ -17,7 +17,13 @@ from monai.utils import TraceKeys, TransformBackends, convert_to_tensor, ensure_
 from loes.data.template import load_template, template_grid
 from loes.transforms._itk import as_numpy_affine, itk_affine_to_ras, single_threaded, to_sitk
 
-__all__ = ["TEMPLATE_TRANSFORM_KEY", "RegisterToTemplate", "RegisterToTemplated"]
+__all__ = [
+    "TEMPLATE_TRANSFORM_KEY",
+    "RegisterToTemplate",
+    "RegisterToTemplateD",
+    "RegisterToTemplateDict",
+    "RegisterToTemplated",
+]
 
 TEMPLATE_TRANSFORM_KEY = "template_transform"
 TRANSFORM_TYPES = ("rigid", "affine")
@@ -58,6 +64,7 @@ class RegisterToTemplate(InvertibleTransform):
         >>> native = register.inverse(mni)
     """
 
+    # fitted in NumPy/SimpleITK, resampled in torch by SpatialResample: always a MetaTensor out
     backend: ClassVar[list] = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
     def __init__(
@@ -273,3 +280,6 @@ class RegisterToTemplated(MapTransform, InvertibleTransform):
         for key in self.key_iterator(d):
             d[key] = self.register.inverse(d[key])
         return d
+
+
+RegisterToTemplateD = RegisterToTemplateDict = RegisterToTemplated

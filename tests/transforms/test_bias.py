@@ -8,9 +8,18 @@ import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
+from monai.utils import TransformBackends
 from numpy.testing import assert_allclose
 
-from loes.transforms import N4BiasFieldCorrection, N4BiasFieldCorrectiond, load_template
+import loes.transforms
+import loes.transforms.bias
+from loes.transforms import (
+    N4BiasFieldCorrection,
+    N4BiasFieldCorrectionD,
+    N4BiasFieldCorrectiond,
+    N4BiasFieldCorrectionDict,
+    load_template,
+)
 from tests.transforms._helpers import INPUT_TYPES
 
 
@@ -87,3 +96,24 @@ def test_n4_pickles(biased):
     assert_allclose(
         n4({"image": img})["image"], N4BiasFieldCorrection(4, iterations=(10,))(img), rtol=1e-5
     )
+
+
+def test_dictionary_aliases_and_exports():
+    assert N4BiasFieldCorrectionD is N4BiasFieldCorrectiond
+    assert N4BiasFieldCorrectionDict is N4BiasFieldCorrectiond
+    for name in ("N4BiasFieldCorrectionD", "N4BiasFieldCorrectionDict"):
+        assert name in loes.transforms.__all__
+        assert name in loes.transforms.bias.__all__
+
+
+@pytest.mark.parametrize("kind", list(INPUT_TYPES))
+def test_n4_declares_the_numpy_backend_it_computes_with(biased, kind):
+    assert N4BiasFieldCorrection.backend == [TransformBackends.NUMPY]
+    assert N4BiasFieldCorrectiond.backend == N4BiasFieldCorrection.backend
+    _, image, _, affine = biased
+    out = N4BiasFieldCorrection(shrink_factor=4, iterations=(5,))(
+        INPUT_TYPES[kind](image[None], affine)
+    )
+    assert isinstance(out, MetaTensor)  # MetaTensor out whatever the input, as before
+    if kind == "metatensor":
+        assert_allclose(out.affine, affine)

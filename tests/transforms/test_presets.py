@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from monai.bundle import ConfigParser
 from monai.data import CacheDataset, DataLoader, MetaTensor
 from monai.transforms import Compose, Invertd
 from numpy.testing import assert_allclose
 
-from loes.errors import LoesError
+import loes.transforms
 from loes.transforms import NORMALIZE_MODES, BrainForeground, augmentation, preprocessing
 from tests.transforms._helpers import (
     grid_affine,
@@ -26,6 +30,7 @@ MARKER = np.array([12.0, -20.0, 8.0])  # world (MNI) mm
 BOX = np.array([[-30.0, 30.0], [-40.0, 35.0], [-20.0, 28.0]])  # the "brain", world mm
 FOV = np.array([80.0, 96.0, 72.0])
 SIZE = (72, 88, 64)
+ONE_MM = {"pixdim": 1.0, "spatial_size": SIZE}  # the tests' 1 mm preset
 _AXIS = {"R": 0, "L": 0, "A": 1, "P": 1, "S": 2, "I": 2}
 
 
@@ -55,7 +60,7 @@ def marker_voxel(image: torch.Tensor) -> np.ndarray:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> np.ndarray:
     path, _ = scan(tmp_path_factory.mktemp("ref"))
-    return marker_voxel(preprocessing(spatial_size=SIZE)({"image": path})["image"])
+    return marker_voxel(preprocessing(**ONE_MM)({"image": path})["image"])
 
 
 @pytest.mark.parametrize(
@@ -71,7 +76,7 @@ def reference(tmp_path_factory) -> np.ndarray:
 )
 def test_marker_lands_on_same_voxel_whatever_the_input_grid(tmp_path, reference, axcodes, voxel):
     path, _ = scan(tmp_path, axcodes, voxel)
-    out = preprocessing(spatial_size=SIZE)({"image": path})["image"]
+    out = preprocessing(**ONE_MM)({"image": path})["image"]
     assert isinstance(out, MetaTensor)
     assert out.shape == (1, *SIZE)
     assert out.dtype == torch.float32
@@ -94,7 +99,7 @@ def test_two_mm_cpu_preset_geometry(tmp_path):
 @pytest.mark.parametrize("normalize", NORMALIZE_MODES)
 def test_normalisation_over_brain_voxels(tmp_path, normalize):
     path, _ = scan(tmp_path)
-    x = preprocessing(spatial_size=SIZE, normalize=normalize)({"image": path})["image"][0].numpy()
+    x = preprocessing(**ONE_MM, normalize=normalize)({"image": path})["image"][0].numpy()
     brain = x != 0
     if normalize == "zscore":
         assert_allclose([x[brain].mean(), x[brain].std()], [0.0, 1.0], atol=1e-3)
@@ -126,7 +131,7 @@ def test_invertd_brings_a_model_space_map_back_to_the_native_scan(tmp_path):
 def test_unknown_normalize_lists_the_valid_modes():
     with pytest.raises(ValueError, match="zscore, percentile, none") as error:
         preprocessing(normalize="minmax")
-    assert isinstance(error.value, LoesError)
+    assert type(error.value) is ValueError  # plain MONAI-style, no application error class
 
 
 @pytest.mark.parametrize(
@@ -147,14 +152,14 @@ def test_bad_preprocessing_parameters(kwargs):
 def test_missing_key_is_a_monai_key_error(tmp_path):
     path, _ = scan(tmp_path)
     with pytest.raises(RuntimeError, match="LoadImaged") as error:  # Compose wraps the KeyError
-        preprocessing(spatial_size=SIZE)({"t1": path})
+        preprocessing(**ONE_MM)({"t1": path})
     assert isinstance(error.value.__cause__, KeyError)
     assert "Key `image`" in str(error.value.__cause__)
 
 
 def test_preset_pickles_and_loads_from_a_bundle_config(tmp_path):
     path, _ = scan(tmp_path)
-    pre = preprocessing(spatial_size=SIZE)
+    pre = preprocessing(**ONE_MM)
     clone = pickle.loads(pickle.dumps(pre))
     assert_allclose(clone({"image": path})["image"], pre({"image": path})["image"])
     parser = ConfigParser(
@@ -194,7 +199,9 @@ def _item(kind: str = "metatensor") -> dict:
 def test_seeded_augmentation_is_reproducible(kind):
     outputs = []
     for seed in (0, 0, 1):
-        aug = augmentation(label_keys="label", prob=1.0, bias_prob=1, noise_prob=1, gamma_prob=1)
+        aug = augmentation(
+            label_keys="label", affine_prob=1.0, bias_prob=1, noise_prob=1, contrast_prob=1
+        )
         aug.set_random_state(seed=seed)
         outputs.append(aug(_item(kind)))
     assert_allclose(outputs[0]["image"], outputs[1]["image"])
@@ -204,7 +211,7 @@ def test_seeded_augmentation_is_reproducible(kind):
 
 
 def test_flip_is_left_right_only():
-    aug = augmentation(prob=0, flip_prob=1, bias_prob=0, noise_prob=0, gamma_prob=0)
+    aug = augmentation(affine_prob=0, flip_prob=1, bias_prob=0, noise_prob=0, contrast_prob=0)
     item = _item()
     out = aug(item)["image"]
     assert_allclose(out, torch.flip(item["image"], dims=[1]))  # spatial axis 0 = R-L in RAS
@@ -216,18 +223,32 @@ def test_elastic_augmentation_keeps_shape():
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "message"),
     [
-        {"prob": 1.5},
-        {"flip_prob": -0.1},
-        {"scale": 1.2},
-        {"rotate_degrees": -5},
-        {"gamma_range": (0, 1)},
+        ({"affine_prob": 1.5}, r"affine_prob must be a probability in \[0, 1\], got 1.5"),
+        ({"flip_prob": -0.1}, "flip_prob must be a probability"),
+        ({"contrast_prob": 2}, "contrast_prob must be a probability"),
+        ({"scale": 1.2}, "scale must be in"),
+        ({"rotate_degrees": -5}, "rotate_degrees must be in"),
+        ({"gamma_range": (0, 1)}, "gamma_range must satisfy"),
     ],
 )
-def test_bad_augmentation_parameters(kwargs):
-    with pytest.raises(ValueError):  # noqa: PT011
+def test_bad_augmentation_parameters(kwargs, message):
+    with pytest.raises(ValueError, match=message) as error:
         augmentation(**kwargs)
+    assert type(error.value) is ValueError
+
+
+@pytest.mark.parametrize("kwargs", [{"affine_prob": "0.5"}, {"noise_prob": True}, {"scale": None}])
+def test_non_numeric_augmentation_parameters_are_type_errors(kwargs):
+    with pytest.raises(TypeError, match=f"{next(iter(kwargs))} must be a number"):
+        augmentation(**kwargs)
+
+
+def test_old_augmentation_names_are_gone():
+    for old in ("prob", "gamma_prob"):
+        with pytest.raises(TypeError, match=old):
+            augmentation(**{old: 0.5})
 
 
 def test_augmentation_pickles():
@@ -273,5 +294,75 @@ def test_brain_foreground_ignores_background_noise(kind):
     assert mask[:, 10:30, 12:28, 15:25].all()
     assert mask.sum() == 20 * 16 * 10  # not one noise voxel
     assert (image > 0).sum() > mask.sum()  # MONAI's default foreground keeps the noise
-    with pytest.raises(LoesError, match="foreground_fraction"):
+    with pytest.raises(ValueError, match="foreground_fraction") as error:
         BrainForeground(1.5)
+    assert type(error.value) is ValueError
+
+
+# defaults: the single source of truth of the pipeline's configuration -----------------------
+
+
+def _defaults(function) -> dict:
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(function).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+
+
+def test_preprocessing_defaults_are_the_cpu_main_job():
+    defaults = _defaults(preprocessing)
+    assert defaults["spatial_size"] == (72, 88, 72)
+    assert defaults["pixdim"] == (2.0, 2.0, 2.0)
+    assert defaults["orientation"] == "RAS"
+    assert defaults["normalize"] == "zscore"
+    assert defaults["bias_correction"] is False
+    assert defaults["register"] is False
+
+
+def test_augmentation_defaults_are_the_pipelines():
+    defaults = _defaults(augmentation)
+    expected = {
+        "affine_prob": 0.5,
+        "rotate_degrees": 5.0,
+        "scale": 0.1,
+        "translate_mm": 5.0,
+        "flip_prob": 0.5,
+        "bias_prob": 0.2,
+        "noise_prob": 0.2,
+        "contrast_prob": 0.2,
+        "elastic": False,
+        "noise_std": 0.05,
+        "gamma_range": (0.7, 1.5),
+        "bias_coeff": 0.2,
+        "elastic_prob": 0.2,
+    }
+    assert {name: defaults[name] for name in expected} == expected
+    assert defaults["pixdim"] == _defaults(preprocessing)["pixdim"]  # they go together
+
+
+@pytest.mark.parametrize("function", [preprocessing, augmentation])
+def test_every_preset_default_is_plain_yaml(function):
+    defaults = _defaults(function)
+    assert yaml.safe_load(yaml.safe_dump(defaults)) == {
+        name: list(value) if isinstance(value, tuple) else value for name, value in defaults.items()
+    }
+
+
+def test_default_presets_fit_together(tmp_path):
+    path, _ = scan(tmp_path, "LPS")
+    out = preprocessing()({"image": path})["image"]
+    assert out.shape == (1, 72, 88, 72)
+    assert_allclose(out.affine.numpy()[:3, :3], 2 * np.eye(3), atol=1e-6)
+    augmented = augmentation().set_random_state(seed=0)({"image": out})["image"]
+    assert augmented.shape == out.shape
+
+
+def test_transforms_do_not_depend_on_the_applications_errors():
+    package = Path(loes.transforms.__file__).parent
+    for source in package.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module != "loes.errors", source
+            elif isinstance(node, ast.Import):
+                assert "loes.errors" not in [alias.name for alias in node.names], source

@@ -8,12 +8,17 @@ import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
+from monai.utils import TransformBackends
 from numpy.testing import assert_allclose
 
+import loes.transforms
+import loes.transforms.registration
 from loes.transforms import (
     TEMPLATE_TRANSFORM_KEY,
     RegisterToTemplate,
+    RegisterToTemplateD,
     RegisterToTemplated,
+    RegisterToTemplateDict,
     load_template,
     template_grid,
 )
@@ -140,3 +145,14 @@ def test_errors_and_pickling():
         RegisterToTemplate().fit(np.zeros((4, 4, 4)))
     clone = pickle.loads(pickle.dumps(RegisterToTemplated("image", **FAST)))
     assert clone.register.template_resolution == 3
+
+
+def test_dictionary_aliases_exports_and_backend():
+    assert RegisterToTemplateD is RegisterToTemplated
+    assert RegisterToTemplateDict is RegisterToTemplated
+    for name in ("RegisterToTemplateD", "RegisterToTemplateDict"):
+        assert name in loes.transforms.__all__
+        assert name in loes.transforms.registration.__all__
+    # fitted in NumPy (SimpleITK), resampled in torch (SpatialResample)
+    assert set(RegisterToTemplate.backend) == {TransformBackends.TORCH, TransformBackends.NUMPY}
+    assert RegisterToTemplated.backend == RegisterToTemplate.backend
