@@ -8,17 +8,17 @@ Examples::
     >>> splits = make_folds(table, n_folds=5, path="runs/cv/splits.json")  # doctest: +SKIP
 """
 
+from loes.data.loes_items import MAX_LOES_SCORE
 from loes.data.problems import Problem, ValidationReport
-from loes.data.splits import SIDES, Fold, Splits, make_folds, score_bins
-from loes.data.tables import (
+from loes.data.readers import (
     FORMATS,
     LAB_IMAGE_PATTERN,
-    MAX_LOES_SCORE,
     NO_SESSION,
     REQUIRED_COLUMNS,
     detect_format,
     load_dataset,
 )
+from loes.data.splits import SIDES, Fold, Splits, make_folds, score_bins
 from loes.data.validation import check_image, validate_dataset
 
 __all__ = [

@@ -26,6 +26,7 @@ __all__ = [
     "ITEMS",
     "ITEM_COLUMNS",
     "LESION_ITEMS",
+    "MAX_LOES_SCORE",
     "MAX_SCORE",
     "LoesItem",
     "item",
@@ -86,6 +87,9 @@ def _items() -> tuple[LoesItem, ...]:
     return tuple(LoesItem(*row) for row in rows)  # type: ignore[arg-type]
 
 
+MAX_LOES_SCORE: float = 34.0
+"""The highest total Loes score: the sum of every item's maximum."""
+
 ITEMS: tuple[LoesItem, ...] = _items()
 """All 34 points' worth of items, in score-sheet order."""
 
@@ -94,9 +98,10 @@ LESION_ITEMS: tuple[LoesItem, ...] = tuple(i for i in ITEMS if i.kind == "lesion
 ATROPHY_ITEMS: tuple[LoesItem, ...] = tuple(i for i in ITEMS if i.kind == "atrophy")
 AREAS: tuple[str, ...] = tuple(dict.fromkeys(i.area for i in ITEMS))
 MAX_SCORE: float = float(sum(i.max for i in ITEMS))
+"""The items' maxima summed; equal to ``MAX_LOES_SCORE`` (checked below)."""
 
 _BY_COLUMN = {i.column: i for i in ITEMS}
-assert MAX_SCORE == 34.0, MAX_SCORE
+assert MAX_SCORE == MAX_LOES_SCORE, MAX_SCORE
 
 
 def item(column: str) -> LoesItem:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from loes.errors import LoesError
 
-__all__ = ["Problem", "ValidationReport"]
+__all__ = ["Problem", "Severity", "ValidationReport", "errors_message"]
 
 Severity = Literal["error", "warning"]
 

@@ -19,7 +19,7 @@ import nibabel as nib
 import numpy as np
 
 from loes.data.problems import Problem, Severity, ValidationReport
-from loes.data.tables import public_columns, read_table
+from loes.data.readers import read_table
 
 __all__ = ["MAX_VOXEL_MM", "MIN_VOXEL_MM", "check_image", "validate_dataset"]
 
@@ -61,20 +61,22 @@ def validate_dataset(
     report = ValidationReport(str(source), reading.format, list(reading.problems), deep=deep)
     if reading.table is None:
         return report
-    table = reading.table
-    present = table[[bool(image) and os.path.exists(image) for image in table["image"]]]
-    images = list(dict.fromkeys(present["image"]))
+    # each image once, at the first row naming it
+    first_where: dict[str, str] = {}
+    for image, where in zip(reading.table["image"], reading.where, strict=True):
+        if image and image not in first_where and os.path.exists(image):
+            first_where[image] = where
+    images = list(first_where)
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         found = dict(zip(images, pool.map(lambda p: check_image(p, deep), images), strict=True))
     base = _display_base(source)
-    rows = present[["image", "_where"]].drop_duplicates("image")
-    for image, where in rows.itertuples(index=False):
+    for image, where in first_where.items():
         shown = _display(image, base)
         place = shown if shown == where else f"{shown} ({where})"
         report.problems += [Problem(severity, place, message) for severity, message in found[image]]
     report.problems.sort(key=lambda p: p.severity != "error")
-    report.table = public_columns(table)
+    report.table = reading.table
     return report
 
 

@@ -275,6 +275,34 @@ def test_every_problem_reported_at_once(tmp_path):
     assert text.endswith("Fix the errors, then run `loes validate` again.")
 
 
+def test_each_image_checked_once_at_its_first_row(tmp_path):
+    manifest = cohort(tmp_path, n=2)
+    truncated_gz(tmp_path / "img" / "s0.nii.gz")
+    table = pd.read_csv(manifest)
+    table.loc[1, "image"] = "img/s0.nii.gz"  # the same broken image twice
+    table.to_csv(manifest, index=False)
+    report = validate_dataset(manifest)
+    assert [p.where for p in report.errors] == [
+        "manifest.csv row 3 (sub-1 ses-1)",  # listed twice
+        "img/s0.nii.gz (manifest.csv row 2 (sub-0 ses-1))",  # truncated, once
+    ]
+
+
+@pytest.mark.parametrize("gd", ["", ",gd"])
+def test_a_table_left_empty_is_a_report_without_scans(tmp_path, gd):
+    # no rows at all, or only post-contrast rows, which are left out
+    rows = "" if not gd else "sub-0,ses-1,img/s0.nii.gz,1,1\n"
+    (tmp_path / "img").mkdir()
+    save(tmp_path / "img" / "s0.nii.gz", volume())
+    (tmp_path / "m.csv").write_text(f"subject,session,image,loes_score{gd}\n{rows}")
+    report = validate_dataset(tmp_path / "m.csv")
+    assert report.ok
+    assert len(report.table) == 0
+    assert (
+        report.summary() == f"{tmp_path / 'm.csv'} (manifest, no scans read): 0 errors, 0 warnings"
+    )
+
+
 # --- the command line ----------------------------------------------------------------------
 
 

@@ -1,0 +1,61 @@
+"""The project's own manifest: a CSV/TSV with one row per scan, image paths relative to it.
+
+Columns ``subject``, ``session``, ``image`` (relative to the manifest's folder, or to
+``--images-dir``, or absolute) and ``loes_score`` are required; optional columns (``gd``,
+``age``, ``site``, ``pattern``, ``lesion_mask``, item subscores...) are kept as they are.
+``loes synth`` writes this format.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from loes.data.readers.delimited import is_missing, read_delimited, require_columns
+from loes.data.readers.reading import RawTable, TableReading
+
+__all__ = ["REQUIRED_COLUMNS", "read_manifest"]
+
+REQUIRED_COLUMNS = ("subject", "session", "image", "loes_score")
+#: manifest columns holding paths, resolved like ``image``
+_PATH_COLUMNS = ("image", "lesion_mask")
+
+
+def read_manifest(
+    path: Path, images_dir: str | os.PathLike | None, reading: TableReading
+) -> RawTable | None:
+    """Read the manifest at ``path``; relative paths in ``image`` and ``lesion_mask`` are
+    made absolute against ``images_dir``, or the manifest's folder when it is ``None``.
+
+    Returns ``None`` (with an error recorded in ``reading``) when a required column is missing.
+
+    Raises:
+        LoesError: when the file cannot be read as a table.
+    """
+    table = read_delimited(path)
+    if not require_columns(path, table, REQUIRED_COLUMNS, "a manifest", reading):
+        return None
+    base = Path(images_dir).expanduser() if images_dir is not None else path.parent
+    frame = table.copy()
+    where = tuple(
+        f"{path.name} row {i + 2} ({s} {e})"
+        for i, (s, e) in enumerate(zip(frame["subject"], frame["session"], strict=True))
+    )
+    for column in _PATH_COLUMNS:
+        if column in frame:
+            frame[column] = [_absolute(base, value) for value in frame[column]]
+    return RawTable(
+        frame,
+        where,
+        image_hint=(
+            f"relative paths are read from {'--images-dir' if images_dir else 'the manifest'}'s "
+            f"folder {base}"
+        ),
+    )
+
+
+def _absolute(base: Path, image: object) -> str:
+    if is_missing(image):
+        return ""
+    path = Path(str(image).strip()).expanduser()
+    return os.path.abspath(path if path.is_absolute() else base / path)
