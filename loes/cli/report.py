@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from loes.errors import LoesError
-
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
@@ -23,13 +21,16 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Rewrite the report of ``args.run_dir`` and print its summary; 0 on success.
+
+    A missing run folder, one without predictions or with an unreadable fold file raises
+    :class:`~loes.errors.LoesError` (printed as one line by :func:`loes.cli.main`, exit 2).
+    """
     from rich.console import Console
 
     from loes.pipeline.report import format_summary, write_report
 
     run_dir: Path = args.run_dir
-    if not run_dir.is_dir():
-        raise LoesError(f"Run folder {run_dir} does not exist; pass the --out folder of `loes cv`.")
     report = write_report(run_dir)
     console = Console()
     console.print(format_summary(report))

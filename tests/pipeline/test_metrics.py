@@ -143,31 +143,7 @@ def test_bland_altman_limits():
 # --------------------------------------------------------------------------- summarize
 
 
-def synthetic_predictions(repeats: int = 2, folds: int = 3, seed: int = 0) -> pd.DataFrame:
-    """Out-of-fold predictions of a network and two baselines; folds group subjects."""
-    rng = np.random.default_rng(seed)
-    scans = [
-        (f"subject-{s:02d}", f"session-{k:02d}", float(rng.integers(0, 41) / 2))
-        for s in range(12)
-        for k in range(1 + s % 3)
-    ]
-    rows = []
-    for repeat in range(repeats):
-        fold_of = {f"subject-{s:02d}": i % folds for i, s in enumerate(rng.permutation(12))}
-        for subject, session, score in scans:
-            fold = fold_of[subject]
-            predictions = {
-                "network": max(0.0, score + rng.normal(0, 1.5)),
-                "median": 3.0 + fold,
-                "ridge": 0.5 * score + 2 + rng.normal(0, 2),
-            }
-            for model, predicted in predictions.items():
-                rows.append((repeat, fold, subject, session, score, predicted, model))
-    columns = ["repeat", "fold", "subject", "session", "loes_score", "predicted", "model"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def test_summarize_recomputes_per_fold_and_pooled_values():
+def test_summarize_recomputes_per_fold_and_pooled_values(synthetic_predictions):
     table = synthetic_predictions()
     report = summarize(table)
     assert report["models"] == ["network", "median", "ridge"]
@@ -214,14 +190,14 @@ def test_summarize_recomputes_per_fold_and_pooled_values():
     assert set(report["ratios"]) == {"median", "ridge"}
 
 
-def test_summarize_constant_baseline_folds_give_nan_correlations():
+def test_summarize_constant_baseline_folds_give_nan_correlations(synthetic_predictions):
     report = summarize(synthetic_predictions(repeats=1))
     fold = report["metrics"]["median"]["folds"][0]
     assert math.isnan(fold["pearson_r"])
     assert math.isnan(report["metrics"]["median"]["fold_mean"]["pearson_r"])
 
 
-def test_summarize_rejects_missing_columns_and_duplicates():
+def test_summarize_rejects_missing_columns_and_duplicates(synthetic_predictions):
     table = synthetic_predictions(repeats=1)
     with pytest.raises(LoesError, match="model"):
         summarize(table.drop(columns="model"))

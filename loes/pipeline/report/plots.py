@@ -1,9 +1,11 @@
-"""The report's figures, drawn with matplotlib's Agg backend (no display needed).
+"""The report's figures, drawn with matplotlib's object API (no pyplot, no display needed).
 
-Each ``plot_*`` function returns a :class:`matplotlib.figure.Figure`; :func:`figure_to_png`
-turns it into PNG bytes and closes it. Predictions come as the long table of
+Each ``plot_*`` function returns a :class:`matplotlib.figure.Figure` that belongs to no pyplot
+window and leaves matplotlib's backend alone (importing loes never calls ``matplotlib.use``);
+:func:`figure_to_png` renders it to PNG bytes. Predictions come as the long table of
 :func:`loes.pipeline.metrics.summarize` (``repeat, fold, subject, session, loes_score,
-predicted, model``); where one repeat is plotted it is the first.
+predicted, model``; scores in Loes points); where one repeat is plotted it is the first. The
+``report`` arguments are the dict written to ``report.json``.
 """
 
 from __future__ import annotations
@@ -12,19 +14,16 @@ import io
 import re
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps, rc_context
 from matplotlib.figure import Figure
 
 from loes.pipeline.metrics import NETWORK, TRANSPLANT_THRESHOLD, bland_altman
 
 __all__ = [
     "figure_to_png",
+    "model_colours",
     "plot_bland_altman",
     "plot_error_by_range",
     "plot_fold_mae",
@@ -51,7 +50,7 @@ STYLE = {
 
 
 def model_colours(models: list[str]) -> dict[str, str]:
-    """The network in blue, baselines in muted colours, in the order given."""
+    """``{model: colour}``: the network in blue, baselines in muted colours in the order given."""
     baselines = [m for m in models if m != NETWORK]
     colours = {m: BASELINE_COLOURS[i % len(BASELINE_COLOURS)] for i, m in enumerate(baselines)}
     if NETWORK in models:
@@ -60,18 +59,18 @@ def model_colours(models: list[str]) -> dict[str, str]:
 
 
 def figure_to_png(figure: Figure, dpi: int = 110) -> bytes:
-    """Render ``figure`` to PNG bytes and close it."""
+    """Render ``figure`` to PNG bytes at ``dpi`` dots per inch, cropped to its content."""
     buffer = io.BytesIO()
-    try:
-        figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    finally:
-        plt.close(figure)
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     return buffer.getvalue()
 
 
-def _figure(*args: Any, **kwargs: Any) -> tuple[Figure, Any]:
-    with plt.rc_context(STYLE):
-        return plt.subplots(*args, **kwargs)
+def _figure(
+    nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **kwargs: Any
+) -> tuple[Figure, Any]:
+    """A new figure and its axes (as ``Figure.subplots`` returns them); call inside STYLE."""
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots(nrows, ncols, **kwargs)
 
 
 def _first_repeat(predictions: pd.DataFrame, model: str) -> pd.DataFrame:
@@ -99,19 +98,27 @@ def _limits(*arrays: np.ndarray) -> tuple[float, float]:
     return low - pad, high + pad
 
 
+def _none_to_nan(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
 def plot_predicted_vs_true(
     predictions: pd.DataFrame, threshold: float = TRANSPLANT_THRESHOLD
 ) -> Figure:
-    """The network's out-of-fold predictions against the truth, coloured by fold."""
+    """The main model's out-of-fold predictions against the truth, one colour per fold.
+
+    The main model is the network, else the first model alphabetically; first repeat only.
+    Draws the identity line and the transplant ``threshold`` (Loes points) on both axes.
+    """
     model = _main_model(predictions)
     rows = _first_repeat(predictions, model)
-    figure, axis = _figure(figsize=(6.2, 5.6))
-    with plt.rc_context(STYLE):
+    with rc_context(STYLE):
+        figure, axis = _figure(figsize=(6.2, 5.6))
         limits = _limits(rows["loes_score"], rows["predicted"])
         axis.plot(limits, limits, color="#555555", linewidth=1, label="identity")
         axis.axvline(threshold, **THRESHOLD_STYLE)
         axis.axhline(threshold, **THRESHOLD_STYLE, label=f"Loes {threshold:g} (transplant)")
-        colours = plt.get_cmap("tab10")
+        colours = colormaps["tab10"]
         for i, (fold, fold_rows) in enumerate(rows.groupby("fold", sort=True)):
             axis.scatter(
                 fold_rows["loes_score"],
@@ -131,13 +138,16 @@ def plot_predicted_vs_true(
 
 
 def plot_bland_altman(predictions: pd.DataFrame) -> Figure:
-    """Difference (predicted - true) against the mean of both, with bias and 95% limits."""
+    """The main model's difference (predicted - true) against the mean of both (first repeat).
+
+    Draws the bias and the 95% limits of agreement (bias ± 1.96 SD), all in Loes points.
+    """
     model = _main_model(predictions)
     rows = _first_repeat(predictions, model)
     true, pred = rows["loes_score"].to_numpy(float), rows["predicted"].to_numpy(float)
     agreement = bland_altman(true, pred)
-    figure, axis = _figure(figsize=(6.2, 4.6))
-    with plt.rc_context(STYLE):
+    with rc_context(STYLE):
+        figure, axis = _figure(figsize=(6.2, 4.6))
         axis.scatter((true + pred) / 2, pred - true, s=22, alpha=0.7, color=NETWORK_COLOUR)
         axis.axhline(0, color="#555555", linewidth=0.8)
         lines = (
@@ -168,14 +178,17 @@ def plot_bland_altman(predictions: pd.DataFrame) -> Figure:
 
 
 def plot_fold_mae(report: dict[str, Any]) -> Figure:
-    """Per-fold MAE of every model side by side (grouped bars), pooled MAE as dashed lines."""
+    """Per-fold MAE of every model side by side (grouped bars), pooled MAEs as dashed lines.
+
+    The figure widens (up to 16 inches) when there are many folds times models.
+    """
     models = report["models"]
     colours = model_colours(models)
     folds = [(f["repeat"], f["fold"]) for f in report["metrics"][models[0]]["folds"]]
     width = 0.8 / len(models)
     bars = len(folds) * len(models)
-    figure, axis = _figure(figsize=(6.2 if bars <= 18 else min(16.0, 0.2 * bars + 2), 4.2))
-    with plt.rc_context(STYLE):
+    with rc_context(STYLE):
+        figure, axis = _figure(figsize=(6.2 if bars <= 18 else min(16.0, 0.2 * bars + 2), 4.2))
         x = np.arange(len(folds))
         for i, model in enumerate(models):
             by_fold = {
@@ -196,26 +209,17 @@ def plot_fold_mae(report: dict[str, Any]) -> Figure:
     return figure
 
 
-def _none_to_nan(value: Any) -> float:
-    return float("nan") if value is None else float(value)
+def plot_learning_curves(histories: dict[tuple[int, int], pd.DataFrame]) -> Figure:
+    """Training loss and inner-validation MAE by epoch, one line per fold; a dot at the best.
 
-
-def _history_key(key: Any) -> tuple[int, int]:
-    if isinstance(key, tuple):
-        return int(key[0]), int(key[1])
-    numbers = re.findall(r"\d+", str(key))
-    if len(numbers) == 1:
-        return 0, int(numbers[0])
-    return int(numbers[0]), int(numbers[1])
-
-
-def plot_learning_curves(histories: dict[Any, pd.DataFrame]) -> Figure:
-    """Training loss and inner-validation MAE by epoch, one line per fold."""
-    keyed = sorted((_history_key(k), v) for k, v in histories.items())
-    n_repeats = len({k[0] for k, _ in keyed})
-    figure, axes = _figure(1, 2, figsize=(11, 4))
-    with plt.rc_context(STYLE):
-        colours = plt.get_cmap("tab10")
+    ``histories`` maps ``(repeat, fold)`` to a fold's ``history.csv`` (columns ``epoch,
+    train_loss, val_mae, lr``; MAE in Loes points); a missing column leaves its panel empty.
+    """
+    keyed = sorted(histories.items(), key=lambda item: item[0])
+    n_repeats = len({repeat for (repeat, _), _ in keyed})
+    with rc_context(STYLE):
+        figure, axes = _figure(1, 2, figsize=(11, 4))
+        colours = colormaps["tab10"]
         for i, ((repeat, fold), history) in enumerate(keyed):
             label = _fold_label(repeat, fold, n_repeats)
             colour = colours(i % 10)
@@ -244,8 +248,8 @@ def plot_error_by_range(report: dict[str, Any]) -> Figure:
     models, labels = report["models"], report["score_ranges"]
     colours = model_colours(models)
     width = 0.8 / len(models)
-    figure, axis = _figure(figsize=(6.2, 4.2))
-    with plt.rc_context(STYLE):
+    with rc_context(STYLE):
+        figure, axis = _figure(figsize=(6.2, 4.2))
         x = np.arange(len(labels))
         for i, model in enumerate(models):
             ranges = report["metrics"][model]["mae_by_range"]
@@ -276,8 +280,9 @@ def plot_trajectories(
 ) -> Figure | None:
     """True (black) and predicted (blue) score over sessions, one panel per subject.
 
-    Only subjects with several sessions, those with the most sessions first; ``None`` when no
-    subject has more than one session.
+    Only subjects with several sessions (first repeat), those with the most sessions first, at
+    most ``max_subjects``; sessions in natural order (``session-2`` before ``session-10``).
+    Returns ``None`` when no subject has more than one session.
     """
     model = _main_model(predictions)
     rows = _first_repeat(predictions, model)
@@ -288,10 +293,10 @@ def plot_trajectories(
     subjects = sorted(subjects, key=_session_key)
     columns = min(4, len(subjects))
     n_rows = -(-len(subjects) // columns)
-    figure, axes = _figure(
-        n_rows, columns, figsize=(2.9 * columns, 2.3 * n_rows + 0.4), sharey=True, squeeze=False
-    )
-    with plt.rc_context(STYLE):
+    with rc_context(STYLE):
+        figure, axes = _figure(
+            n_rows, columns, figsize=(2.9 * columns, 2.3 * n_rows + 0.4), sharey=True, squeeze=False
+        )
         top = max(float(rows["loes_score"].max()), float(rows["predicted"].max()), threshold + 1)
         for axis, subject in zip(axes.flat, subjects, strict=False):
             subject_rows = rows[rows["subject"] == subject]

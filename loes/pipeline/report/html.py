@@ -1,0 +1,167 @@
+"""``report.html``: one self-contained page (inline CSS, plots as base64 PNG, no links).
+
+The page is rendered from the Jinja2 template ``templates/report.html.j2`` with autoescaping on;
+this module only prepares what the template shows: the headline cards, the tables of
+:mod:`loes.pipeline.report.tables`, the figures of :mod:`loes.pipeline.report.plots` and the
+run's configuration.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import jinja2
+import pandas as pd
+from matplotlib.figure import Figure
+
+from loes.pipeline.metrics import NETWORK
+from loes.pipeline.report import plots
+from loes.pipeline.report.tables import (
+    METRIC_LABELS,
+    UNDEFINED_NOTE,
+    headline,
+    main_model,
+    number,
+    tables,
+)
+
+__all__ = ["render_html"]
+
+
+@functools.cache
+def _template() -> jinja2.Template:
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("loes.pipeline.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return environment.get_template("report.html.j2")
+
+
+def _cards(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The headline cards: the main model's pooled MAE; each baseline's with the network's MAE
+    ratio (green below 1: the network is better, red otherwise); sRMSE, Lin CCC and ROC AUC."""
+    metrics, main = report["metrics"], main_model(report)
+    pooled = metrics[main]["pooled"]
+    cards: list[dict[str, Any]] = [
+        {"value": number(pooled["mae"]), "label": f"{main} pooled MAE", "main": True}
+    ]
+    for baseline, ratio in report["ratios"].items():
+        value = ratio["pooled_mae_ratio"]
+        cards.append(
+            {
+                "value": number(metrics[baseline]["pooled"]["mae"]),
+                "label": f"{baseline} MAE · network ratio",
+                "ratio": number(value),
+                "ratio_class": "good" if value is not None and value < 1 else "bad",
+            }
+        )
+    for key in ("standardized_rmse", "lin_ccc", "roc_auc"):
+        at = f" @{report['threshold']:g}" if key == "roc_auc" else ""
+        cards.append({"value": number(pooled[key]), "label": METRIC_LABELS[key] + at})
+    return [{"main": False, "ratio": None, "ratio_class": None, **card} for card in cards]
+
+
+def _image(figure: Figure, alt: str, caption: str) -> dict[str, str]:
+    data = base64.b64encode(plots.figure_to_png(figure)).decode("ascii")
+    return {"src": f"data:image/png;base64,{data}", "alt": alt, "caption": caption}
+
+
+def _figures(
+    report: dict[str, Any],
+    predictions: pd.DataFrame,
+    histories: dict[tuple[int, int], pd.DataFrame],
+) -> dict[str, Any]:
+    """The plots as images: ``grid`` (side by side), ``full_width`` and ``trajectories``."""
+    threshold = report["threshold"]
+    repeat_note = " (first repeat)" if report["n_repeats"] > 1 else ""
+    specs: list[tuple[Callable[[], Figure], str, str]] = [
+        (
+            lambda: plots.plot_predicted_vs_true(predictions, threshold),
+            "predicted vs true",
+            f"Out-of-fold predictions{repeat_note}, one colour per fold. Points on the grey "
+            f"identity line are exact; red dotted lines mark Loes {threshold:g}: points in the "
+            "upper-left and lower-right quadrants are misclassified for transplant eligibility.",
+        ),
+        (
+            lambda: plots.plot_bland_altman(predictions),
+            "Bland-Altman",
+            f"Prediction minus truth against their mean{repeat_note}. The solid line is the bias; "
+            "95% of differences fall between the dashed limits of agreement. A downward slope "
+            "means high scores are under-predicted (regression to the mean).",
+        ),
+        (
+            lambda: plots.plot_fold_mae(report),
+            "MAE per fold",
+            "MAE of each model on each test fold; dashed lines are the pooled MAEs. The network "
+            "should beat every baseline in every fold, not only on average.",
+        ),
+        (
+            lambda: plots.plot_error_by_range(report),
+            "error by score range",
+            "Pooled MAE within each range of the true score (n = scans per range).",
+        ),
+    ]
+    if histories:
+        specs.append(
+            (
+                lambda: plots.plot_learning_curves(histories),
+                "learning curves",
+                "Training loss and MAE on each fold's inner validation subjects (never the test "
+                "fold) by epoch; the dot marks each fold's lowest validation MAE. "
+                "A rising validation curve with a falling training loss means overfitting.",
+            )
+        )
+    grid, full_width = [], []
+    for make, alt, caption in specs:
+        figure = make()
+        wide = figure.get_figwidth() > 7 or alt == "learning curves"
+        (full_width if wide else grid).append(_image(figure, alt, caption))
+    trajectory = plots.plot_trajectories(predictions, threshold=threshold)
+    if trajectory is not None:
+        trajectory = _image(
+            trajectory,
+            "trajectories",
+            f"True (black) and predicted (blue) scores over each subject's sessions{repeat_note}, "
+            "for the subjects with the most sessions. A good model follows the rise of the disease "
+            "within a subject, not just the cohort average.",
+        )
+    return {"grid": grid, "full_width": full_width, "trajectories": trajectory}
+
+
+def render_html(
+    report: dict[str, Any],
+    predictions: pd.DataFrame,
+    histories: dict[tuple[int, int], pd.DataFrame] | None = None,
+) -> str:
+    """The text of ``report.html``: headline cards, every table, the plots and the configuration.
+
+    ``report`` is the dict written to ``report.json``; ``predictions`` the long table it was
+    computed from (``repeat, fold, subject, session, loes_score, predicted, model``; Loes
+    points); ``histories`` maps ``(repeat, fold)`` to a fold's ``history.csv`` (``epoch,
+    train_loss, val_mae, lr``): without them the page has no learning curves. The page is one
+    file with inline CSS and base64 PNG plots: no scripts and no external links. Every value is
+    HTML-escaped.
+    """
+    text, counts = headline(report)
+    config = report.get("config")
+    return _template().render(
+        counts=counts,
+        created=str(report.get("created", "")),
+        loes_version=str(report.get("loes_version", "")),
+        cards=_cards(report),
+        headline=text,
+        tables=tables(report),
+        network=NETWORK,
+        figures=_figures(report, predictions, histories or {}),
+        has_histories=bool(histories),
+        undefined_note=UNDEFINED_NOTE,
+        config=None if config is None else json.dumps(config, indent=2, default=str),
+    )
