@@ -6,7 +6,7 @@ import contextlib
 import json
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +14,6 @@ from typing import Any
 import numpy as np
 
 __all__ = ["atomic_path", "jsonable", "write_json", "write_text"]
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -30,13 +27,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # keep the full suffix (".nii.gz") so libraries that pick a format by name still work
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix="".join(path.suffixes)
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
-    tmp_path.chmod(0o666 & ~_UMASK)  # mkstemp makes owner-only files; finished ones are not
+    # keep the full suffix (".nii.gz") so libraries that pick a format by name still work;
+    # created like any new file (0666 less the umask), not owner-only as mkstemp would
+    while True:
+        tmp_path = path.parent / f".{path.name}.{secrets.token_hex(4)}{''.join(path.suffixes)}"
+        try:
+            os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         yield tmp_path
         os.replace(tmp_path, path)

@@ -26,7 +26,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="run folder (out)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="device (device)")
     parser.add_argument("--format", choices=["manifest", "lab", "bids"], help="input format")
-    parser.add_argument("--images-dir", help="images folder of a lab CSV (data.images_dir)")
+    parser.add_argument(
+        "--images-dir",
+        help="folder of the lab CSV's images, or that a manifest's relative paths start from "
+        "(data.images_dir)",
+    )
+    parser.add_argument("--suffix", help="BIDS suffix of the images, e.g. FLAIR (data.suffix)")
+    parser.add_argument(
+        "--include-gd",
+        action="store_const",
+        const=True,
+        help="keep post-contrast sessions (data.include_gd)",
+    )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="any setting")
     parser.set_defaults(run=run)
 
@@ -41,6 +52,8 @@ _FLAGS = {
     "device": "device",
     "format": "data.format",
     "images_dir": "data.images_dir",
+    "suffix": "data.suffix",
+    "include_gd": "data.include_gd",
 }
 
 

@@ -1,7 +1,13 @@
-"""Training, cross-validation and reports."""
+"""Settings, training, cross-validation and reports, in the order a run goes through them.
+
+``config`` (settings) -> ``run_folder`` -> ``cohort`` (read and preprocess once) -> ``fold``
+(one fold: ``training`` with ``optimization``, ``inference``, ``baselines``, ``metrics``) ->
+``cross_validation`` (every fold) -> ``report``.
+"""
 
 from loes.pipeline.config import Config, load_config
 from loes.pipeline.cross_validation import cross_validate
+from loes.pipeline.fold import run_fold
 from loes.pipeline.metrics import regression_metrics, summarize, threshold_metrics
 from loes.pipeline.report import format_summary, write_report
 
@@ -11,6 +17,7 @@ __all__ = [
     "format_summary",
     "load_config",
     "regression_metrics",
+    "run_fold",
     "summarize",
     "threshold_metrics",
     "write_report",

@@ -9,6 +9,8 @@ from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from loes.data.loes_items import MAX_LOES_SCORE
+
 __all__ = ["downsampled_features", "median_baseline", "ridge_baseline"]
 
 
@@ -43,4 +45,4 @@ def ridge_baseline(
         scoring="neg_mean_absolute_error",
     )
     search.fit(train_features, train_scores, groups=train_subjects)
-    return np.clip(search.predict(test_features), 0.0, 34.0)
+    return np.clip(search.predict(test_features), 0.0, MAX_LOES_SCORE)

@@ -1,21 +1,30 @@
 """One typed configuration for a cross-validation run, read from YAML and overridden by
-``key=value`` pairs on the command line (``training.epochs=3 model.name=sfcn``)."""
+``key=value`` pairs on the command line (``training.epochs=3 model.name=sfcn``).
+
+Each section is a pydantic model with unknown keys forbidden; constraints live on the fields
+and every field is documented (with its unit) where it is declared. The ``preprocessing`` and
+``augmentation`` sections take their field names and defaults from the signatures of
+:func:`loes.transforms.preprocessing` and :func:`loes.transforms.augmentation`, and call them
+with their fields (:meth:`PreprocessingConfig.preset_kwargs`), so the presets are the one
+source of those settings.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import types
+import inspect
 import typing
-from dataclasses import asdict, dataclass, field, fields
+import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loes.errors import LoesError
+from loes.transforms import augmentation, preprocessing
 
 __all__ = [
+    "NOT_DECIDING_RESULTS",
     "AugmentationConfig",
     "Config",
     "CrossValidationConfig",
@@ -26,226 +35,332 @@ __all__ = [
     "load_config",
 ]
 
+Positive = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+Triple = tuple[Positive, Positive, Positive]
 
-@dataclass
-class DataConfig:
+#: dotted settings that change where or how fast a run goes, never its results: a run folder
+#: may be resumed with other values of these
+NOT_DECIDING_RESULTS = (
+    "out",
+    "device",
+    "data.cache_dir",
+    "preprocessing.cache",
+    "training.num_workers",
+)
+
+
+def _preset_default(preset, name: str) -> Any:
+    """The default of argument ``name`` of a preset function, as YAML can hold it."""
+    default = inspect.signature(preset).parameters[name].default
+    return tuple(default) if isinstance(default, list) else default
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        use_attribute_docstrings=True,
+        validate_default=True,
+        coerce_numbers_to_str=True,
+    )
+
+
+class DataConfig(_Section):
     """Where the scans come from; ``source: null`` means the built-in synthetic cohort."""
 
     source: str | None = None
+    """Manifest CSV/TSV, the lab's CSV or a BIDS root; null: the built-in synthetic cohort."""
     format: Literal["manifest", "lab", "bids"] | None = None
+    """Input format; null: told from the source (a folder is BIDS, a table by its columns)."""
     images_dir: str | None = None
+    """Folder that relative image paths of a manifest, or the lab's image names, are read from."""
     include_gd: bool = False
-    synthetic_subjects: int = 66
+    """Keep post-contrast (gadolinium) sessions; they are left out by default."""
+    suffix: str = "T1w"
+    """BIDS suffix of the images to read (``T1w``, ``FLAIR``, ``T2w``)."""
+    synthetic_subjects: PositiveInt = 66
+    """Subjects of the built-in synthetic cohort."""
     synthetic_seed: int = 0
-    synthetic_resolution: float = 1.5  # the CPU main job; the network trains at 2 mm anyway
+    """Seed of the built-in synthetic cohort."""
+    synthetic_resolution: Positive = 1.5
+    """Typical voxel size of the synthetic scans, in mm (training resamples to ``pixdim``)."""
     synthetic_contrast: Literal["t1w", "t2w", "flair"] = "t1w"
+    """Contrast of the synthetic scans."""
     cache_dir: str = ".cache/loes"
+    """Folder of the generated synthetic cohort and of the disk cache of preprocessed scans."""
 
 
-@dataclass
-class PreprocessingConfig:
-    """The deterministic transforms, cached once per scan per run."""
+with warnings.catch_warnings():  # the preset's `register` shadows nothing pydantic needs
+    warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
 
-    pixdim: tuple[float, float, float] = (2.0, 2.0, 2.0)
-    spatial_size: tuple[int, int, int] = (72, 88, 72)
-    orientation: str = "RAS"
-    normalize: Literal["zscore", "percentile", "none"] = "zscore"
-    bias_correction: bool = False
-    register: bool = False
-    cache: Literal["memory", "disk", "gpu"] = "memory"
+    class PreprocessingConfig(_Section):
+        """The deterministic transforms (:func:`loes.transforms.preprocessing`), once per scan."""
+
+        spatial_size: tuple[PositiveInt, PositiveInt, PositiveInt] = _preset_default(
+            preprocessing, "spatial_size"
+        )
+        """Network input size in voxels (x, y, z, RAS), after cropping to the head and padding."""
+        pixdim: Triple = _preset_default(preprocessing, "pixdim")
+        """Voxel size in mm the scans are resampled to."""
+        orientation: str = _preset_default(preprocessing, "orientation")
+        """Axis codes the scans are reoriented to (MONAI ``Orientationd``)."""
+        normalize: Literal["zscore", "percentile", "none"] = _preset_default(
+            preprocessing, "normalize"
+        )
+        """Intensity normalisation: z-score over head voxels, percentiles to [0, 1], or none."""
+        bias_correction: bool = _preset_default(preprocessing, "bias_correction")
+        """N4 bias-field correction (SimpleITK), about 0.5 s per scan."""
+        register: bool = _preset_default(preprocessing, "register")
+        """Affine registration to the MNI ICBM152 2009 template (SimpleITK), about 4 s per scan."""
+        percentiles: tuple[float, float] = _preset_default(preprocessing, "percentiles")
+        """Lower and upper percentile mapped to 0 and 1 by ``normalize: percentile``, in %."""
+        crop_margin: Annotated[int, Field(ge=0)] = _preset_default(preprocessing, "crop_margin")
+        """Voxels kept around the head when cropping."""
+        foreground_fraction: Annotated[float, Field(ge=0, lt=1)] = _preset_default(
+            preprocessing, "foreground_fraction"
+        )
+        """Head voxels are those above this fraction of the 99th intensity percentile."""
+        cache: Literal["memory", "disk", "gpu"] = "memory"
+        """Where preprocessed scans are kept: RAM, files under ``data.cache_dir``, or the GPU."""
+
+        def preset_kwargs(self) -> dict[str, Any]:
+            """The arguments of :func:`loes.transforms.preprocessing`: every field but ``cache``."""
+            return self.model_dump(mode="json", exclude={"cache"})
 
 
-@dataclass
-class AugmentationConfig:
-    """The random transforms, applied after the cache, fresh every epoch."""
+class AugmentationConfig(_Section):
+    """The random transforms (:func:`loes.transforms.augmentation`), fresh every epoch."""
 
     enabled: bool = True
-    affine_prob: float = 0.5
-    rotate_degrees: float = 5.0
-    flip_prob: float = 0.5
-    bias_prob: float = 0.2
-    noise_prob: float = 0.2
-    contrast_prob: float = 0.2
-    elastic: bool = False
+    """Augment the training scans (never the validation or test scans)."""
+    affine_prob: Probability = _preset_default(augmentation, "affine_prob")
+    """Probability of a random rotation, scaling and translation."""
+    rotate_degrees: Annotated[float, Field(ge=0, le=180)] = _preset_default(
+        augmentation, "rotate_degrees"
+    )
+    """Largest rotation about each axis, in degrees."""
+    scale: Annotated[float, Field(ge=0, lt=1)] = _preset_default(augmentation, "scale")
+    """Largest relative scaling per axis: a factor in 1 ± scale."""
+    translate_mm: NonNegative = _preset_default(augmentation, "translate_mm")
+    """Largest translation per axis, in mm."""
+    flip_prob: Probability = _preset_default(augmentation, "flip_prob")
+    """Probability of a left-right flip (the Loes total is symmetric)."""
+    bias_prob: Probability = _preset_default(augmentation, "bias_prob")
+    """Probability of a random polynomial bias field."""
+    bias_coeff: NonNegative = _preset_default(augmentation, "bias_coeff")
+    """Largest coefficient of the bias field."""
+    noise_prob: Probability = _preset_default(augmentation, "noise_prob")
+    """Probability of Gaussian noise."""
+    noise_std: NonNegative = _preset_default(augmentation, "noise_std")
+    """Standard deviation of the noise, in z-score units."""
+    contrast_prob: Probability = _preset_default(augmentation, "contrast_prob")
+    """Probability of a random gamma contrast change."""
+    gamma_range: tuple[Positive, Positive] = _preset_default(augmentation, "gamma_range")
+    """Range the gamma of the contrast change is drawn from."""
+    elastic: bool = _preset_default(augmentation, "elastic")
+    """Add a 3D elastic deformation (slow on a CPU)."""
+    elastic_prob: Probability = _preset_default(augmentation, "elastic_prob")
+    """Probability of the elastic deformation when ``elastic`` is on."""
+
+    def preset_kwargs(self) -> dict[str, Any]:
+        """The arguments of :func:`loes.transforms.augmentation` (every field but ``enabled``)."""
+        return self.model_dump(mode="json", exclude={"enabled"})
 
 
-@dataclass
-class ModelConfig:
+class ModelConfig(_Section):
+    """The network, by its name in :mod:`loes.models`' registry."""
+
     name: str = "alexnet3d"
-    dropout: float | None = None  # None: the network's own default
+    """Registered network (``loes models`` lists them)."""
+    dropout: Probability | None = None
+    """Dropout probability of the network's head; null: the network's own default."""
+
+    def network_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`loes.models.get_network` beyond the input size."""
+        return {} if self.dropout is None else {"dropout": self.dropout}
 
 
-@dataclass
-class TrainingConfig:
-    epochs: int = 10
-    batch_size: int = 8
+class TrainingConfig(_Section):
+    """Optimisation of one fold; early stopping and model selection use the inner validation
+    subjects only."""
+
+    epochs: PositiveInt = 10
+    """Passes over the training scans."""
+    batch_size: PositiveInt = 8
+    """Scans per training step."""
     optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
+    """AdamW, or SGD with Nesterov momentum 0.9."""
+    lr: Positive = 1e-3
+    """Learning rate (the peak of the one-cycle schedule)."""
+    weight_decay: NonNegative = 1e-4
+    """Decoupled weight decay (AdamW) or L2 penalty (SGD)."""
     scheduler: Literal["cosine", "plateau", "onecycle", "none"] = "onecycle"
+    """Learning-rate schedule: per step (cosine, one-cycle) or on the validation MAE (plateau)."""
     loss: Literal["mse", "l1", "huber"] = "huber"
+    """Loss on standardised scores (Huber's delta is 1 SD of the training scores)."""
     reweight: Literal["none", "inverse", "lds"] = "none"
-    grad_clip: float = 5.0
-    patience: int = 10
+    """Up-weight rare scores: inverse frequency or label-distribution smoothing."""
+    grad_clip: NonNegative = 5.0
+    """Largest gradient norm; 0 turns clipping off."""
+    patience: PositiveInt = 10
+    """Epochs without a better validation MAE before training stops."""
     amp: bool = True
-    num_workers: int = 0
+    """Mixed precision on CUDA (bf16 where supported); never used on a CPU."""
+    num_workers: Annotated[int, Field(ge=0)] = 0
+    """Data-loader worker processes (augmentation runs in them)."""
 
 
-@dataclass
-class CrossValidationConfig:
-    folds: int = 5
-    repeats: int = 1
-    val_fraction: float = 0.2
+class CrossValidationConfig(_Section):
+    """The folds: subject-grouped, stratified by score, written once to ``splits.json``."""
+
+    folds: Annotated[int, Field(ge=2)] = 5
+    """Number of folds (ignored with ``by_site``: one fold per site)."""
+    repeats: PositiveInt = 1
+    """Repeated k-fold with independent seeds."""
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    """Share of the non-test subjects held out for early stopping and model selection."""
     by_site: bool = False
+    """Leave one site out per fold."""
     splits_file: str | None = None
+    """A ``splits.json`` to use instead of drawing folds."""
 
 
-@dataclass
-class Config:
+class Config(_Section):
     """Everything one run decided; saved as ``config.yaml`` in the run folder.
 
     The defaults are the CPU main job (``configs/cpu.yaml``): AlexNet3D at 2 mm, 5 folds.
     """
 
     out: str = "runs/synthetic"
+    """Run folder."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where to train: auto picks CUDA when PyTorch sees a GPU."""
     seed: int = 0
-    data: DataConfig = field(default_factory=DataConfig)
-    preprocessing: PreprocessingConfig = field(default_factory=PreprocessingConfig)
-    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    cv: CrossValidationConfig = field(default_factory=CrossValidationConfig)
+    """Seed of the folds, the weights, the batches and the augmentation."""
+    data: DataConfig = Field(default_factory=DataConfig)
+    preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
+    augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    cv: CrossValidationConfig = Field(default_factory=CrossValidationConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(asdict(self))
+        """Plain nested dict (tuples as lists), as saved in ``config.yaml``."""
+        return self.model_dump(mode="json")
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
+    def model_spec(self) -> dict[str, Any]:
+        """The arguments of :class:`loes.models.LoesModel` that this configuration trains, but
+        the score scaling: ``network``, ``spatial_size``, ``network_kwargs``, ``preprocessing``."""
+        return {
+            "network": self.model.name,
+            "spatial_size": list(self.preprocessing.spatial_size),
+            "network_kwargs": self.model.network_kwargs(),
+            "preprocessing": self.preprocessing.preset_kwargs(),
+        }
+
+    def deciding_results(self) -> dict[str, Any]:
+        """The settings that decide a run's results: all but :data:`NOT_DECIDING_RESULTS`."""
+        settings = self.to_dict()
+        for dotted in NOT_DECIDING_RESULTS:
+            *parents, leaf = dotted.split(".")
+            node = settings
+            for part in parents:
+                node = node[part]
+            del node[leaf]
+        return settings
+
     @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "configuration") -> Config:
-        return _build(cls, data, where)
+    def from_dict(cls, data: Any, where: str | None = None) -> Config:
+        """Validate a nested dict of settings.
+
+        Raises:
+            LoesError: naming each bad key (``training.epochs``), what is allowed and, when
+                ``where`` is given, the file it came from.
+        """
+        if not isinstance(data, dict):
+            raise LoesError(f"{where or 'the configuration'} must hold a mapping of settings.")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            problems = [_message(e) for e in error.errors()]
+            prefix = f"{where}: " if where else ""
+            raise LoesError(prefix + " ".join(problems)) from None
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+def _field(keys: list[str]) -> Any:
+    """The pydantic ``FieldInfo`` at dotted ``keys`` (``["training", "epochs"]``)."""
+    model: Any = Config
+    info = None
+    for key in keys:
+        info = model.model_fields[key]
+        model = info.annotation
+    return info
 
 
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Check and convert ``value`` to ``annotation``; the error names the key and the choices."""
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        problems = []
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(value, option, where)
-            except LoesError as error:
-                problems.append(str(error))
-        raise LoesError(problems[0])
-    if origin is Literal:
-        if value not in args:
-            choices = ", ".join(repr(a) for a in args)
-            raise LoesError(f"{where} must be one of {choices}, got {value!r}.")
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise LoesError(f"{where} must be a list of {len(args)} values, got {value!r}.")
-        return tuple(
-            _coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True))
-        )
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        raise LoesError(f"{where} must be true or false, got {value!r}.")
-    if annotation in (int, float):
-        if isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
-            with contextlib.suppress(ValueError):
-                value = float(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise LoesError(f"{where} must be a number, got {value!r}.")
-        if annotation is int and float(value) != int(value):
-            raise LoesError(f"{where} must be a whole number, got {value!r}.")
-        return annotation(value)
-    if annotation is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise LoesError(f"{where} must be a string, got {value!r}.")
-        return str(value)
-    raise TypeError(f"unsupported annotation {annotation!r} for {where}")
+def _message(error: dict) -> str:
+    """One pydantic error as a sentence that names the key and what is allowed."""
+    names = [part for part in error["loc"] if isinstance(part, str)]
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx", {})
+    if kind == "extra_forbidden":
+        *parents, unknown = names
+        section = _field(parents).annotation if parents else Config
+        valid = ", ".join(sorted(section.model_fields))
+        if not parents:
+            return f"unknown key {unknown!r}; valid top-level keys: {valid}."
+        return f"unknown key {'.'.join(names)}; valid keys there: {valid}."
+    key = ".".join(names) + "".join(f"[{p}]" for p in error["loc"] if isinstance(p, int))
+    if kind in {"int_parsing", "float_parsing", "int_type", "float_type"}:
+        return f"{key} must be a number, got {value!r}."
+    if kind == "int_from_float":
+        return f"{key} must be a whole number, got {value!r}."
+    if kind in {"model_type", "model_attributes_type", "dict_type"}:
+        return f"{key} must be a section of key: value settings, got {value!r}."
+    if kind in {"bool_parsing", "bool_type"}:
+        return f"{key} must be true or false, got {value!r}."
+    if kind == "literal_error":
+        return f"{key} must be one of {ctx.get('expected')}, got {value!r}."
+    if kind in {"too_short", "too_long", "tuple_type", "missing"}:
+        n = len(_field(names).annotation.__args__)
+        return f"{'.'.join(names)} must be a list of {n} values, got {value!r}."
+    if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
+        return f"{key} must be {_range_text(_constraints(_field(names)) or [ctx])}, got {value!r}."
+    return f"{key}: {error['msg']}, got {value!r}."
 
 
-def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    if not isinstance(data, dict):
-        raise LoesError(f"{where} must be a mapping, got {data!r}.")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise LoesError(
-            f"unknown key {where}.{unknown[0]}; valid keys there: {', '.join(sorted(known))}."
-            if where != "configuration"
-            else f"unknown key {unknown[0]!r}; valid top-level keys: {', '.join(sorted(known))}."
-        )
-    values = {}
-    for name, value in data.items():
-        key = name if where == "configuration" else f"{where}.{name}"
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            values[name] = _build(hint, value or {}, key)
-        else:
-            values[name] = _coerce(value, hint, key)
-    config = cls(**values)
-    _check_ranges(config, where)
-    return config
+def _constraints(field: Any) -> list:
+    """The bound constraints of a field, also when it is optional (``Probability | None``)."""
+    found = list(field.metadata)
+    for option in typing.get_args(field.annotation):
+        for extra in typing.get_args(option)[1:]:  # Annotated[float, FieldInfo(ge=0, le=1)]
+            found += getattr(extra, "metadata", [])
+    return found
 
 
-_POSITIVE = {
-    "synthetic_subjects",
-    "synthetic_resolution",
-    "epochs",
-    "batch_size",
-    "lr",
-    "folds",
-    "repeats",
-    "patience",
-}
-_PROBABILITIES = {
-    "affine_prob",
-    "flip_prob",
-    "bias_prob",
-    "noise_prob",
-    "contrast_prob",
-    "val_fraction",
-}
-
-
-def _check_ranges(config: Any, where: str) -> None:
-    prefix = "" if where == "configuration" else f"{where}."
-    for f in fields(config):
-        value = getattr(config, f.name)
-        if f.name in _POSITIVE and value <= 0:
-            raise LoesError(f"{prefix}{f.name} must be positive, got {value!r}.")
-        if f.name in _PROBABILITIES and not 0 <= value <= 1:
-            raise LoesError(f"{prefix}{f.name} must be between 0 and 1, got {value!r}.")
-        if f.name in {"weight_decay", "grad_clip", "num_workers"} and value < 0:
-            raise LoesError(f"{prefix}{f.name} must not be negative, got {value!r}.")
-    if isinstance(config, CrossValidationConfig):
-        if config.folds < 2 and not config.by_site:
-            raise LoesError(f"{prefix}folds must be at least 2, got {config.folds}.")
-        if not 0 < config.val_fraction < 1:
-            raise LoesError(
-                f"{prefix}val_fraction must be between 0 and 1 (exclusive): early stopping and "
-                f"model selection need inner validation subjects; got {config.val_fraction}."
-            )
-    if isinstance(config, PreprocessingConfig) and min(config.spatial_size) < 1:
-        raise LoesError(f"{prefix}spatial_size must be positive, got {config.spatial_size}.")
+def _range_text(constraints: list) -> str:
+    """``positive``, ``between 0 and 1`` and the like, from a field's constraints (objects
+    with ``gt``/``ge``/``lt``/``le`` attributes, or pydantic's error context dict)."""
+    bounds = {}
+    for item in constraints:
+        for name in ("gt", "ge", "lt", "le"):
+            value = item.get(name) if isinstance(item, dict) else getattr(item, name, None)
+            if value is not None:
+                bounds[name] = value
+    if bounds == {"gt": 0}:
+        return "positive"
+    if bounds == {"ge": 0}:
+        return "non-negative"
+    low, high = bounds.get("ge", bounds.get("gt")), bounds.get("le", bounds.get("lt"))
+    if low is not None and high is not None:
+        exclusive = " (exclusive)" if "gt" in bounds and "lt" in bounds else ""
+        return f"between {low:g} and {high:g}{exclusive}"
+    if low is not None:
+        return f"{'above' if 'gt' in bounds else 'at least'} {low:g}"
+    return f"{'below' if 'lt' in bounds else 'at most'} {high:g}"
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -258,26 +373,39 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = ()) -> Config:
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping a YAML settings file holds.
+
+    Raises:
+        LoesError: when the file cannot be read, is not YAML, or holds no mapping.
+    """
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except OSError as error:
+        raise LoesError(f"cannot read configuration {path}: {error.strerror}.") from error
+    except yaml.YAMLError as error:
+        raise LoesError(f"{path} is not valid YAML: {error}") from error
+    if not isinstance(loaded, dict):
+        raise LoesError(f"{path} must hold a mapping of settings, got {type(loaded).__name__}.")
+    return loaded
+
+
+def load_config(path: str | Path | None = None, overrides: Any = ()) -> Config:
     """Defaults, then the YAML file, then ``key=value`` overrides (values parsed as YAML).
+
+    Raises:
+        LoesError: for an unreadable file, a malformed override, an unknown key or a bad value,
+            naming the key and what is allowed.
 
     Examples::
 
         >>> load_config(overrides=["training.epochs=2", "model.name=sfcn"]).training.epochs
         2
     """
-    data: dict[str, Any] = Config().to_dict()
+    data: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except OSError as error:
-            raise LoesError(f"cannot read configuration {path}: {error.strerror}.") from error
-        except yaml.YAMLError as error:
-            raise LoesError(f"{path} is not valid YAML: {error}") from error
-        if not isinstance(loaded, dict):
-            raise LoesError(f"{path} must hold a mapping of settings, got {type(loaded).__name__}.")
-        _merge(data, loaded)
+        _merge(data, read_yaml(path))
     for override in overrides:
         key, sep, raw = override.partition("=")
         if not sep or not key:

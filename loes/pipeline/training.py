@@ -10,10 +10,9 @@ epochs, and recomputing them lowered the pooled test MAE from 1.50 to 1.39.
 
 from __future__ import annotations
 
-import contextlib
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,28 +21,24 @@ import pandas as pd
 import torch
 from monai.data import DataLoader
 from monai.data import Dataset as TransformedDataset
-from scipy.ndimage import gaussian_filter1d
 from torch import nn
 from torch.optim.swa_utils import update_bn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from loes.io import atomic_path
-from loes.models import get_network
+from loes.models import LoesModel
 from loes.pipeline.config import Config
+from loes.pipeline.device import autocast
+from loes.pipeline.inference import batches, make_loader, predict
+from loes.pipeline.optimization import (
+    SCORE_BIN,
+    build_loss,
+    build_optimizer,
+    build_scheduler,
+    score_weights,
+)
 
-__all__ = [
-    "FoldData",
-    "load_checkpoint",
-    "network_for",
-    "predict",
-    "score_weights",
-    "seed_everything",
-    "train_fold",
-]
-
-MAX_SCORE = 34.0
-SCORE_BIN = 1.0  # width of the score bins that loss reweighting counts
+__all__ = ["FoldData", "build_model", "load_checkpoint", "seed_everything", "train_fold"]
 
 
 @dataclass
@@ -65,138 +60,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def score_weights(
-    train_scores: np.ndarray, method: str, bin_width: float = SCORE_BIN
-) -> np.ndarray:
-    """Loss weight of each score bin ``[k * bin_width, (k + 1) * bin_width)`` that up-weights
-    rare scores; the weights average 1 over the training samples.
-
-    ``inverse``: 1 / the bin's frequency; ``lds``: 1 / the label density smoothed with a
-    Gaussian kernel (label-distribution smoothing, Yang et al. 2021); ``none``: all ones.
-
-    Examples::
-
-        >>> score_weights(np.array([0, 0, 0, 5.0]), "inverse")[[0, 5]]
-        array([0.57142857, 1.71428571])
-    """
-    n_bins = int(MAX_SCORE / bin_width) + 1
-    if method == "none":
-        return np.ones(n_bins)
-    bins = np.floor(np.asarray(train_scores, dtype=float) / bin_width).astype(int)
-    counts = np.bincount(bins, minlength=n_bins).astype(float)
-    if method == "lds":
-        counts = gaussian_filter1d(counts, sigma=2.0, mode="constant")
-    elif method != "inverse":
-        raise ValueError(f"unknown reweighting {method!r}; use none, inverse or lds.")
-    weights = 1.0 / np.maximum(counts, 1e-6)
-    weights = np.minimum(weights, 10 * np.median(weights[bins]))  # no lonely score dominates
-    return weights / weights[bins].mean()
-
-
-def _loss(name: str) -> nn.Module:
-    losses = {"mse": nn.MSELoss, "l1": nn.L1Loss, "huber": nn.HuberLoss}
-    return losses[name](reduction="none")
-
-
-def _optimizer(model: nn.Module, config: Config) -> torch.optim.Optimizer:
-    t = config.training
-    if t.optimizer == "sgd":
-        return torch.optim.SGD(
-            model.parameters(), lr=t.lr, momentum=0.9, nesterov=True, weight_decay=t.weight_decay
-        )
-    return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-
-
-def _scheduler(optimizer: torch.optim.Optimizer, config: Config, steps_per_epoch: int):
-    t = config.training
-    total = t.epochs * steps_per_epoch
-    if t.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-    if t.scheduler == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=t.lr, total_steps=total)
-    if t.scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
-    return None
-
-
-def _autocast(device: torch.device, enabled: bool):
-    if device.type != "cuda" or not enabled:
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
-
-
-def _loader(dataset: Dataset, config: Config, shuffle: bool, device: torch.device) -> DataLoader:
-    batch_size = config.training.batch_size
-    on_gpu = config.preprocessing.cache == "gpu"
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        # BatchNorm cannot train on a last batch of one sample
-        drop_last=shuffle and len(dataset) > batch_size,
-        num_workers=0 if on_gpu else config.training.num_workers,
-        pin_memory=device.type == "cuda" and not on_gpu,
+def build_model(config: Config, train_scores: np.ndarray) -> LoesModel:
+    """The untrained :class:`~loes.models.LoesModel` that ``config`` describes, scaled to the
+    mean and SD of ``train_scores`` (Loes points)."""
+    return LoesModel(
+        **config.model_spec(),
+        score_mean=float(np.mean(train_scores)),
+        score_std=float(np.std(train_scores)) or 1.0,
     )
 
 
-def _batches(
-    loader: DataLoader, device: torch.device
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict, float]]:
-    """Yield (images, scores, batch, seconds spent waiting for the batch)."""
-    iterator = iter(loader)
-    while True:
-        start = time.perf_counter()
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            return
-        images = batch["image"].as_subclass(torch.Tensor).to(device, non_blocking=True)
-        scores = torch.as_tensor(batch["loes_score"], dtype=torch.float32, device=device)
-        yield images, scores, batch, time.perf_counter() - start
-
-
-class _Scaled(nn.Module):
-    """Wraps a network so it learns standardised scores but returns Loes points."""
-
-    def __init__(self, network: nn.Module, mean: float, std: float) -> None:
-        super().__init__()
-        self.network = network
-        self.register_buffer("mean", torch.tensor(float(mean)))
-        self.register_buffer("std", torch.tensor(float(std)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(x)[:, 0] * self.std + self.mean
-
-
-def network_for(config: Config) -> nn.Module:
-    """The registered network that ``config`` names, for its spatial size."""
-    options = {} if config.model.dropout is None else {"dropout": config.model.dropout}
-    return get_network(config.model.name, config.preprocessing.spatial_size, **options)
-
-
-def build_model(config: Config, train_scores: np.ndarray) -> _Scaled:
-    std = float(np.std(train_scores)) or 1.0
-    return _Scaled(network_for(config), float(np.mean(train_scores)), std)
-
-
-@torch.no_grad()
-def predict(
-    model: nn.Module, dataset: Dataset, config: Config, device: torch.device
-) -> pd.DataFrame:
-    """Scores for every scan of ``dataset``, clipped to the scale's range [0, 34]."""
-    model.eval()
-    rows = []
-    for images, scores, batch, _ in _batches(_loader(dataset, config, False, device), device):
-        with _autocast(device, config.training.amp):
-            predicted = model(images).float().clamp(0.0, MAX_SCORE)
-        for subject, session, true, pred in zip(
-            batch["subject"], batch["session"], scores.tolist(), predicted.tolist(), strict=True
-        ):
-            rows.append(
-                {"subject": subject, "session": session, "loes_score": true, "predicted": pred}
-            )
-    return pd.DataFrame(rows, columns=["subject", "session", "loes_score", "predicted"])
+def loader(dataset: Dataset, config: Config, shuffle: bool, device: torch.device) -> DataLoader:
+    """The data loader ``config`` describes for ``dataset``."""
+    return make_loader(
+        dataset,
+        config.training.batch_size,
+        shuffle,
+        device,
+        num_workers=config.training.num_workers,
+        on_gpu=config.preprocessing.cache == "gpu",
+    )
 
 
 def _rng_state() -> dict:
@@ -211,11 +94,6 @@ def _rng_state() -> dict:
     }
 
 
-def _save(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
 def load_checkpoint(path: Path) -> dict:
     """Load a checkpoint written by :func:`train_fold` without unpickling arbitrary objects."""
     return torch.load(path, map_location="cpu", weights_only=True)
@@ -227,8 +105,8 @@ def _recompute_batchnorm(
     """Recompute BatchNorm statistics on ``dataset`` with the current weights; returns seconds."""
     start = time.perf_counter()
     # the training loader drops a last batch of one, which BatchNorm cannot take in train mode
-    images = (batch[0] for batch in _batches(_loader(dataset, config, True, device), device))
-    with torch.no_grad(), _autocast(device, config.training.amp):
+    images = (batch[0] for batch in batches(loader(dataset, config, True, device), device))
+    with torch.no_grad(), autocast(device, config.training.amp):
         update_bn(images, model)
     return time.perf_counter() - start
 
@@ -244,7 +122,7 @@ def _tensorboard(folder: Path):
 
 def _train_epoch(
     trainer: nn.Module,
-    model: _Scaled,
+    model: LoesModel,
     dataset: Dataset,
     weights: torch.Tensor,
     optimizer: torch.optim.Optimizer,
@@ -255,13 +133,13 @@ def _train_epoch(
 ) -> dict[str, float]:
     """One pass over the training scans; returns the mean loss and where the time went."""
     t = config.training
-    loss_fn = _loss(t.loss)
+    loss_fn = build_loss(t.loss)
     trainer.train()
     start, waiting, total_loss, seen = time.perf_counter(), 0.0, 0.0, 0
-    for images, scores, _, wait in _batches(_loader(dataset, config, True, device), device):
+    for images, scores, _, wait in batches(loader(dataset, config, True, device), device):
         waiting += wait
         optimizer.zero_grad(set_to_none=True)
-        with _autocast(device, t.amp):
+        with autocast(device, t.amp):
             predicted = trainer(images).float()
         # the loss sees standardised scores, so Huber's delta and the lr do not depend on SD
         losses = loss_fn(predicted / model.std, scores / model.std)
@@ -287,17 +165,22 @@ def _train_epoch(
 
 def train_fold(
     config: Config, data: FoldData, fold_dir: Path, device: torch.device, seed: int, label: str = ""
-) -> tuple[nn.Module, pd.DataFrame]:
+) -> tuple[LoesModel, pd.DataFrame]:
     """Train on ``data.train``, choose the epoch on ``data.val``; return the best model and the
-    history. Resumes from ``fold_dir/last.pt`` when it exists."""
+    history (one row per epoch: ``epoch, val_mae`` in Loes points, ``lr``, ``train_loss``,
+    seconds spent on data, compute and the BatchNorm recomputation).
+
+    Writes ``fold_dir/best.pt`` (the best epoch's :class:`~loes.models.LoesModel`) and
+    ``fold_dir/last.pt`` (the latest epoch's model, optimiser, schedule and counters) after
+    every epoch, and resumes from ``last.pt`` when it exists."""
     t = config.training
     fold_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
     model = build_model(config, data.train_scores).to(device)
     augmented = data.train if data.augment is None else TransformedDataset(data.train, data.augment)
-    steps_per_epoch = len(_loader(augmented, config, True, device))
-    optimizer = _optimizer(model, config)
-    scheduler = _scheduler(optimizer, config, steps_per_epoch)
+    steps_per_epoch = len(loader(augmented, config, True, device))
+    optimizer = build_optimizer(model, t)
+    scheduler = build_scheduler(optimizer, t, steps_per_epoch)
     weights = torch.as_tensor(
         score_weights(data.train_scores, t.reweight), dtype=torch.float32, device=device
     )
@@ -336,7 +219,7 @@ def train_fold(
             trainer, model, augmented, weights, optimizer, scheduler, scaler, config, device
         )
         stats["batchnorm_seconds"] = _recompute_batchnorm(model, data.train, config, device)
-        val = predict(model, data.val, config, device)
+        val = predict(model, loader(data.val, config, False, device), device, t.amp)
         val_mae = float(np.abs(val["predicted"] - val["loes_score"]).mean())
         if scheduler is not None and t.scheduler == "plateau":
             scheduler.step(val_mae)
@@ -344,22 +227,16 @@ def train_fold(
         state["history"].append({"epoch": epoch + 1, "val_mae": val_mae, "lr": lr, **stats})
         if val_mae < state["best_val_mae"]:
             state.update(best_val_mae=val_mae, best_epoch=epoch + 1, stale=0)
-            _save(
-                fold_dir / "best.pt",
-                {"model": model.state_dict(), "epoch": epoch + 1, "val_mae": val_mae},
-            )
+            model.save(fold_dir / "best.pt", epoch=epoch + 1, val_mae=val_mae)
         else:
             state["stale"] += 1
         state["epoch"] = epoch + 1
-        _save(
+        model.save(
             last,
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else {},
-                "rng": _rng_state(),
-                **state,
-            },
+            optimizer=optimizer.state_dict(),
+            scheduler=scheduler.state_dict() if scheduler is not None else {},
+            rng=_rng_state(),
+            **state,
         )
         epochs.set_postfix(loss=f"{stats['train_loss']:.3f}", val_mae=f"{val_mae:.2f}")
         if board is not None:

@@ -1,10 +1,12 @@
-import dataclasses
+import inspect
 import re
 
 import pytest
+import yaml
 
 from loes.errors import LoesError
-from loes.pipeline.config import Config, load_config
+from loes.pipeline.config import AugmentationConfig, Config, PreprocessingConfig, load_config
+from loes.transforms import augmentation, preprocessing
 
 
 def test_defaults_then_file_then_overrides(tmp_path):
@@ -39,7 +41,10 @@ def test_round_trip_through_yaml(tmp_path):
         ("training.epochs=0", "training.epochs must be positive"),
         ("training.foo=1", "unknown key training.foo; valid keys there: amp, batch_size"),
         ("foo=1", "unknown key 'foo'; valid top-level keys"),
-        ("training.loss=l3", "training.loss must be one of 'mse', 'l1', 'huber'"),
+        ("training.loss=l3", "training.loss must be one of 'mse', 'l1' or 'huber'"),
+        ("preprocessing.pixdim=[2, 0, 2]", "preprocessing.pixdim[1] must be positive, got 0"),
+        ("preprocessing=3", "preprocessing must be a section of key: value settings"),
+        ("model.dropout=1.5", "model.dropout must be between 0 and 1"),
         ("cv.folds=1", "cv.folds must be at least 2"),
         ("cv.val_fraction=0", "cv.val_fraction must be between 0 and 1 (exclusive)"),
         ("augmentation.flip_prob=2", "augmentation.flip_prob must be between 0 and 1"),
@@ -74,6 +79,76 @@ def test_shipped_presets_load():
     gpu = load_config(configs / "gpu.yaml")
     assert cpu.model.name == gpu.model.name == "alexnet3d"
     # the defaults are the CPU main job, so `loes cv` and `make cv` train the same way
-    assert dataclasses.replace(cpu, out=Config().out) == Config()
+    assert cpu.model_copy(update={"out": Config().out}) == Config()
     assert cpu.preprocessing.pixdim == (2.0, 2.0, 2.0)
     assert gpu.preprocessing.cache == "gpu"
+
+
+@pytest.mark.parametrize(
+    ("section", "preset", "own"),
+    [
+        (PreprocessingConfig, preprocessing, {"cache"}),
+        (AugmentationConfig, augmentation, {"enabled"}),
+    ],
+)
+def test_transform_sections_are_the_presets_arguments(section, preset, own):
+    """One source of truth: a section's fields are its preset's arguments, with its defaults."""
+    parameters = inspect.signature(preset).parameters
+    for name, field in section.model_fields.items():
+        if name in own:
+            continue
+        default = parameters[name].default
+        assert field.default == (tuple(default) if isinstance(default, list) else default), name
+    kwargs = section().preset_kwargs()
+    assert set(kwargs) == set(section.model_fields) - own
+    preset(**kwargs)  # the preset takes every field as it is
+
+
+def test_every_setting_is_documented():
+    sections = [
+        Config,
+        *(f.annotation for f in Config.model_fields.values() if f.description is None),
+    ]
+    for section in sections:
+        for name, field in section.model_fields.items():
+            if section is Config and name in {"data", "preprocessing", "augmentation", "model"}:
+                continue
+            if section is Config and name in {"training", "cv"}:
+                continue
+            assert field.description, f"{section.__name__}.{name}"
+
+
+def test_only_settings_that_decide_results_identify_a_run():
+    base = load_config()
+    other_place = load_config(
+        overrides=[
+            "out=elsewhere",
+            "device=cpu",
+            "data.cache_dir=/scratch",
+            "preprocessing.cache=disk",
+            "training.num_workers=4",
+        ]
+    )
+    assert other_place.deciding_results() == base.deciding_results()
+    for override in ["seed=1", "preprocessing.pixdim=[1, 1, 1]", "augmentation.affine_prob=0"]:
+        assert load_config(overrides=[override]).deciding_results() != base.deciding_results()
+
+
+def test_an_older_config_file_takes_the_new_settings_defaults(tmp_path):
+    """config.yaml of a run made before data.suffix and the preset fields existed."""
+    saved = Config().to_dict()
+    del saved["data"]["suffix"], saved["augmentation"]["noise_std"]
+    del saved["preprocessing"]["crop_margin"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(saved))
+    assert load_config(path) == Config()
+
+
+def test_the_model_a_config_trains():
+    config = load_config(overrides=["model.name=sfcn", "model.dropout=0.2"])
+    spec = config.model_spec()
+    assert spec["network"] == "sfcn"
+    assert spec["spatial_size"] == [72, 88, 72]
+    assert spec["network_kwargs"] == {"dropout": 0.2}
+    assert spec["preprocessing"]["pixdim"] == [2.0, 2.0, 2.0]
+    assert load_config().model_spec()["network_kwargs"] == {}

@@ -1,6 +1,7 @@
 """End to end on a tiny synthetic cohort: 2 folds, 2 epochs, small volumes."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -9,45 +10,30 @@ import torch
 
 from loes.cli import main
 from loes.data import load_dataset
-from loes.data.synthetic import make_tiny_cohort
 from loes.errors import LoesError
-from loes.pipeline import cross_validate, load_config, regression_metrics
+from loes.io import jsonable
+from loes.pipeline import cross_validate, regression_metrics, run_fold
 from loes.pipeline import cross_validation as cross_validation_module
 from loes.pipeline import training as training_module
+from loes.pipeline.cohort import load_table, preprocess_cohort
+from loes.pipeline.inference import load_fold_model
+from loes.pipeline.run_folder import fold_dir, load_run_config
 
 FOLD_FILES = ["best.pt", "last.pt", "history.csv", "predictions.csv", "metrics.json"]
 RUN_FILES = ["config.yaml", "environment.json", "splits.json", "report.json", "report.md"]
 RUN_FILES += ["report.html", "predictions.csv"]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def manifest(tmp_path_factory):
-    return make_tiny_cohort(tmp_path_factory.mktemp("tiny"), subjects=8, seed=1)
-
-
-def tiny_config(manifest, out, *extra):
-    return load_config(
-        overrides=[
-            f"data.source={manifest}",
-            f"out={out}",
-            "device=cpu",
-            "model.name=sfcn",
-            "preprocessing.pixdim=[4.0, 4.0, 4.0]",
-            "preprocessing.spatial_size=[32, 40, 32]",
-            "training.epochs=2",
-            "training.batch_size=4",
-            "training.patience=5",
-            "cv.folds=2",
-            "cv.val_fraction=0.25",
-            *extra,
-        ]
-    )
+def manifest(tiny_manifest):
+    return tiny_manifest
 
 
 @pytest.fixture(scope="module")
-def finished_run(manifest, tmp_path_factory):
+def finished_run(tiny_config, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "reference"
-    return out, cross_validate(tiny_config(manifest, out))
+    return out, cross_validate(tiny_config(out))
 
 
 def test_every_file_is_written(finished_run):
@@ -103,20 +89,14 @@ def test_checkpoints_load_safely_and_hold_the_resume_state(finished_run):
     out, _ = finished_run
     last = torch.load(out / "fold_0" / "last.pt", weights_only=True)
     assert last["epoch"] == 2
-    assert {"model", "optimizer", "scheduler", "rng", "history"} <= set(last)
+    assert {"spec", "model", "optimizer", "scheduler", "rng", "history"} <= set(last)
     best = torch.load(out / "fold_0" / "best.pt", weights_only=True)
     assert best["epoch"] == json.loads((out / "fold_0" / "metrics.json").read_text())["best_epoch"]
 
 
-def test_metrics_are_deterministic_on_cpu(finished_run, manifest, tmp_path):
-    out, _ = finished_run
-    cross_validate(tiny_config(manifest, tmp_path / "again"))
-    first = pd.read_csv(out / "predictions.csv")
-    second = pd.read_csv(tmp_path / "again" / "predictions.csv")
-    pd.testing.assert_frame_equal(first, second)
-
-
-def test_resuming_after_a_kill_gives_the_same_result(finished_run, manifest, tmp_path, monkeypatch):
+def test_resuming_after_a_kill_gives_the_same_result(
+    finished_run, manifest, tmp_path, monkeypatch, tiny_config
+):
     out, _ = finished_run
     real_predict = training_module.predict
     calls = {"n": 0}
@@ -128,7 +108,7 @@ def test_resuming_after_a_kill_gives_the_same_result(finished_run, manifest, tmp
         return real_predict(*args, **kwargs)
 
     monkeypatch.setattr(training_module, "predict", killed_during_second_epoch)
-    config = tiny_config(manifest, tmp_path / "killed")
+    config = tiny_config(tmp_path / "killed")
     with pytest.raises(KeyboardInterrupt):
         cross_validate(config)
     assert (tmp_path / "killed" / "fold_0" / "last.pt").exists()
@@ -143,26 +123,100 @@ def test_resuming_after_a_kill_gives_the_same_result(finished_run, manifest, tmp
     )
 
 
-def test_finished_folds_are_skipped(finished_run, manifest, monkeypatch):
+def test_finished_folds_are_skipped_without_preprocessing(
+    finished_run, manifest, monkeypatch, tiny_config
+):
     out, _ = finished_run
-    monkeypatch.setattr(cross_validation_module, "train_fold", pytest.fail)
-    report = cross_validate(tiny_config(manifest, out))
+    monkeypatch.setattr(cross_validation_module, "run_fold", pytest.fail)
+    monkeypatch.setattr(cross_validation_module, "preprocess_cohort", pytest.fail)
+    report = cross_validate(tiny_config(out))
     assert report["n_scans"] == len(load_dataset(manifest))
 
 
-def test_a_run_folder_refuses_another_configuration(finished_run, manifest):
+def test_a_moved_run_resumes_with_other_paths_and_loaders(
+    finished_run, tiny_config, tmp_path, monkeypatch
+):
+    """Where a run lives and how it loads data do not decide its results."""
+    out, _ = finished_run
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    monkeypatch.setattr(cross_validation_module, "run_fold", pytest.fail)
+    extra = ["preprocessing.cache=disk", f"data.cache_dir={tmp_path}", "training.num_workers=1"]
+    cross_validate(tiny_config(moved, *extra))
+    assert load_run_config(moved).out == str(moved)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(out / "predictions.csv"), pd.read_csv(moved / "predictions.csv")
+    )
+
+
+def test_one_fold_alone_gives_the_fold_of_the_whole_run(finished_run, tiny_config, tmp_path):
+    """``run_fold`` is the unit of work of a cluster job: fold 1 on its own, in a fresh folder,
+    is fold 1 of the full run."""
+    out, _ = finished_run
+    config = tiny_config(tmp_path / "alone")
+    table = load_table(config)
+    splits = cross_validation_module.run_splits(config, out, table)
+    cohort = preprocess_cohort(table, config, torch.device("cpu"))
+    folder = fold_dir(tmp_path / "alone", 0, 1, repeats=1)
+    metrics = run_fold(cohort, splits.fold(0, 1), config, folder, torch.device("cpu"))
+    reference = out / "fold_1"
+    assert (folder / "predictions.csv").read_bytes() == (reference / "predictions.csv").read_bytes()
+    assert jsonable(metrics) == json.loads((reference / "metrics.json").read_text())
+    assert not (tmp_path / "alone" / "fold_0").exists()
+
+
+def test_a_fold_model_is_rebuilt_from_its_folder_alone(finished_run, manifest, tmp_path):
+    out, _ = finished_run
+    model, extra = load_fold_model(out / "fold_0")
+    config = load_run_config(out)
+    assert model.spec == config.model_spec()
+    assert extra["epoch"] == json.loads((out / "fold_0" / "metrics.json").read_text())["best_epoch"]
+    # its own preprocessing and weights reproduce the fold's test predictions
+    predictions = pd.read_csv(out / "fold_0" / "predictions.csv", dtype={"session": str})
+    network = predictions[predictions["model"] == "network"]
+    table = load_dataset(manifest).set_index(["subject", "session"])
+    pre = model.preprocessing()
+    images = torch.stack(
+        [
+            pre({"image": table.loc[(r.subject, r.session), "image"]})["image"]
+            for r in network.itertuples()
+        ]
+    )
+    with torch.no_grad():
+        predicted = model.eval()(images.as_subclass(torch.Tensor)).clamp(0, 34).numpy()
+    np.testing.assert_allclose(predicted, network["predicted"], rtol=1e-5, atol=1e-5)
+
+    # a checkpoint from before models described themselves: the run's config.yaml describes it
+    old = tmp_path / "run" / "fold_0"
+    old.mkdir(parents=True)
+    shutil.copy(out / "config.yaml", tmp_path / "run" / "config.yaml")
+    checkpoint = torch.load(out / "fold_0" / "best.pt", weights_only=True)
+    del checkpoint["spec"]
+    torch.save(checkpoint, old / "best.pt")
+    rebuilt, _ = load_fold_model(old)
+    assert rebuilt.spec == model.spec
+    (tmp_path / "run" / "config.yaml").unlink()
+    with pytest.raises(LoesError, match=r"holds no config\.yaml"):
+        load_fold_model(old)
+    with pytest.raises(LoesError, match="train the fold first"):
+        load_fold_model(tmp_path / "run" / "fold_9")
+
+
+def test_a_run_folder_refuses_another_configuration(finished_run, manifest, tiny_config):
     out, _ = finished_run
     with pytest.raises(LoesError, match=r"another configuration \(differs in training.lr\)"):
-        cross_validate(tiny_config(manifest, out, "training.lr=0.5"))
+        cross_validate(tiny_config(out, "training.lr=0.5"))
 
 
-def test_invalid_data_stops_before_training(manifest, tmp_path):
+def test_invalid_data_stops_before_training(manifest, tmp_path, tiny_config):
     table = pd.read_csv(manifest)
     table.loc[0, "loes_score"] = 40
-    bad = manifest.parent / "bad_manifest.csv"
+    bad = tmp_path / "bad_manifest.csv"
     table.to_csv(bad, index=False)
     with pytest.raises(LoesError, match=r"loes_score .*40|outside"):
-        cross_validate(tiny_config(bad, tmp_path / "bad"))
+        cross_validate(
+            tiny_config(tmp_path / "bad", f"data.images_dir={manifest.parent}", manifest=bad)
+        )
     assert not (tmp_path / "bad" / "fold_0").exists()
 
 
@@ -170,30 +224,33 @@ def test_cli_reports_bad_configuration_clearly(manifest, tmp_path, capsys):
     assert main(["cv", str(manifest), "--epochs", "0", "--out", str(tmp_path / "x")]) == 2
     assert "training.epochs must be positive" in capsys.readouterr().err
     assert main(["cv", str(manifest), "training.optimizer=adam"]) == 2
-    assert "training.optimizer must be one of 'adamw', 'sgd'" in capsys.readouterr().err
+    assert "training.optimizer must be one of 'adamw' or 'sgd'" in capsys.readouterr().err
 
 
-def test_disk_cache_gives_the_same_result_and_is_reused(finished_run, manifest, tmp_path):
+def test_disk_cache_gives_the_same_result_and_is_reused(
+    finished_run, manifest, tmp_path, tiny_config
+):
     out, _ = finished_run
     cache = tmp_path / "cache"
     extra = ["preprocessing.cache=disk", f"data.cache_dir={cache}"]
-    cross_validate(tiny_config(manifest, tmp_path / "disk", *extra))
+    cross_validate(tiny_config(tmp_path / "disk", *extra))
     files = sorted((cache / "persistent").rglob("*.pt"))
     assert len(files) == len(load_dataset(manifest))  # one preprocessed file per scan
     pd.testing.assert_frame_equal(
         pd.read_csv(out / "predictions.csv"), pd.read_csv(tmp_path / "disk" / "predictions.csv")
     )
     stamps = [f.stat().st_mtime_ns for f in files]
-    cross_validate(tiny_config(manifest, tmp_path / "disk-again", *extra))
+    config = tiny_config(tmp_path / "disk-again", *extra)
+    preprocess_cohort(load_table(config), config, torch.device("cpu"))
     assert [f.stat().st_mtime_ns for f in sorted((cache / "persistent").rglob("*.pt"))] == stamps
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only messages")
-def test_cuda_settings_without_a_gpu_are_clear(manifest, tmp_path):
+def test_cuda_settings_without_a_gpu_are_clear(manifest, tmp_path, tiny_config):
     with pytest.raises(LoesError, match="PyTorch sees no CUDA GPU; use --device cpu"):
-        cross_validate(tiny_config(manifest, tmp_path / "a", "device=cuda"))
+        cross_validate(tiny_config(tmp_path / "a", "device=cuda"))
     with pytest.raises(LoesError, match=r"preprocessing\.cache=gpu needs a CUDA device"):
-        cross_validate(tiny_config(manifest, tmp_path / "b", "preprocessing.cache=gpu"))
+        cross_validate(tiny_config(tmp_path / "b", "preprocessing.cache=gpu"))
     assert not (tmp_path / "a").exists()
 
 
@@ -203,12 +260,24 @@ def test_cuda_settings_without_a_gpu_are_clear(manifest, tmp_path):
         ("model.name=vgg", "unknown network 'vgg'; available: alexnet3d"),
         ("model.name=alexnet3d", "every axis needs at least 69 voxels"),
         ("model.name=resnet18", None),
-        ("preprocessing.orientation=XYZ", "orientation must be three axis codes"),
-        ("augmentation.rotate_degrees=400", "rotate_degrees must be in"),
+        ("augmentation.rotate_degrees=400", "augmentation.rotate_degrees must be between 0 and"),
+        ("preprocessing.orientation=RRS", "preprocessing: orientation must be three axis codes"),
     ],
 )
-def test_network_and_transform_problems_fail_before_any_work(manifest, tmp_path, override, message):
+def test_network_and_transform_problems_fail_before_any_work(
+    manifest, tmp_path, override, message, tiny_config
+):
     extra = [override] if message else [override, "model.dropout=0.3"]
     with pytest.raises(LoesError, match=message or "resnet18 has no dropout layer"):
-        cross_validate(tiny_config(manifest, tmp_path / "run", *extra))
+        cross_validate(tiny_config(tmp_path / "run", *extra))
     assert not (tmp_path / "run").exists()
+
+
+def test_cli_passes_the_bids_suffix_to_the_reader(tiny_manifest, tmp_path, capsys):
+    anat = tmp_path / "bids" / "sub-01" / "anat"
+    anat.mkdir(parents=True)
+    image = sorted(tiny_manifest.parent.rglob("*_T1w.nii.gz"))[0]
+    shutil.copy(image, anat / "sub-01_T1w.nii.gz")
+    out = tmp_path / "run"
+    assert main(["cv", str(tmp_path / "bids"), "--suffix", "FLAIR", "--out", str(out)]) == 2
+    assert "no sub-*/[ses-*/]anat/*_FLAIR.nii[.gz] images" in capsys.readouterr().err

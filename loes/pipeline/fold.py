@@ -1,0 +1,104 @@
+"""One fold, the unit of work of a cross-validation: train the network on the fold's training
+subjects, choose its epoch on the inner validation subjects, predict the test subjects, fit
+the baselines on the same sides, and write the fold's folder. Several folds can run in
+separate processes (a cluster job per fold), each writing only its own folder."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch.utils.data import Subset
+from tqdm.auto import tqdm
+
+from loes.data import Fold
+from loes.errors import LoesError
+from loes.io import write_json, write_text
+from loes.pipeline.baselines import median_baseline, ridge_baseline
+from loes.pipeline.cohort import PreprocessedCohort, augmentation_for
+from loes.pipeline.config import Config
+from loes.pipeline.inference import predict
+from loes.pipeline.metrics import regression_metrics
+from loes.pipeline.run_folder import FINISHED_MARKER
+from loes.pipeline.training import FoldData, loader, train_fold
+
+__all__ = ["fold_seed", "run_fold"]
+
+
+def fold_seed(config: Config, fold: Fold) -> int:
+    """The seed of a fold's weights, batches and augmentation: (run seed, repeat, fold)."""
+    return config.seed * 10_000 + fold.repeat * 100 + fold.fold
+
+
+def run_fold(
+    cohort: PreprocessedCohort, fold: Fold, config: Config, folder: Path, device: torch.device
+) -> dict:
+    """Train, predict and score one fold into ``folder``; return its metrics.
+
+    Writes ``best.pt``, ``last.pt`` and ``history.csv`` (training), ``predictions.csv`` (long:
+    ``repeat, fold, subject, session, loes_score, predicted, model`` for the network and the
+    median and ridge baselines) and, last, ``metrics.json``, so a folder holding that file is
+    finished. A fold interrupted before then resumes from ``last.pt``.
+
+    Raises:
+        LoesError: when the fold has no training or no validation subjects.
+    """
+    table = cohort.table
+    train, val, test = (cohort.indices(s) for s in (fold.train, fold.val, fold.test))
+    if not val or not train:
+        raise LoesError(
+            f"{fold.name} has {len(fold.train)} training and {len(fold.val)} validation "
+            "subjects; both need at least one (more subjects, fewer folds, or another splits file)."
+        )
+    train_side = train + val  # the baselines may use every non-test scan
+    data = FoldData(
+        train=Subset(cohort.cache, train),
+        val=Subset(cohort.cache, val),
+        test=Subset(cohort.cache, test),
+        train_scores=table.loc[train, "loes_score"].to_numpy(),
+        augment=augmentation_for(config),
+    )
+    label = f"repeat {fold.repeat} fold {fold.fold}"
+    start = time.perf_counter()
+    model, history = train_fold(
+        config, data, folder, device, seed=fold_seed(config, fold), label=label
+    )
+    test_loader = loader(data.test, config, False, device)
+    network = predict(model, test_loader, device, config.training.amp).assign(model="network")
+
+    truth = table.loc[test, ["subject", "session", "loes_score"]].reset_index(drop=True)
+    scores = table.loc[train_side, "loes_score"].to_numpy()
+    median = truth.assign(predicted=median_baseline(scores, len(test)), model="median")
+    ridge = truth.assign(
+        predicted=ridge_baseline(
+            cohort.features[train_side],
+            scores,
+            table.loc[train_side, "subject"].to_numpy(),
+            cohort.features[test],
+        ),
+        model="ridge",
+    )
+    predictions = pd.concat([network, median, ridge], ignore_index=True)
+    predictions.insert(0, "fold", fold.fold)
+    predictions.insert(0, "repeat", fold.repeat)
+    metrics = {
+        name: regression_metrics(group["loes_score"], group["predicted"])
+        for name, group in predictions.groupby("model", sort=False)
+    }
+    metrics["best_epoch"] = int(history.loc[history["val_mae"].idxmin(), "epoch"])
+    metrics["epochs_trained"] = len(history)
+    metrics["subjects"] = {"train": fold.train, "val": fold.val, "test": fold.test}
+
+    write_text(folder / "history.csv", history.to_csv(index=False))
+    write_text(folder / "predictions.csv", predictions.to_csv(index=False))
+    write_json(folder / FINISHED_MARKER, metrics)  # last: marks the fold as finished
+    tqdm.write(
+        f"{label}: MAE network {metrics['network']['mae']:.2f}, median "
+        f"{metrics['median']['mae']:.2f}, ridge {metrics['ridge']['mae']:.2f} (best epoch "
+        f"{metrics['best_epoch']}/{len(history)}, {time.perf_counter() - start:.0f} s)",
+        file=sys.stderr,
+    )
+    return metrics

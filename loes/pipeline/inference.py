@@ -1,0 +1,101 @@
+"""Batches in, Loes points out: the prediction loop shared by validation, testing and every
+later use of a trained :class:`~loes.models.LoesModel`."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import torch
+from monai.data import DataLoader
+from torch.utils.data import Dataset
+
+from loes.data.loes_items import MAX_LOES_SCORE
+from loes.errors import LoesError
+from loes.models import LoesModel
+from loes.pipeline.device import autocast
+from loes.pipeline.run_folder import load_run_config, run_dir_of
+
+__all__ = ["batches", "load_fold_model", "make_loader", "predict"]
+
+
+def load_fold_model(folder: str | os.PathLike) -> tuple[LoesModel, dict]:
+    """The model a finished fold chose (``folder/best.pt``) and the checkpoint's other entries
+    (``epoch``, ``val_mae``).
+
+    Checkpoints written before models described themselves take their description from the
+    run folder's ``config.yaml``.
+
+    Raises:
+        LoesError: when the fold has no ``best.pt``, or neither it nor the run describes it.
+    """
+    path = Path(folder) / "best.pt"
+    if not path.is_file():
+        raise LoesError(f"{path} does not exist; train the fold first (`loes cv`).")
+    try:
+        return LoesModel.load(path)
+    except ValueError:
+        config = load_run_config(run_dir_of(folder))
+    return LoesModel.load(path, spec=config.model_spec())
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool,
+    device: torch.device,
+    num_workers: int = 0,
+    on_gpu: bool = False,
+) -> DataLoader:
+    """A MONAI ``DataLoader``; shuffled loaders drop a last batch of one sample, which
+    BatchNorm cannot train on. ``on_gpu``: the items already live on the GPU (no workers, no
+    pinning)."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=shuffle and len(dataset) > batch_size,
+        num_workers=0 if on_gpu else num_workers,
+        pin_memory=device.type == "cuda" and not on_gpu,
+    )
+
+
+def batches(
+    loader: DataLoader, device: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict, float]]:
+    """Yield (images (B, 1, D, H, W) on ``device``, scores (B,) in Loes points, the batch dict,
+    seconds spent waiting for the batch)."""
+    iterator = iter(loader)
+    while True:
+        start = time.perf_counter()
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        images = batch["image"].as_subclass(torch.Tensor).to(device, non_blocking=True)
+        scores = torch.as_tensor(batch["loes_score"], dtype=torch.float32, device=device)
+        yield images, scores, batch, time.perf_counter() - start
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device, amp: bool = True):
+    """Scores for every scan ``loader`` yields, clipped to the scale's range [0, 34].
+
+    Items need ``image``, ``loes_score``, ``subject`` and ``session``. Returns a DataFrame
+    with columns ``subject, session, loes_score, predicted`` (Loes points), in loader order.
+    """
+    model.eval()
+    rows = []
+    for images, scores, batch, _ in batches(loader, device):
+        with autocast(device, amp):
+            predicted = model(images).float().clamp(0.0, MAX_LOES_SCORE)
+        for subject, session, true, pred in zip(
+            batch["subject"], batch["session"], scores.tolist(), predicted.tolist(), strict=True
+        ):
+            rows.append(
+                {"subject": subject, "session": session, "loes_score": true, "predicted": pred}
+            )
+    return pd.DataFrame(rows, columns=["subject", "session", "loes_score", "predicted"])

@@ -1,0 +1,144 @@
+"""The run folder of ``loes cv``: created once, refused when it holds another run, with the
+resolved configuration and the environment recorded beside the results.
+
+Layout (nnU-Net style: everything a run decided is saved beside its results)::
+
+    RUN_DIR/config.yaml  environment.json  splits.json
+    RUN_DIR/fold_K/ or RUN_DIR/repeat_R/fold_K/   best.pt last.pt history.csv predictions.csv
+                                                  metrics.json (written last: the fold is done)
+    RUN_DIR/predictions.csv  report.json  report.md  report.html
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from loes.errors import LoesError
+from loes.io import write_json, write_text
+from loes.pipeline.config import Config, read_yaml
+
+__all__ = [
+    "CONFIG_FILE",
+    "FINISHED_MARKER",
+    "environment",
+    "fold_dir",
+    "is_finished",
+    "load_run_config",
+    "prepare_run_folder",
+    "run_dir_of",
+    "write_environment",
+]
+
+CONFIG_FILE = "config.yaml"
+#: the file a fold writes last; a fold folder holding it is finished
+FINISHED_MARKER = "metrics.json"
+_PACKAGES = ("loes", "torch", "monai", "numpy", "scikit-learn", "SimpleITK", "nibabel", "nilearn")
+
+
+def fold_dir(run_dir: str | os.PathLike, repeat: int, fold: int, repeats: int) -> Path:
+    """``run_dir/fold_K``, or ``run_dir/repeat_R/fold_K`` when the run has several repeats."""
+    run_dir = Path(run_dir)
+    return run_dir / (f"fold_{fold}" if repeats == 1 else f"repeat_{repeat}/fold_{fold}")
+
+
+def run_dir_of(folder: str | os.PathLike) -> Path:
+    """The run folder a ``fold_K`` folder belongs to (its parent, or grandparent under
+    ``repeat_R``)."""
+    parent = Path(folder).resolve().parent
+    return parent.parent if parent.name.startswith("repeat_") else parent
+
+
+def is_finished(folder: str | os.PathLike) -> bool:
+    """Whether the fold folder holds its results (its last file is written)."""
+    return (Path(folder) / FINISHED_MARKER).exists()
+
+
+def load_run_config(run_dir: str | os.PathLike) -> Config:
+    """The configuration saved in a run folder.
+
+    Settings added to loes after the run was made take their defaults.
+
+    Raises:
+        LoesError: when the folder holds no readable, valid ``config.yaml``.
+    """
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise LoesError(f"{run_dir} holds no {CONFIG_FILE}; pass the --out folder of `loes cv`.")
+    return Config.from_dict(read_yaml(path), where=str(path))
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> set[str]:
+    """Dotted keys whose values differ between two nested settings dicts."""
+    out = set()
+    for key in set(a) | set(b):
+        if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
+            out |= _differences(a[key], b[key], f"{prefix}{key}.")
+        elif a.get(key) != b.get(key):
+            out.add(f"{prefix}{key}")
+    return out
+
+
+def prepare_run_folder(config: Config) -> Path:
+    """Create ``config.out`` and save ``config.yaml`` there, or check that the run it already
+    holds decided its results with the same settings (:meth:`Config.deciding_results`).
+
+    Raises:
+        LoesError: when the folder holds a run with other settings, or cannot be created.
+    """
+    run_dir = Path(config.out)
+    if (run_dir / CONFIG_FILE).exists():
+        saved = load_run_config(run_dir)
+        changed = _differences(saved.deciding_results(), config.deciding_results())
+        if changed:
+            raise LoesError(
+                f"{run_dir} holds a run with another configuration (differs in "
+                f"{', '.join(sorted(changed))}); choose another --out or delete that folder."
+            )
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise LoesError(f"cannot create the run folder {run_dir}: {error.strerror}.") from error
+    write_text(run_dir / CONFIG_FILE, config.to_yaml())
+    return run_dir
+
+
+def environment(device: torch.device) -> dict:
+    """What ran the run: package versions, git revision, Python, machine, threads and GPU."""
+    versions = {}
+    for package in _PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    try:
+        revision = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        revision = None
+    return {
+        "packages": versions,
+        "git_revision": revision,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "node": platform.node(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    }
+
+
+def write_environment(run_dir: str | os.PathLike, device: torch.device) -> None:
+    """Write :func:`environment` to ``run_dir/environment.json``."""
+    write_json(Path(run_dir) / "environment.json", environment(device))

@@ -1,0 +1,38 @@
+"""Fixtures shared by the whole suite: the tiny synthetic cohort, built once per session, and
+the configuration of a tiny cross-validation on it."""
+
+import pytest
+
+from loes.data.synthetic import make_tiny_cohort
+from loes.pipeline import load_config
+
+
+@pytest.fixture(scope="session")
+def tiny_manifest(tmp_path_factory):
+    """``manifest.csv`` of 8 synthetic subjects at 4 mm (seed 1); do not modify its files."""
+    return make_tiny_cohort(tmp_path_factory.mktemp("tiny"), subjects=8, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tiny_manifest):
+    """``tiny_config(out, *overrides)``: 2 folds x 2 epochs of SFCN at 4 mm on the tiny cohort."""
+
+    def make(out, *extra, manifest=tiny_manifest):
+        return load_config(
+            overrides=[
+                f"data.source={manifest}",
+                f"out={out}",
+                "device=cpu",
+                "model.name=sfcn",
+                "preprocessing.pixdim=[4.0, 4.0, 4.0]",
+                "preprocessing.spatial_size=[32, 40, 32]",
+                "training.epochs=2",
+                "training.batch_size=4",
+                "training.patience=5",
+                "cv.folds=2",
+                "cv.val_fraction=0.25",
+                *extra,
+            ]
+        )
+
+    return make

@@ -1,0 +1,67 @@
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from loes.models import LoesModel
+
+
+def _model(**kwargs):
+    torch.manual_seed(0)
+    return LoesModel(
+        "sfcn",
+        (32, 40, 32),
+        preprocessing={"pixdim": [4.0, 4.0, 4.0], "spatial_size": [32, 40, 32]},
+        score_mean=4.0,
+        score_std=5.0,
+        **kwargs,
+    )
+
+
+def test_output_is_the_network_output_in_loes_points():
+    model = _model().eval()
+    x = torch.randn(3, 1, 32, 40, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        raw = model.network(x)[:, 0]
+        points = model(x)
+    assert points.shape == (3,)
+    torch.testing.assert_close(points, raw * 5.0 + 4.0)
+
+
+def test_save_and_load_rebuild_the_same_model(tmp_path):
+    model = _model(network_kwargs={"dropout": 0.3}).eval()
+    model.save(tmp_path / "best.pt", epoch=4, val_mae=1.25)
+    loaded, extra = LoesModel.load(tmp_path / "best.pt")
+    assert extra == {"epoch": 4, "val_mae": 1.25}
+    assert loaded.spec == model.spec
+    assert loaded.spec["network_kwargs"] == {"dropout": 0.3}
+    assert [m.p for m in loaded.modules() if isinstance(m, torch.nn.Dropout)] == [0.3]
+    x = torch.randn(2, 1, 32, 40, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(x), model(x))
+    assert float(loaded.mean) == 4.0
+    assert float(loaded.std) == 5.0
+    # nothing but plain types and tensors: loadable without unpickling objects
+    checkpoint = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert set(checkpoint) == {"spec", "model", "epoch", "val_mae"}
+
+
+def test_preprocessing_is_rebuilt_from_the_saved_settings(tmp_path):
+    _model().save(tmp_path / "m.pt")
+    loaded, _ = LoesModel.load(tmp_path / "m.pt")
+    head = np.zeros((60, 70, 60), dtype=np.float32)
+    head[10:50, 10:60, 10:50] = np.random.default_rng(0).uniform(50, 100, (40, 50, 40))
+    nib.save(nib.Nifti1Image(head, np.diag([2.0, 2.0, 2.0, 1.0])), tmp_path / "t1.nii.gz")
+    image = loaded.preprocessing()({"image": str(tmp_path / "t1.nii.gz")})["image"]
+    assert image.shape == (1, 32, 40, 32)
+    np.testing.assert_allclose(np.diag(image.affine)[:3], [4.0, 4.0, 4.0])
+
+
+def test_a_checkpoint_without_description_needs_one(tmp_path):
+    model = _model()
+    torch.save({"model": model.state_dict(), "epoch": 2}, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="without the description of their model"):
+        LoesModel.load(tmp_path / "old.pt")
+    loaded, extra = LoesModel.load(tmp_path / "old.pt", spec=model.spec)
+    assert extra == {"epoch": 2}
+    torch.testing.assert_close(loaded.state_dict()["mean"], torch.tensor(4.0))

@@ -1,0 +1,56 @@
+import os
+import stat
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from loes.io import atomic_path, jsonable, write_json, write_text
+
+
+def test_a_finished_file_gets_the_umask_permissions_and_no_temporary_is_left(tmp_path):
+    old = os.umask(0o027)
+    try:
+        write_text(tmp_path / "a" / "report.md", "hello")
+    finally:
+        os.umask(old)
+    path = tmp_path / "a" / "report.md"
+    assert path.read_text() == "hello"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert os.listdir(tmp_path / "a") == ["report.md"]
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "scan.nii.gz"
+    path.write_text("old")
+    temporaries = []
+
+    def killed_while_writing():
+        with atomic_path(path) as tmp:
+            temporaries.append(tmp)
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        killed_while_writing()
+    assert temporaries[0].name.endswith(".nii.gz")
+    assert temporaries[0].parent == tmp_path
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["scan.nii.gz"]
+
+
+def test_importing_loes_leaves_the_process_umask_alone():
+    code = "import os; os.umask(0o077); import loes.io, loes.pipeline; print(oct(os.umask(0)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0o77"
+
+
+def test_json_is_strict(tmp_path):
+    assert jsonable({"r": float("nan"), "n": np.int64(3), "x": [np.float32(0.5)]}) == {
+        "r": None,
+        "n": 3,
+        "x": [0.5],
+    }
+    write_json(tmp_path / "m.json", {"inf": float("inf")})
+    assert (tmp_path / "m.json").read_text() == '{\n  "inf": null\n}\n'
