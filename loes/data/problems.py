@@ -48,14 +48,17 @@ class ValidationReport:
 
     @property
     def errors(self) -> list[Problem]:
+        """The problems that stop a run."""
         return [p for p in self.problems if p.severity == "error"]
 
     @property
     def warnings(self) -> list[Problem]:
+        """The problems worth a look that do not stop a run."""
         return [p for p in self.problems if p.severity == "warning"]
 
     @property
     def ok(self) -> bool:
+        """True when there is no error."""
         return not self.errors
 
     def summary(self) -> str:

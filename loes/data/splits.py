@@ -77,10 +77,12 @@ class Splits:
 
     @property
     def repeats(self) -> int:
+        """Number of repeats of the k-fold split."""
         return len({f.repeat for f in self.folds})
 
     @property
     def n_folds(self) -> int:
+        """Folds per repeat."""
         return max(Counter(f.repeat for f in self.folds).values(), default=0)
 
     def fold(self, repeat: int, fold: int) -> Fold:

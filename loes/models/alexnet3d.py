@@ -129,6 +129,7 @@ class AlexNet3D(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, D, H, W) -> (B, out_channels)."""
         features = self.features(x).flatten(1)
         if features.shape[1] != self.in_features:
             raise ValueError(

@@ -53,4 +53,5 @@ class SFCN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, D, H, W) -> (B, out_channels)."""
         return self.classifier(self.features(x))

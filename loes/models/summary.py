@@ -15,6 +15,8 @@ __all__ = ["NetworkSummary", "summarize_network"]
 
 @dataclass(frozen=True)
 class NetworkSummary:
+    """A network's name, parameter count, flattened feature size and output shape."""
+
     name: str
     parameters: int
     feature_size: int

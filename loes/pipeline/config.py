@@ -251,6 +251,7 @@ class Config(_Section):
         return self.model_dump(mode="json")
 
     def to_yaml(self) -> str:
+        """The settings as YAML, in declaration order (what ``config.yaml`` holds)."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def model_spec(self) -> dict[str, Any]:

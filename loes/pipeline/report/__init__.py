@@ -36,12 +36,12 @@ from loes.pipeline.metrics import summarize
 from loes.pipeline.report.collect import (
     collect_histories,
     collect_predictions,
-    read_run_config,
 )
 from loes.pipeline.report.html import render_html
 from loes.pipeline.report.markdown import render_markdown
 from loes.pipeline.report.predictions import from_wide, read_predictions, to_wide
 from loes.pipeline.report.terminal import format_summary
+from loes.pipeline.run_folder import CONFIG_FILE, load_run_config
 
 __all__ = [
     "collect_histories",
@@ -49,7 +49,6 @@ __all__ = [
     "format_summary",
     "from_wide",
     "read_predictions",
-    "read_run_config",
     "render_html",
     "render_markdown",
     "to_wide",
@@ -92,8 +91,8 @@ def write_report(
         predictions = collect_predictions(run_dir)
     if histories is None:
         histories = collect_histories(run_dir) if run_dir.is_dir() else {}
-    if config is None and run_dir.is_dir():
-        config = read_run_config(run_dir)
+    if config is None and (run_dir / CONFIG_FILE).is_file():
+        config = load_run_config(run_dir).to_dict()
 
     wide = to_wide(predictions)
     long = from_wide(wide)  # exactly what predictions.csv holds, so report.json matches it

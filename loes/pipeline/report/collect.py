@@ -11,16 +11,14 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
-import yaml
 
 from loes.errors import LoesError
 from loes.pipeline.metrics import PREDICTION_COLUMNS
 from loes.pipeline.report.predictions import read_predictions
 
-__all__ = ["check_run_dir", "collect_histories", "collect_predictions", "read_run_config"]
+__all__ = ["check_run_dir", "collect_histories", "collect_predictions"]
 
 _FOLD_DIR = re.compile(r"^fold_(\d+)$")
 _REPEAT_DIR = re.compile(r"^repeat_(\d+)$")
@@ -111,20 +109,3 @@ def collect_histories(run_dir: str | os.PathLike) -> dict[tuple[int, int], pd.Da
         (repeat, fold): _read_csv(path)
         for path, repeat, fold in _fold_files(run_dir, "history.csv")
     }
-
-
-def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The resolved configuration ``loes cv`` saved as ``run_dir/config.yaml``; ``None`` if absent.
-
-    Raises :class:`LoesError` naming the file if it cannot be read or is not a YAML mapping.
-    """
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        return None
-    try:
-        config = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise LoesError(f"cannot read the run's configuration {path}: {error}") from None
-    if not isinstance(config, dict):
-        raise LoesError(f"{path} is not a YAML mapping of settings; rewrite it or delete it.")
-    return config

@@ -3,7 +3,6 @@ import pytest
 
 from loes.errors import LoesError
 from loes.pipeline.report import collect_histories, collect_predictions, to_wide
-from loes.pipeline.report.collect import read_run_config
 
 
 def test_collect_from_repeat_folders(tmp_path, fake_run, make_history):
@@ -83,15 +82,3 @@ def test_collect_without_fold_folders_reads_the_run_predictions_csv(tmp_path, fa
         table.sort_values(key, ignore_index=True),
         check_dtype=False,
     )
-
-
-def test_read_run_config(tmp_path):
-    assert read_run_config(tmp_path) is None
-    (tmp_path / "config.yaml").write_text("model:\n  name: sfcn\nseed: 3\n")
-    assert read_run_config(tmp_path) == {"model": {"name": "sfcn"}, "seed": 3}
-    (tmp_path / "config.yaml").write_text("model: [unclosed\n")
-    with pytest.raises(LoesError, match=r"config\.yaml"):
-        read_run_config(tmp_path)
-    (tmp_path / "config.yaml").write_text("- a list\n")
-    with pytest.raises(LoesError, match=r"config\.yaml is not a YAML mapping"):
-        read_run_config(tmp_path)

@@ -1,6 +1,7 @@
 import pytest
 
 from loes.cli import main
+from loes.pipeline import load_config
 from loes.pipeline.report import write_report
 
 FILES = ("predictions.csv", "report.json", "report.md", "report.html")
@@ -32,7 +33,8 @@ def test_loes_report_command_rewrites_the_report(tmp_path, capsys, fake_run, str
     for name in FILES:
         assert (tmp_path / name).is_file(), name
     saved = strict_json(tmp_path / "report.json")
-    assert saved["config"] == {"model": {"name": "sfcn"}}
+    # the saved settings, completed with the defaults of what the file leaves out
+    assert saved["config"] == load_config(overrides=["model.name=sfcn"]).to_dict()
     assert saved["n_scans"] == table[["subject", "session"]].drop_duplicates().shape[0]
     assert set(saved["models"]) == {"network", "median", "ridge"}
     assert "learning curves" in (tmp_path / "report.html").read_text()  # histories collected
