@@ -40,6 +40,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert os.listdir(tmp_path) == ["scan.nii.gz"]
 
 
+@pytest.mark.slow
 def test_importing_loes_leaves_the_process_umask_alone():
     code = "import os; os.umask(0o077); import loes.io, loes.pipeline; print(oct(os.umask(0)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -126,6 +126,7 @@ def _area_centres(anat) -> dict[int, np.ndarray]:
     return {int(label): mm[labels == label] for label in np.unique(labels)}
 
 
+@pytest.mark.slow
 def test_both_anatomy_resolutions_hold_every_area_on_its_side():
     fine, coarse = load_anatomy(1), load_anatomy(2)
     assert (fine.field_mm, coarse.field_mm) == (2.0, 4.0)

@@ -23,6 +23,7 @@ def _random_fold(n: int = 12, size=(32, 32, 32)):
     return FoldData(train=items[:8], val=items[8:], test=items[8:], train_scores=scores[:8].numpy())
 
 
+@pytest.mark.slow
 def test_early_stopping_uses_patience(tmp_path):
     import torch
 
@@ -45,6 +46,7 @@ def test_early_stopping_uses_patience(tmp_path):
     assert (history["val_mae"].iloc[best + 1 :] >= history["val_mae"].iloc[best]).all()
 
 
+@pytest.mark.slow
 def test_tensorboard_logs_every_epoch(tmp_path):
     pytest.importorskip("tensorboard")
     import torch
@@ -68,6 +70,7 @@ def test_tensorboard_logs_every_epoch(tmp_path):
         np.testing.assert_allclose([e.value for e in logged], history[key], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_batchnorm_statistics_come_from_the_unaugmented_training_scans(tmp_path):
     """After every epoch BatchNorm is recomputed on the training scans as preprocessed: an
     augmentation that shifts intensities by 100 must not reach the statistics."""

@@ -257,6 +257,7 @@ def test_augmentation_pickles():
     assert_allclose(clone(_item())["image"], aug(_item())["image"])
 
 
+@pytest.mark.slow
 def test_registration_and_n4_preset_is_invertible(tmp_path):
     truth = random_affine(np.random.default_rng(11))
     affine = grid_affine("LPS", (2.0, 2.0, 2.0), (0.0, -15.0, 10.0), (90, 110, 84))

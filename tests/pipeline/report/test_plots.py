@@ -11,6 +11,7 @@ from loes.pipeline.report import plots
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_importing_and_plotting_leaves_the_matplotlib_backend_alone():
     """A notebook's backend survives `import loes.pipeline.report` and drawing a report."""
     probe = (
