@@ -15,6 +15,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``loes`` parser with every subcommand module's ``register``ed subparser."""
     parser = argparse.ArgumentParser(
         prog="loes",
         description="Predict the Loes score from 3D brain MRI and cross-validate it honestly.",
@@ -24,12 +25,20 @@ def build_parser() -> argparse.ArgumentParser:
     for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if not module_info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{module_info.name}").register(commands)
+    for command in (parser, *commands.choices.values()):
+        command.allow_abbrev = False  # `--epoch 3` is a typo, not `--epochs 3`
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; user errors print one clear message and exit with status 2."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse takes positional key=value settings only before the flags; accept them after too
+    if extra and hasattr(args, "overrides") and all("=" in e and e[0] != "-" for e in extra):
+        args.overrides += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.run(args) or 0)
     except LoesError as error:
