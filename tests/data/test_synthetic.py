@@ -166,6 +166,18 @@ def manifest(tiny) -> pd.DataFrame:
     return pd.read_csv(tiny)
 
 
+def test_the_preview_leaves_matplotlib_s_backend_alone(tiny, manifest, tmp_path, monkeypatch):
+    import matplotlib
+
+    from loes.data.synthetic.preview import write_preview
+
+    calls = []
+    monkeypatch.setattr(matplotlib, "use", lambda *args, **kwargs: calls.append(args))
+    write_preview(tiny.parent, manifest, tmp_path / "preview.png")
+    assert calls == []
+    assert (tmp_path / "preview.png").read_bytes() == (tiny.parent / "preview.png").read_bytes()
+
+
 def _anatomy_of(manifest_path: Path):
     """The anatomy a cohort was drawn from, by the resolution its cohort.json records."""
     params = json.loads((manifest_path.parent / "cohort.json").read_text())

@@ -33,17 +33,15 @@ def _plane(image: nib.Nifti1Image, axis: str, step: float = 1.5) -> np.ndarray:
 
 def write_preview(root: Path, manifest: pd.DataFrame, path: Path, columns: int = 8) -> None:
     """Write a montage of up to ``columns`` scans spanning the scores, lowest first."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # the object API: no process-wide backend switch
 
     ordered = manifest.sort_values(["loes_score", "subject", "session"], kind="stable")
     picks = np.unique(
         np.linspace(0, len(ordered) - 1, min(columns, len(ordered))).round().astype(int)
     )
     rows = ordered.iloc[picks]
-    fig, axes = plt.subplots(2, len(rows), figsize=(2.2 * len(rows), 5.2), squeeze=False)
+    fig = Figure(figsize=(2.2 * len(rows), 5.2))
+    axes = fig.subplots(2, len(rows), squeeze=False)
     for col, row in enumerate(rows.itertuples(index=False)):
         image = nib.load(root / row.image)
         for r, axis in enumerate(("axial", "sagittal")):
@@ -60,4 +58,3 @@ def write_preview(root: Path, manifest: pd.DataFrame, path: Path, columns: int =
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png", metadata={"Software": None})
-    plt.close(fig)
