@@ -48,7 +48,6 @@ NOT_DECIDING_RESULTS = (
     "device",
     "data.cache_dir",
     "preprocessing.cache",
-    "training.num_workers",
 )
 
 
@@ -61,6 +60,7 @@ def _preset_default(preset, name: str) -> Any:
 class _Section(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
+        allow_inf_nan=False,
         use_attribute_docstrings=True,
         validate_default=True,
         coerce_numbers_to_str=True,

@@ -84,12 +84,12 @@ def cross_validate(config: Config) -> dict:
         >>> report = cross_validate(load_config("configs/cpu.yaml"))  # doctest: +SKIP
     """
     device = check_config(config)
+    table = load_table(config)  # data problems stop the run before its folder exists
     run_dir = prepare_run_folder(config)
     write_environment(run_dir, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
-    table = load_table(config)
     splits = run_splits(config, run_dir, table)
     folders = [fold_dir(run_dir, f.repeat, f.fold, config.cv.repeats) for f in splits.folds]
     pending = [(f, d) for f, d in zip(splits.folds, folders, strict=True) if not is_finished(d)]

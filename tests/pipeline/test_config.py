@@ -45,6 +45,8 @@ def test_round_trip_through_yaml(tmp_path):
         ("preprocessing.pixdim=[2, 0, 2]", "preprocessing.pixdim[1] must be positive, got 0"),
         ("preprocessing=3", "preprocessing must be a section of key: value settings"),
         ("model.dropout=1.5", "model.dropout must be between 0 and 1"),
+        ("training.lr=.inf", "training.lr"),
+        ("preprocessing.pixdim=[.inf, 4, 4]", "preprocessing.pixdim[0]"),
         ("cv.folds=1", "cv.folds must be at least 2"),
         ("cv.val_fraction=0", "cv.val_fraction must be between 0 and 1 (exclusive)"),
         ("augmentation.flip_prob=2", "augmentation.flip_prob must be between 0 and 1"),
@@ -126,7 +128,6 @@ def test_only_settings_that_decide_results_identify_a_run():
             "device=cpu",
             "data.cache_dir=/scratch",
             "preprocessing.cache=disk",
-            "training.num_workers=4",
         ]
     )
     assert other_place.deciding_results() == base.deciding_results()

@@ -31,7 +31,6 @@ def test_a_run_folder_keeps_its_settings_and_refuses_others(tmp_path):
     assert load_run_config(run_dir) == config
     # where it runs and how it loads data may change
     faster = config.model_copy(update={"device": "cpu"})
-    faster.training.num_workers = 2
     assert prepare_run_folder(faster) == run_dir
     changed = load_config(overrides=[f"out={run_dir}", "training.epochs=4", "seed=2"])
     with pytest.raises(LoesError, match=r"differs in seed, training\.epochs\)"):
