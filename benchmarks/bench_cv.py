@@ -14,8 +14,8 @@ from torch.utils.data import Subset
 
 from loes.data import load_dataset
 from loes.data.synthetic import generate_cohort
-from loes.pipeline.config import load_config
 from loes.pipeline.cohort import augmentation_for, preprocessing_for, scan_items
+from loes.pipeline.config import load_config
 from loes.pipeline.training import FoldData, train_fold
 
 SUBJECTS = 8  # about 30 native 1 mm scans
