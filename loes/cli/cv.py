@@ -28,8 +28,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", choices=["manifest", "lab", "bids"], help="input format")
     parser.add_argument(
         "--images-dir",
-        help="folder of the lab CSV's images, or that a manifest's relative paths start from "
-        "(data.images_dir)",
+        help="folder that a manifest's relative image paths, or the lab CSV's image names, "
+        "are read from (data.images_dir)",
     )
     parser.add_argument("--suffix", help="BIDS suffix of the images, e.g. FLAIR (data.suffix)")
     parser.add_argument(
@@ -66,12 +66,9 @@ def run(args: argparse.Namespace) -> int:
     if args.source and "=" in args.source and not Path(args.source).exists():
         args.overrides.insert(0, args.source)
         args.source = None
-    overrides = [
-        f"{key}={getattr(args, flag)}"
-        for flag, key in _FLAGS.items()
-        if getattr(args, flag) is not None
-    ]
-    config = load_config(args.config, [*args.overrides, *overrides])
+    flags = {key: getattr(args, flag) for flag, key in _FLAGS.items()}
+    values = {key: value for key, value in flags.items() if value is not None}
+    config = load_config(args.config, args.overrides, values)
     report = cross_validate(config)
     Console().print(format_summary(report))
     print(f"report: {config.out}/report.html")

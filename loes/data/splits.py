@@ -178,9 +178,9 @@ def make_folds(
 
     Subjects are grouped (every session on one side) and stratified by their mean Loes
     score with ``StratifiedGroupKFold``; ``repeats`` repeats it with independent seeds. Each
-    fold's ``val`` holds about ``val_fraction`` of its non-test subjects (stratified too),
-    ``train`` the rest. ``by_site=True`` leaves one site out per fold instead
-    (``LeaveOneGroupOut`` on the ``site`` column).
+    fold's ``val`` holds whole subjects with about ``val_fraction`` of its non-test scans
+    (stratified too), ``train`` the rest. ``by_site=True`` leaves one site out per fold
+    instead (``LeaveOneGroupOut`` on the ``site`` column).
 
     When ``path`` exists it is read, checked against ``table`` and returned; otherwise the
     new splits are written there atomically.
@@ -293,25 +293,39 @@ def _split(
         for k, (train_rows, test_rows) in enumerate(parts):
             test = sorted(set(subject_ids[test_rows]))
             pool = sorted(set(subject_ids[train_rows]))
-            val = _draw_val(pool, subject_score, val_fraction, _seed(seed, repeat, k))
+            val = _draw_val(
+                subject_ids[train_rows], subject_score, val_fraction, _seed(seed, repeat, k)
+            )
             train = sorted(set(pool) - set(val))
             folds.append(Fold(repeat, k, train, val, test))
     return Splits(folds, parameters, _sessions_by_subject(table))
 
 
-def _draw_val(pool: list[str], score: pd.Series, fraction: float, seed: int) -> list[str]:
-    """About ``fraction`` of ``pool``, stratified by score where there are enough subjects."""
-    from sklearn.model_selection import train_test_split
+def _draw_val(scan_subjects: np.ndarray, score: pd.Series, fraction: float, seed: int) -> list[str]:
+    """Subjects holding about ``fraction`` of the scans ``scan_subjects`` lists (one subject id
+    per scan), stratified by the subjects' mean score.
 
+    Subjects stay whole, so the share is met by scans, not subjects: the pool is split with
+    ``StratifiedGroupKFold`` into ``round(1 / fraction)`` parts of about equal scan counts and
+    score mix, and the part whose scan count is closest to ``fraction`` is kept.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    pool = sorted(set(scan_subjects))
     if fraction <= 0 or len(pool) < 2:
         return []
-    n_val = min(max(1, round(fraction * len(pool))), len(pool) - 1)
-    bins = score_bins(score.loc[pool].to_numpy(), min(n_val, len(pool) - n_val, _MAX_BINS), 2)
-    try:
-        _, val = train_test_split(pool, test_size=n_val, stratify=bins, random_state=seed)
-    except ValueError:  # too few subjects per bin for this size: draw without strata
-        _, val = train_test_split(pool, test_size=n_val, random_state=seed)
-    return sorted(val)
+    n_parts = min(max(2, round(1 / fraction)), len(pool))
+    bins = pd.Series(score_bins(score.loc[pool].to_numpy(), _MAX_BINS, n_parts), index=pool)
+    splitter = StratifiedGroupKFold(n_splits=n_parts, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # fewer members in a stratum than parts
+        parts = [
+            rows
+            for _, rows in splitter.split(scan_subjects, bins.loc[scan_subjects], scan_subjects)
+        ]
+    target = fraction * len(scan_subjects)
+    best = min(parts, key=lambda rows: abs(len(rows) - target))
+    return sorted(set(scan_subjects[best]))
 
 
 def _seed(*parts: int) -> int:

@@ -23,6 +23,7 @@ from loes.data import validate_dataset
 from loes.errors import LoesError
 from loes.pipeline.baselines import downsampled_features
 from loes.pipeline.config import Config
+from loes.pipeline.messages import note
 from loes.transforms import augmentation, preprocessing
 
 __all__ = [
@@ -91,9 +92,8 @@ def load_table(config: Config) -> pd.DataFrame:
             workers=os.cpu_count() or 1,
             progress=sys.stderr.isatty(),
         )
-        tqdm.write(
+        note(
             f"synthetic cohort ready in {source.parent} ({time.perf_counter() - start:.0f} s)",
-            file=sys.stderr,
         )
         options = {}
     else:
@@ -168,9 +168,8 @@ def preprocess_cohort(
             for i in tqdm(range(len(items)), desc="features", leave=False, disable=None)
         ]
     )
-    tqdm.write(
+    note(
         f"preprocessed {len(items)} scans once for every fold ({p.cache} cache, "
         f"{time.perf_counter() - start:.0f} s)",
-        file=sys.stderr,
     )
     return PreprocessedCohort(table=table, cache=cache, features=features)

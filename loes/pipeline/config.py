@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from loes.errors import LoesError
 from loes.transforms import augmentation, preprocessing
@@ -220,7 +220,8 @@ class CrossValidationConfig(_Section):
     repeats: PositiveInt = 1
     """Repeated k-fold with independent seeds."""
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
-    """Share of the non-test subjects held out for early stopping and model selection."""
+    """Share of the non-test scans (whole subjects) held out for early stopping and model
+    selection."""
     by_site: bool = False
     """Leave one site out per fold."""
     splits_file: str | None = None
@@ -233,8 +234,10 @@ class Config(_Section):
     The defaults are the CPU main job (``configs/cpu.yaml``): AlexNet3D at 2 mm, 5 folds.
     """
 
-    out: str = "runs/synthetic"
-    """Run folder."""
+    out: str | None = None
+    """Run folder; null: ``runs/`` and the name of the source: ``runs/synthetic`` for the
+    built-in cohort, ``runs/cohort`` for ``data/cohort.csv``, ``data/cohort/manifest.csv`` or
+    a BIDS root ``data/cohort``."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where to train: auto picks CUDA when PyTorch sees a GPU."""
     seed: int = 0
@@ -245,6 +248,14 @@ class Config(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     cv: CrossValidationConfig = Field(default_factory=CrossValidationConfig)
+
+    @model_validator(mode="after")
+    def _name_run_folder(self) -> Config:
+        if self.out is None:
+            source = Path(self.data.source or "synthetic").absolute()
+            name = source.parent.name if source.stem == "manifest" else source.stem
+            self.out = str(Path("runs") / name)
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), as saved in ``config.yaml``."""
@@ -392,8 +403,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return loaded
 
 
-def load_config(path: str | Path | None = None, overrides: Any = ()) -> Config:
-    """Defaults, then the YAML file, then ``key=value`` overrides (values parsed as YAML).
+def load_config(
+    path: str | Path | None = None, overrides: Any = (), values: dict[str, Any] | None = None
+) -> Config:
+    """Defaults, then the YAML file, then ``key=value`` overrides (values parsed as YAML), then
+    ``values`` (dotted key to value, taken as given: the command line's flags, so that
+    ``--out "run #1"`` or ``--out 007`` name that folder).
 
     Raises:
         LoesError: for an unreadable file, a malformed override, an unknown key or a bad value,
@@ -416,6 +431,8 @@ def load_config(path: str | Path | None = None, overrides: Any = ()) -> Config:
         except yaml.YAMLError:
             value = raw
         _set_dotted(data, key.strip(), value)
+    for key, value in (values or {}).items():
+        _set_dotted(data, key, value)
     return Config.from_dict(data)
 
 

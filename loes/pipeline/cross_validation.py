@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
@@ -23,8 +24,16 @@ from loes.pipeline.cohort import (
 from loes.pipeline.config import Config
 from loes.pipeline.device import resolve_device
 from loes.pipeline.fold import run_fold
+from loes.pipeline.messages import note
+from loes.pipeline.optimization import schedule_warning
 from loes.pipeline.report import write_report
-from loes.pipeline.run_folder import fold_dir, is_finished, prepare_run_folder, write_environment
+from loes.pipeline.run_folder import (
+    check_run_folder,
+    fold_dir,
+    is_finished,
+    prepare_run_folder,
+    write_environment,
+)
 from loes.pipeline.training import build_model
 
 __all__ = ["check_config", "cross_validate", "run_splits"]
@@ -53,27 +62,40 @@ def check_config(config: Config) -> torch.device:
     return device
 
 
-def run_splits(config: Config, run_dir: Path, table) -> Splits:
-    """The run's folds: ``splits.json`` of the run folder (or ``cv.splits_file``) when it
-    exists, else drawn from ``table`` and written there."""
+def run_splits(config: Config, table: pd.DataFrame) -> Splits:
+    """The run's folds, written nowhere: ``cv.splits_file`` when set, else the run folder's
+    ``splits.json`` when it exists, else drawn from ``table``; checked against ``table``.
+
+    Raises:
+        LoesError: when ``cv.splits_file`` does not exist, or the folds do not fit the data.
+    """
     c = config.cv
-    splits = make_folds(
+    if c.splits_file:
+        path = Path(c.splits_file)
+        if not path.is_file():
+            raise LoesError(
+                f"cv.splits_file={c.splits_file}: no such file; give the path of a splits.json "
+                "(e.g. another run's), or leave the setting out to draw new folds."
+            )
+    else:
+        path = Path(config.out) / "splits.json"
+    return make_folds(
         table,
         n_folds=c.folds,
         repeats=c.repeats,
         seed=config.seed,
         val_fraction=c.val_fraction,
         by_site=c.by_site,
-        path=Path(c.splits_file) if c.splits_file else run_dir / "splits.json",
+        path=path if path.is_file() else None,
     )
-    if c.splits_file:
-        splits.to_json(run_dir / "splits.json")
-    return splits
 
 
 def cross_validate(config: Config) -> dict:
     """Run (or resume) the cross-validation described by ``config``; return the report dict
     (see :func:`loes.pipeline.report.write_report`).
+
+    Everything that can be checked is checked before the run folder is written: the settings,
+    the data, the run folder and the folds.
 
     Raises:
         LoesError: for a bad setting, a run folder holding another run, or invalid data.
@@ -84,16 +106,28 @@ def cross_validate(config: Config) -> dict:
         >>> report = cross_validate(load_config("configs/cpu.yaml"))  # doctest: +SKIP
     """
     device = check_config(config)
-    table = load_table(config)  # data problems stop the run before its folder exists
+    table = load_table(config)
+    check_run_folder(config)
+    splits = run_splits(config, table)
+    warning = schedule_warning(config.training)
+    if warning:
+        note(f"warning: {warning}")
+
     run_dir = prepare_run_folder(config)
     write_environment(run_dir, device)
+    if config.cv.splits_file or not (run_dir / "splits.json").exists():
+        splits.to_json(run_dir / "splits.json")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
-    splits = run_splits(config, run_dir, table)
     folders = [fold_dir(run_dir, f.repeat, f.fold, config.cv.repeats) for f in splits.folds]
     pending = [(f, d) for f, d in zip(splits.folds, folders, strict=True) if not is_finished(d)]
-    if pending:
+    n = len(folders)
+    if not pending:
+        note(f"all {n} folds finished; rewriting the report")
+    else:
+        if len(pending) < n:
+            note(f"{n - len(pending)} of {n} folds finished; running the other {len(pending)}")
         cohort = preprocess_cohort(table, config, device)
         for fold, folder in tqdm(pending, desc="folds", unit="fold", disable=None):
             run_fold(cohort, fold, config, folder, device)

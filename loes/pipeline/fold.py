@@ -5,14 +5,12 @@ separate processes (a cluster job per fold), each writing only its own folder.""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 from torch.utils.data import Subset
-from tqdm.auto import tqdm
 
 from loes.data import Fold
 from loes.errors import LoesError
@@ -21,6 +19,7 @@ from loes.pipeline.baselines import median_baseline, ridge_baseline
 from loes.pipeline.cohort import PreprocessedCohort, augmentation_for
 from loes.pipeline.config import Config
 from loes.pipeline.inference import predict
+from loes.pipeline.messages import note
 from loes.pipeline.metrics import regression_metrics
 from loes.pipeline.run_folder import FINISHED_MARKER
 from loes.pipeline.training import FoldData, loader, train_fold
@@ -48,10 +47,11 @@ def run_fold(
     """
     table = cohort.table
     train, val, test = (cohort.indices(s) for s in (fold.train, fold.val, fold.test))
-    if not val or not train:
+    if not val or len(train) < 2:
         raise LoesError(
-            f"{fold.name} has {len(fold.train)} training and {len(fold.val)} validation "
-            "subjects; both need at least one (more subjects, fewer folds, or another splits file)."
+            f"{fold.name} has {len(train)} training and {len(val)} validation scans; training "
+            "needs at least 2 and validation 1 (more subjects, fewer folds, or another splits "
+            "file)."
         )
     train_side = train + val  # the baselines may use every non-test scan
     data = FoldData(
@@ -95,10 +95,9 @@ def run_fold(
     write_text(folder / "history.csv", history.to_csv(index=False))
     write_text(folder / "predictions.csv", predictions.to_csv(index=False))
     write_json(folder / FINISHED_MARKER, metrics)  # last: marks the fold as finished
-    tqdm.write(
+    note(
         f"{label}: MAE network {metrics['network']['mae']:.2f}, median "
         f"{metrics['median']['mae']:.2f}, ridge {metrics['ridge']['mae']:.2f} (best epoch "
         f"{metrics['best_epoch']}/{len(history)}, {time.perf_counter() - start:.0f} s)",
-        file=sys.stderr,
     )
     return metrics

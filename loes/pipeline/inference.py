@@ -8,10 +8,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from monai.data import DataLoader
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from loes.data.loes_items import MAX_LOES_SCORE
 from loes.errors import LoesError
@@ -19,7 +20,7 @@ from loes.models import LoesModel
 from loes.pipeline.device import autocast
 from loes.pipeline.run_folder import load_run_config, run_dir_of
 
-__all__ = ["batches", "load_fold_model", "make_loader", "predict"]
+__all__ = ["EvenBatchSampler", "batches", "load_fold_model", "make_loader", "predict"]
 
 
 def load_fold_model(folder: str | os.PathLike) -> tuple[LoesModel, dict]:
@@ -42,6 +43,32 @@ def load_fold_model(folder: str | os.PathLike) -> tuple[LoesModel, dict]:
     return LoesModel.load(path, spec=config.model_spec())
 
 
+class EvenBatchSampler(Sampler[list[int]]):
+    """Shuffled batches of near-equal size that cover every item once per epoch.
+
+    ``ceil(n / batch_size)`` batches whose sizes differ by at most one (``np.array_split`` of a
+    ``torch.randperm``): no scan is dropped, as ``drop_last`` would drop the same few of a small
+    training set every epoch, and no batch is left with one scan, which BatchNorm trains on
+    badly (or not at all, where its input has one value per channel).
+
+    Examples::
+
+        >>> [len(b) for b in EvenBatchSampler(17, batch_size=8)]
+        [6, 6, 5]
+    """
+
+    def __init__(self, n: int, batch_size: int):
+        self.n, self.batch_size = n, batch_size
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = torch.randperm(self.n).numpy()
+        for batch in np.array_split(order, len(self)):
+            yield batch.tolist()
+
+
 def make_loader(
     dataset: Dataset,
     batch_size: int,
@@ -50,14 +77,17 @@ def make_loader(
     num_workers: int = 0,
     on_gpu: bool = False,
 ) -> DataLoader:
-    """A MONAI ``DataLoader``; shuffled loaders drop a last batch of one sample, which
-    BatchNorm cannot train on. ``on_gpu``: the items already live on the GPU (no workers, no
+    """A MONAI ``DataLoader``: in order, or (``shuffle``) in the shuffled near-equal batches of
+    :class:`EvenBatchSampler`. ``on_gpu``: the items already live on the GPU (no workers, no
     pinning)."""
+    batching = (
+        {"batch_sampler": EvenBatchSampler(len(dataset), batch_size)}
+        if shuffle
+        else {"batch_size": batch_size}
+    )
     return DataLoader(
         dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        drop_last=shuffle and len(dataset) > batch_size,
+        **batching,
         num_workers=0 if on_gpu else num_workers,
         pin_memory=device.type == "cuda" and not on_gpu,
     )

@@ -11,7 +11,15 @@ from torch import nn
 from loes.data.loes_items import MAX_LOES_SCORE
 from loes.pipeline.config import TrainingConfig
 
-__all__ = ["SCORE_BIN", "build_loss", "build_optimizer", "build_scheduler", "score_weights"]
+__all__ = [
+    "MIN_SCHEDULED_EPOCHS",
+    "SCORE_BIN",
+    "build_loss",
+    "build_optimizer",
+    "build_scheduler",
+    "schedule_warning",
+    "score_weights",
+]
 
 #: width of the score bins that loss reweighting counts, in Loes points
 SCORE_BIN = 1.0
@@ -79,4 +87,24 @@ def build_scheduler(optimizer: torch.optim.Optimizer, t: TrainingConfig, steps_p
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=t.lr, total_steps=total)
     if t.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
+    return None
+
+
+#: fewer epochs than this leave a per-step schedule no room to warm up and anneal
+MIN_SCHEDULED_EPOCHS = 5
+
+
+def schedule_warning(t: TrainingConfig) -> str | None:
+    """A sentence saying why ``t``'s schedule is too short to mean anything, or None.
+
+    One-cycle and cosine schedules spend the first epochs warming up and the last ones near a
+    learning rate of zero; with 2 epochs one-cycle logs 4e-09 then 8e-04 and the network ends
+    up predicting about the same score for every scan.
+    """
+    if t.scheduler in {"onecycle", "cosine"} and t.epochs < MIN_SCHEDULED_EPOCHS:
+        return (
+            f"training.epochs={t.epochs} is too short for the {t.scheduler} schedule (at least "
+            f"{MIN_SCHEDULED_EPOCHS}); the network will barely learn, so treat this as a smoke "
+            "run whose results say nothing about the model."
+        )
     return None

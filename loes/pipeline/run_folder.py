@@ -26,6 +26,7 @@ from loes.pipeline.config import Config, read_yaml
 __all__ = [
     "CONFIG_FILE",
     "FINISHED_MARKER",
+    "check_run_folder",
     "environment",
     "fold_dir",
     "is_finished",
@@ -84,12 +85,14 @@ def _differences(a: dict, b: dict, prefix: str = "") -> set[str]:
     return out
 
 
-def prepare_run_folder(config: Config) -> Path:
-    """Create ``config.out`` and save ``config.yaml`` there, or check that the run it already
-    holds decided its results with the same settings (:meth:`Config.deciding_results`).
+def check_run_folder(config: Config) -> Path:
+    """The run folder ``config.out``, checked without writing anything: it is new, or the run it
+    holds decided its results with the same settings (:meth:`Config.deciding_results`), so
+    resuming it is safe.
 
     Raises:
-        LoesError: when the folder holds a run with other settings, or cannot be created.
+        LoesError: when the folder holds a run with other settings, or results without the
+            ``config.yaml`` that says how they were made.
     """
     run_dir = Path(config.out)
     if (run_dir / CONFIG_FILE).exists():
@@ -100,6 +103,23 @@ def prepare_run_folder(config: Config) -> Path:
                 f"{run_dir} holds a run with another configuration (differs in "
                 f"{', '.join(sorted(changed))}); choose another --out or delete that folder."
             )
+    elif run_dir.is_dir() and any(run_dir.glob("*fold_*")):
+        raise LoesError(
+            f"{run_dir} holds fold results but no {CONFIG_FILE} saying how they were made; "
+            f"restore {run_dir / CONFIG_FILE}, or choose another --out."
+        )
+    elif run_dir.exists() and not run_dir.is_dir():
+        raise LoesError(f"the run folder {run_dir} is a file; choose another --out.")
+    return run_dir
+
+
+def prepare_run_folder(config: Config) -> Path:
+    """Create ``config.out`` and save ``config.yaml`` there, after :func:`check_run_folder`.
+
+    Raises:
+        LoesError: when the folder holds another run, or cannot be created.
+    """
+    run_dir = check_run_folder(config)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -30,6 +30,7 @@ from loes.models import LoesModel
 from loes.pipeline.config import Config
 from loes.pipeline.device import autocast
 from loes.pipeline.inference import batches, make_loader, predict
+from loes.pipeline.messages import note
 from loes.pipeline.optimization import (
     SCORE_BIN,
     build_loss,
@@ -104,7 +105,6 @@ def _recompute_batchnorm(
 ) -> float:
     """Recompute BatchNorm statistics on ``dataset`` with the current weights; returns seconds."""
     start = time.perf_counter()
-    # the training loader drops a last batch of one, which BatchNorm cannot take in train mode
     images = (batch[0] for batch in batches(loader(dataset, config, True, device), device))
     with torch.no_grad(), autocast(device, config.training.amp):
         update_bn(images, model)
@@ -197,6 +197,12 @@ def train_fold(
         if scheduler is not None:
             scheduler.load_state_dict(checkpoint["scheduler"])
         state = {k: checkpoint[k] for k in state}
+        done = state["epoch"] >= t.epochs or state["stale"] >= t.patience
+        note(
+            f"{label}: training finished at epoch {state['epoch']}; predicting"
+            if done
+            else f"{label}: resuming at epoch {state['epoch'] + 1}/{t.epochs}"
+        )
     trainer = (
         nn.DataParallel(model) if device.type == "cuda" and torch.cuda.device_count() > 1 else model
     )

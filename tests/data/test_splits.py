@@ -94,10 +94,33 @@ def test_folds_are_grouped_and_complete():
     assert len(splits.folds) == 15
     assert (splits.repeats, splits.n_folds) == (3, 5)
     assert_guarantees(splits, table)
-    # about val_fraction of the non-test subjects
     for fold in splits.folds:
-        pool = len(fold.train) + len(fold.val)
-        assert len(fold.val) == round(0.2 * pool)
+        assert 0.17 <= val_share(fold, table) <= 0.23
+
+
+def val_share(fold: Fold, table: pd.DataFrame) -> float:
+    """The inner validation set's share of the fold's non-test scans."""
+    val = len(fold.scans(table, "val"))
+    return val / (val + len(fold.scans(table, "train")))
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.25, 1 / 3])
+def test_inner_validation_is_balanced_by_scans_not_subjects(fraction):
+    # one subject with 8 sessions weighs 8 times a subject with one: a draw of 20% of the
+    # subjects held 11-28% of the scans; a draw by scans keeps every fold near the fraction
+    rng = np.random.default_rng(1)
+    sessions = np.where(rng.random(60) < 0.3, 8, 1)
+    table = pd.DataFrame(
+        [
+            {"subject": f"sub-{s:02d}", "session": f"ses-{e}", "loes_score": float(s % 12 + e)}
+            for s in range(60)
+            for e in range(sessions[s])
+        ]
+    )
+    splits = make_folds(table, n_folds=5, repeats=2, val_fraction=fraction)
+    assert_guarantees(splits, table)
+    shares = [val_share(fold, table) for fold in splits.folds]
+    assert max(abs(share - fraction) for share in shares) < 0.05, shares
 
 
 def test_same_seed_same_folds_other_seed_other_folds():

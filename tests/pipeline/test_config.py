@@ -20,6 +20,31 @@ def test_defaults_then_file_then_overrides(tmp_path):
     assert config.training.batch_size == Config().training.batch_size
 
 
+@pytest.mark.parametrize(
+    ("source", "out"),
+    [
+        (None, "runs/synthetic"),
+        ("data/cohort.csv", "runs/cohort"),
+        ("data/cohort/manifest.csv", "runs/cohort"),
+        ("data/cohort/", "runs/cohort"),
+    ],
+)
+def test_the_default_run_folder_is_named_after_the_source(source, out):
+    overrides = [f"data.source={source}"] if source else []
+    assert load_config(overrides=overrides).out == out
+    assert load_config(overrides=[*overrides, "out=mine"]).out == "mine"
+
+
+def test_flag_values_are_taken_as_given_not_as_yaml():
+    # `--out "run #1"` is not a YAML comment, `--out 007` not the number 7
+    assert load_config(values={"out": "run #1"}).out == "run #1"
+    assert load_config(values={"out": "007"}).out == "007"
+    assert (
+        load_config(overrides=["training.epochs=3"], values={"training.epochs": 4}).training.epochs
+        == 4
+    )
+
+
 def test_scientific_notation_without_a_dot_is_a_number():
     config = load_config(overrides=["training.lr=3e-4", "training.weight_decay=1E-5"])
     assert config.training.lr == pytest.approx(3e-4)

@@ -95,7 +95,7 @@ def test_checkpoints_load_safely_and_hold_the_resume_state(finished_run):
 
 
 def test_resuming_after_a_kill_gives_the_same_result(
-    finished_run, manifest, tmp_path, monkeypatch, tiny_config
+    finished_run, manifest, tmp_path, monkeypatch, tiny_config, capsys
 ):
     out, _ = finished_run
     real_predict = training_module.predict
@@ -116,7 +116,9 @@ def test_resuming_after_a_kill_gives_the_same_result(
     assert torch.load(tmp_path / "killed" / "fold_0" / "last.pt", weights_only=True)["epoch"] == 1
 
     monkeypatch.setattr(training_module, "predict", real_predict)
+    capsys.readouterr()
     cross_validate(config)
+    assert "repeat 0 fold 0: resuming at epoch 2/2" in capsys.readouterr().err
     pd.testing.assert_frame_equal(
         pd.read_csv(out / "predictions.csv"),
         pd.read_csv(tmp_path / "killed" / "predictions.csv"),
@@ -124,13 +126,53 @@ def test_resuming_after_a_kill_gives_the_same_result(
 
 
 def test_finished_folds_are_skipped_without_preprocessing(
-    finished_run, manifest, monkeypatch, tiny_config
+    finished_run, manifest, monkeypatch, tiny_config, capsys
 ):
     out, _ = finished_run
     monkeypatch.setattr(cross_validation_module, "run_fold", pytest.fail)
     monkeypatch.setattr(cross_validation_module, "preprocess_cohort", pytest.fail)
     report = cross_validate(tiny_config(out))
     assert report["n_scans"] == len(load_dataset(manifest))
+    assert "all 2 folds finished; rewriting the report" in capsys.readouterr().err
+
+
+def test_a_fold_trained_but_not_scored_is_scored_on_resume(
+    finished_run, tiny_config, tmp_path, capsys
+):
+    out, _ = finished_run
+    partial = tmp_path / "partial"
+    shutil.copytree(out, partial)
+    (partial / "fold_1" / "metrics.json").unlink()  # killed after training, before scoring
+    capsys.readouterr()
+    cross_validate(tiny_config(partial))
+    err = capsys.readouterr().err
+    assert "1 of 2 folds finished; running the other 1" in err
+    assert "repeat 0 fold 1: training finished at epoch 2; predicting" in err
+    assert (partial / "predictions.csv").read_bytes() == (out / "predictions.csv").read_bytes()
+
+
+def test_results_without_their_configuration_are_refused(finished_run, tiny_config, tmp_path):
+    out, _ = finished_run
+    orphan = tmp_path / "orphan"
+    shutil.copytree(out, orphan)
+    (orphan / "config.yaml").unlink()
+    with pytest.raises(LoesError, match=r"holds fold results but no config\.yaml"):
+        cross_validate(tiny_config(orphan, "training.lr=0.5"))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("cv.folds=50", "folds"),
+        ("cv.splits_file=no/such/splits.json", r"cv\.splits_file=no/such/splits\.json: no such"),
+    ],
+)
+def test_fold_problems_stop_before_the_run_folder_is_written(
+    tiny_config, tmp_path, override, message
+):
+    with pytest.raises(LoesError, match=message):
+        cross_validate(tiny_config(tmp_path / "run", override))
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_moved_run_resumes_with_other_paths_and_loaders(
@@ -153,9 +195,9 @@ def test_one_fold_alone_gives_the_fold_of_the_whole_run(finished_run, tiny_confi
     """``run_fold`` is the unit of work of a cluster job: fold 1 on its own, in a fresh folder,
     is fold 1 of the full run."""
     out, _ = finished_run
-    config = tiny_config(tmp_path / "alone")
+    config = tiny_config(tmp_path / "alone", f"cv.splits_file={out / 'splits.json'}")
     table = load_table(config)
-    splits = cross_validation_module.run_splits(config, out, table)
+    splits = cross_validation_module.run_splits(config, table)
     cohort = preprocess_cohort(table, config, torch.device("cpu"))
     folder = fold_dir(tmp_path / "alone", 0, 1, repeats=1)
     metrics = run_fold(cohort, splits.fold(0, 1), config, folder, torch.device("cpu"))

@@ -3,7 +3,14 @@ import pytest
 import torch
 
 from loes.pipeline.config import TrainingConfig
-from loes.pipeline.optimization import build_loss, build_optimizer, build_scheduler, score_weights
+from loes.pipeline.optimization import (
+    MIN_SCHEDULED_EPOCHS,
+    build_loss,
+    build_optimizer,
+    build_scheduler,
+    schedule_warning,
+    score_weights,
+)
 
 
 def test_inverse_weights_favour_rare_scores_and_average_one():
@@ -106,3 +113,13 @@ def test_plateau_halves_after_three_epochs_without_improvement():
 def test_no_schedule():
     optimizer = build_optimizer(_parameters(), TrainingConfig())
     assert build_scheduler(optimizer, TrainingConfig(scheduler="none"), 10) is None
+
+
+@pytest.mark.parametrize("scheduler", ["onecycle", "cosine"])
+def test_a_schedule_too_short_to_mean_anything_is_named(scheduler):
+    short = TrainingConfig(scheduler=scheduler, epochs=MIN_SCHEDULED_EPOCHS - 1)
+    assert f"training.epochs={MIN_SCHEDULED_EPOCHS - 1} is too short" in schedule_warning(short)
+    assert (
+        schedule_warning(TrainingConfig(scheduler=scheduler, epochs=MIN_SCHEDULED_EPOCHS)) is None
+    )
+    assert schedule_warning(TrainingConfig(scheduler="none", epochs=1)) is None

@@ -1,0 +1,39 @@
+"""The loaders and batches every stage shares."""
+
+import pytest
+import torch
+
+from loes.pipeline.inference import EvenBatchSampler, make_loader
+
+
+@pytest.mark.parametrize(("n", "batch_size"), [(9, 8), (16, 8), (17, 8), (33, 8), (3, 4), (1, 4)])
+def test_every_scan_is_seen_every_epoch_in_near_equal_batches(n, batch_size):
+    torch.manual_seed(0)
+    sampler = EvenBatchSampler(n, batch_size)
+    for _ in range(3):
+        batches = list(sampler)
+        assert len(batches) == len(sampler) == -(-n // batch_size)
+        assert sorted(i for batch in batches for i in batch) == list(range(n))
+        sizes = [len(batch) for batch in batches]
+        assert max(sizes) <= batch_size
+        assert max(sizes) - min(sizes) <= 1
+        assert min(sizes) >= 2 or n == 1  # BatchNorm never trains on a lone scan
+
+
+def test_shuffled_batches_follow_the_seed_and_change_between_epochs():
+    torch.manual_seed(3)
+    first = [list(EvenBatchSampler(20, 8)) for _ in range(2)]
+    torch.manual_seed(3)
+    assert [list(EvenBatchSampler(20, 8)) for _ in range(2)] == first
+    assert first[0] != first[1]
+
+
+def test_the_training_loader_keeps_the_scans_drop_last_would_lose():
+    items = [
+        {"image": torch.full((1, 2, 2, 2), float(i)), "loes_score": float(i)} for i in range(9)
+    ]
+    training = make_loader(items, batch_size=8, shuffle=True, device=torch.device("cpu"))
+    seen = sorted(s for batch in training for s in batch["loes_score"].tolist())
+    assert seen == [float(i) for i in range(9)]
+    ordered = make_loader(items, batch_size=8, shuffle=False, device=torch.device("cpu"))
+    assert [len(batch["loes_score"]) for batch in ordered] == [8, 1]
