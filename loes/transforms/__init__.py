@@ -1,10 +1,11 @@
 """MONAI transforms for brain MRI, reusable in any MONAI pipeline.
 
-Array/dictionary pairs in MONAI's conventions (:class:`N4BiasFieldCorrection`,
-:class:`RegisterToTemplate`, each dictionary version also as ``...D`` and ``...Dict``), the MNI
-template nilearn ships (:func:`load_template`), and the project's presets
-(:func:`preprocessing`, :func:`augmentation`), plain ``monai.transforms.Compose``. Bad
-arguments raise ``ValueError`` or ``TypeError``, as MONAI's transforms do.
+A NIfTI reader that keeps nibabel's affine (:class:`NiftiReader`), array/dictionary pairs in
+MONAI's conventions (:class:`N4BiasFieldCorrection`, :class:`RegisterToTemplate`, each
+dictionary version also as ``...D`` and ``...Dict``), the MNI template nilearn ships
+(:func:`load_template`), and the project's presets (:func:`preprocessing`,
+:func:`augmentation`), plain ``monai.transforms.Compose``. Bad arguments raise ``ValueError``
+or ``TypeError``, as MONAI's transforms do.
 """
 
 from loes.data.template import load_template, template_grid
@@ -15,6 +16,7 @@ from loes.transforms.bias import (
     N4BiasFieldCorrectionDict,
 )
 from loes.transforms.presets import NORMALIZE_MODES, BrainForeground, augmentation, preprocessing
+from loes.transforms.reader import NiftiReader
 from loes.transforms.registration import (
     TEMPLATE_TRANSFORM_KEY,
     RegisterToTemplate,
@@ -31,6 +33,7 @@ __all__ = [
     "N4BiasFieldCorrectionD",
     "N4BiasFieldCorrectionDict",
     "N4BiasFieldCorrectiond",
+    "NiftiReader",
     "RegisterToTemplate",
     "RegisterToTemplateD",
     "RegisterToTemplateDict",

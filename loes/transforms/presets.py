@@ -26,9 +26,10 @@ from monai.transforms import (
     Spacingd,
 )
 from monai.transforms.utils_pytorch_numpy_unification import percentile
-from monai.utils import ensure_tuple, ensure_tuple_rep
+from monai.utils import convert_data_type, ensure_tuple, ensure_tuple_rep
 
 from loes.transforms.bias import N4BiasFieldCorrectiond
+from loes.transforms.reader import NiftiReader
 from loes.transforms.registration import RegisterToTemplated
 
 __all__ = ["NORMALIZE_MODES", "BrainForeground", "augmentation", "preprocessing"]
@@ -68,11 +69,36 @@ def _probability(name: str, value: float) -> float:
 
 
 class BrainForeground:
-    """Foreground for cropping: voxels brighter than ``fraction`` of the 99th percentile.
+    """Foreground for cropping to the head or brain, whatever the intensity scale.
 
-    Unlike MONAI's default (``> 0``) it ignores the Rician noise of a native scan's background,
-    so the crop is tight around the head; on skull-stripped scans it crops as ``> 0`` does.
+    A ``select_fn`` for MONAI's ``CropForegroundd``, on a channel-first image (numpy array,
+    tensor or MetaTensor), returning a boolean mask of the same shape and type:
+
+    - **skull-stripped or masked scans**: when at least 40% of the voxels share one value (the
+      minimum, or the median of the volume's faces) within a relative tolerance, that value is
+      the background and every other voxel is foreground. The whole brain is kept, whatever
+      the scale: raw, z-scored, WhiteStripe/RAVEL (white matter near 0, most of the brain
+      below it), or a tiny float range. A whole brain fills at most about half of its
+      bounding box, so such a volume is at least about half background.
+    - **native scans**: voxels above ``fraction`` of the way from the background level (0 for
+      non-negative magnitude images, else the minimum) to the 99th percentile, so the Rician
+      noise of the background is cropped away and the crop is tight around the head.
+
+    Args:
+        fraction: in [0, 1), the native threshold's place between background and the 99th
+            percentile.
+
+    Raises:
+        ValueError: ``fraction`` outside [0, 1) (called ``foreground_fraction`` in the preset).
+
+    Examples::
+
+        >>> from monai.transforms import CropForegroundd
+        >>> crop = CropForegroundd("image", source_key="image", select_fn=BrainForeground())
     """
+
+    #: share of the voxels one value must fill to be taken as a constant background
+    constant_share = 0.4
 
     def __init__(self, fraction: float = 0.25) -> None:
         if not 0.0 <= fraction < 1.0:
@@ -80,7 +106,30 @@ class BrainForeground:
         self.fraction = fraction
 
     def __call__(self, image):
-        return image > max(self.fraction * float(percentile(image, 99)), 0.0)
+        background = self.constant_background(image)
+        if background is not None:
+            value, tolerance = background
+            return abs(image - value) > tolerance
+        level = min(float(image.min()), 0.0)
+        return image > level + self.fraction * (float(percentile(image, 99)) - level)
+
+    def constant_background(self, image) -> tuple[float, float] | None:
+        """``(value, tolerance)`` of a constant background filling at least
+        :attr:`constant_share` of ``image``, or None (a native scan)."""
+        x = convert_data_type(image, np.ndarray)[0]
+        lo, hi = float(x.min()), float(x.max())
+        if not hi > lo:  # constant or empty: nothing to tell apart
+            return None
+        # resampling a constant changes it by a few ulps; brain voxels differ by much more
+        eps = float(np.finfo(x.dtype).eps) if x.dtype.kind == "f" else 0.0
+        tolerance = 1e-4 * (hi - lo) + 16 * eps * max(abs(lo), abs(hi))
+        spatial = range(1, x.ndim)
+        faces = np.concatenate([np.take(x, i, axis=d).ravel() for d in spatial for i in (0, -1)])
+        sample = x.reshape(-1)[::7]  # a share needs no more voxels (speed)
+        share, value = max(
+            (float(np.mean(np.abs(sample - c) <= tolerance)), c) for c in (lo, np.median(faces))
+        )
+        return (float(value), tolerance) if share >= self.constant_share else None
 
 
 def preprocessing(
@@ -100,9 +149,10 @@ def preprocessing(
 ) -> Compose:
     """Deterministic preprocessing from a NIfTI path to a fixed-size float32 MetaTensor.
 
-    Load (nibabel) -> channel first -> ``orientation`` -> ``pixdim`` resampling then optional
-    N4 (or, with ``register=True``, optional N4 then registration to the MNI template resampled
-    at ``pixdim``) -> crop to the head (:class:`BrainForeground` of the first image key) ->
+    Load (:class:`NiftiReader`: nibabel's affine, the one ``loes validate`` checks) -> channel
+    first -> ``orientation`` -> ``pixdim`` resampling then optional N4 (or, with
+    ``register=True``, optional N4 then registration to the MNI template resampled at
+    ``pixdim``) -> crop to the head (:class:`BrainForeground` of the first image key) ->
     intensity normalisation over brain voxels -> centred pad/crop to ``spatial_size`` ->
     float32. Every spatial step is invertible, so
     ``Invertd(keys="pred", transform=preprocessing(...), orig_keys="image")`` maps a
@@ -125,8 +175,11 @@ def preprocessing(
             interpolation and are not normalised.
         percentiles: lower and upper percentiles (0-100) of ``normalize="percentile"``.
         crop_margin: voxels kept around the head by the crop.
-        foreground_fraction: the crop keeps voxels above this fraction (in [0, 1)) of the 99th
-            intensity percentile, so the background noise of native scans is cropped away.
+        foreground_fraction: on native scans the crop keeps voxels above this fraction (in
+            [0, 1)) of the way from the background (0, or the minimum if negative) to the 99th
+            intensity percentile, so background noise is cropped away; skull-stripped scans
+            keep every voxel that differs from their constant background
+            (:class:`BrainForeground`).
         n4_kwargs: extra arguments of :class:`N4BiasFieldCorrection` (default: a fit on a
             6 mm grid).
         registration_kwargs: extra arguments of :class:`RegisterToTemplate`.
@@ -165,7 +218,7 @@ def preprocessing(
     modes = ["bilinear"] * len(images) + ["nearest"] * len(labels)
 
     transforms: list = [
-        LoadImaged(all_keys, reader="NibabelReader", image_only=True),
+        LoadImaged(all_keys, reader=NiftiReader(), image_only=True),
         EnsureChannelFirstd(all_keys),
         Orientationd(all_keys, axcodes=codes, labels=None),
     ]

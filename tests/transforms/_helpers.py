@@ -12,6 +12,24 @@ from scipy.ndimage import affine_transform
 
 from loes.transforms import load_template
 
+MARKER = np.array([12.0, -20.0, 8.0])  # world (MNI) mm
+BOX = np.array([[-30.0, 30.0], [-40.0, 35.0], [-20.0, 28.0]])  # the "brain", world mm
+
+
+def phantom(world: np.ndarray) -> np.ndarray:
+    """A world-aligned box of intensity 100 with a bright Gaussian marker at ``MARKER``."""
+    inside = np.all((world >= BOX[:, 0]) & (world <= BOX[:, 1]), axis=-1)
+    blob = np.exp(-np.sum((world - MARKER) ** 2, axis=-1) / (2 * 3.0**2))
+    return inside * (100.0 + 400.0 * blob)
+
+
+def marker_voxel(image: torch.Tensor) -> np.ndarray:
+    """Sub-voxel centroid of the marker: the voxels well above the box's intensity."""
+    x = np.asarray(image[0])
+    level = np.median(x[x != 0])
+    weight = np.clip(x - level - 0.5 * (x.max() - level), 0, None)
+    return np.indices(x.shape).reshape(3, -1) @ weight.ravel() / weight.sum()
+
 
 def as_metatensor(x, affine=None):
     return MetaTensor(torch.as_tensor(np.asarray(x)), affine=torch.as_tensor(affine))

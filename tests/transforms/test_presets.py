@@ -17,28 +17,23 @@ from monai.transforms import Compose, Invertd
 from numpy.testing import assert_allclose
 
 import loes.transforms
+from loes.data.validation import DEFAULT_PIXDIM
 from loes.transforms import NORMALIZE_MODES, BrainForeground, augmentation, preprocessing
 from tests.transforms._helpers import (
+    MARKER,
     grid_affine,
+    marker_voxel,
+    phantom,
     random_affine,
     sample_world,
     template_moved,
     write_nifti,
 )
 
-MARKER = np.array([12.0, -20.0, 8.0])  # world (MNI) mm
-BOX = np.array([[-30.0, 30.0], [-40.0, 35.0], [-20.0, 28.0]])  # the "brain", world mm
 FOV = np.array([80.0, 96.0, 72.0])
 SIZE = (72, 88, 64)
 ONE_MM = {"pixdim": 1.0, "spatial_size": SIZE}  # the tests' 1 mm preset
 _AXIS = {"R": 0, "L": 0, "A": 1, "P": 1, "S": 2, "I": 2}
-
-
-def phantom(world: np.ndarray) -> np.ndarray:
-    """A world-aligned box of intensity 100 with a bright Gaussian marker at ``MARKER``."""
-    inside = np.all((world >= BOX[:, 0]) & (world <= BOX[:, 1]), axis=-1)
-    blob = np.exp(-np.sum((world - MARKER) ** 2, axis=-1) / (2 * 3.0**2))
-    return inside * (100.0 + 400.0 * blob)
 
 
 def scan(tmp_path, axcodes="RAS", voxel=(1.0, 1.0, 1.0), name="scan") -> tuple[str, np.ndarray]:
@@ -47,14 +42,6 @@ def scan(tmp_path, axcodes="RAS", voxel=(1.0, 1.0, 1.0), name="scan") -> tuple[s
     return write_nifti(
         tmp_path / f"{name}.nii.gz", sample_world(phantom, affine, shape), affine
     ), affine
-
-
-def marker_voxel(image: torch.Tensor) -> np.ndarray:
-    """Sub-voxel centroid of the marker: the voxels well above the box's intensity."""
-    x = np.asarray(image[0])
-    level = np.median(x[x != 0])
-    weight = np.clip(x - level - 0.5 * (x.max() - level), 0, None)
-    return np.indices(x.shape).reshape(3, -1) @ weight.ravel() / weight.sum()
 
 
 @pytest.fixture(scope="module")
@@ -314,7 +301,7 @@ def _defaults(function) -> dict:
 def test_preprocessing_defaults_are_the_cpu_main_job():
     defaults = _defaults(preprocessing)
     assert defaults["spatial_size"] == (72, 88, 72)
-    assert defaults["pixdim"] == (2.0, 2.0, 2.0)
+    assert defaults["pixdim"] == (2.0, 2.0, 2.0) == DEFAULT_PIXDIM  # what `loes validate` assumes
     assert defaults["orientation"] == "RAS"
     assert defaults["normalize"] == "zscore"
     assert defaults["bias_correction"] is False
