@@ -27,18 +27,25 @@ def build_parser() -> argparse.ArgumentParser:
             importlib.import_module(f"{__name__}.{module_info.name}").register(commands)
     for command in (parser, *commands.choices.values()):
         command.allow_abbrev = False  # `--epoch 3` is a typo, not `--epochs 3`
+    for command in commands.choices.values():
+        command.set_defaults(_parser=command)  # so that `main` reports with its usage
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; user errors print one clear message and exit with status 2."""
+    """Run the command line; user errors print one clear message and exit with status 2.
+
+    Settings (``key=value``) may follow the flags: ``loes cv data.csv --epochs 1
+    training.lr=3e-4``. An unknown argument prints the subcommand's usage (``usage: loes cv
+    ...``) and exits with status 2 (``SystemExit``), like any argparse error.
+    """
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # argparse takes positional key=value settings only before the flags; accept them after too
     if extra and hasattr(args, "overrides") and all("=" in e and e[0] != "-" for e in extra):
         args.overrides += extra
     elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args._parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.run(args) or 0)
     except LoesError as error:

@@ -60,12 +60,17 @@ _FLAGS = {
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from loes.errors import LoesError
     from loes.pipeline import cross_validate, format_summary, load_config
 
-    # argparse puts a key=value given first into `source`; move it where it belongs
-    if args.source and "=" in args.source and not Path(args.source).exists():
-        args.overrides.insert(0, args.source)
-        args.source = None
+    # argparse fills `source` with the first positional, so settings and SOURCE may come in
+    # either order: a key=value that is not an existing path is a setting, the rest the source
+    words = [args.source, *args.overrides] if args.source else args.overrides
+    args.overrides = [w for w in words if "=" in w and not Path(w).exists()]
+    sources = [w for w in words if w not in args.overrides]
+    if len(sources) > 1:
+        raise LoesError(f"one SOURCE at most, got {len(sources)}: {' '.join(sources)}.")
+    args.source = sources[0] if sources else None
     flags = {key: getattr(args, flag) for flag, key in _FLAGS.items()}
     values = {key: value for key, value in flags.items() if value is not None}
     config = load_config(args.config, args.overrides, values)

@@ -10,9 +10,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "synth",
         help="write the synthetic ALD cohort",
-        description="Write a synthetic cerebral ALD cohort with its own ground truth: native-like "
-        "NIfTI scans, lesion label maps, sidecars, participants.tsv, manifest.csv and preview.png. "
-        "Re-running with the same options resumes an interrupted run.",
+        description="Write a synthetic cerebral ALD cohort with its own ground truth as a BIDS "
+        "dataset (native-like NIfTI scans and sidecars, scores in sub-*/sub-*_sessions.tsv, "
+        "lesion label maps under derivatives/), with manifest.csv listing the same scans and "
+        "preview.png. Re-running with the same options resumes an interrupted run.",
     )
     parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to write the cohort into")
     parser.add_argument("--subjects", type=int, default=66, help="number of subjects (default: 66)")

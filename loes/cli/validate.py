@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from loes.data import FORMATS, validate_dataset
+from loes.data.validation import DEFAULT_PIXDIM
 from loes.errors import LoesError
 
 
@@ -35,10 +36,31 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--deep", action="store_true", help="read every voxel (NaN/inf, empty, corrupt data)"
     )
+    parser.add_argument(
+        "--pixdim",
+        nargs="+",
+        type=float,
+        default=None,
+        metavar="MM",
+        help="voxel size in mm the scans will be resampled to, one or three values "
+        "(preprocessing.pixdim; default: 2.0): a scan whose field of view no head fits is an "
+        "error that says the size it would become",
+    )
+    parser.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="one line per problem (by default a problem met at many places is shown once)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    pixdim = args.pixdim or DEFAULT_PIXDIM
+    if len(pixdim) not in (1, 3) or not all(0 < v < float("inf") for v in pixdim):
+        raise LoesError(
+            f"--pixdim takes one or three positive voxel sizes in mm, got {args.pixdim}."
+        )
     report = validate_dataset(
         args.source,
         deep=args.deep,
@@ -46,8 +68,9 @@ def run(args: argparse.Namespace) -> int:
         images_dir=args.images_dir,
         include_gd=args.include_gd,
         suffix=args.suffix,
+        pixdim=pixdim[0] if len(pixdim) == 1 else pixdim,
     )
-    print(report.text())
+    print(report.text(verbose=args.verbose))
     if not report.ok:
         n = len(report.errors)
         raise LoesError(f"{n} error{'' if n == 1 else 's'} in {args.source}.")

@@ -1,7 +1,13 @@
-"""What is wrong with a dataset, where, and how to fix it: the common currency of validation."""
+"""What is wrong with a dataset, where, and how to fix it: the common currency of validation.
+
+The same problem met at many places (46 scans without a score) is shown once, with a count
+and the first places (``summarise``); ``ValidationReport.text(verbose=True)`` lists each.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -9,9 +15,24 @@ import pandas as pd
 
 from loes.errors import LoesError
 
-__all__ = ["Problem", "Severity", "ValidationReport", "errors_message"]
+__all__ = [
+    "SUMMARY_MIN_COUNT",
+    "Problem",
+    "ProblemGroup",
+    "Severity",
+    "ValidationReport",
+    "errors_message",
+    "plural",
+    "summarise",
+]
 
 Severity = Literal["error", "warning"]
+
+SUMMARY_MIN_COUNT = 3
+"""A problem met at this many places or more is shown once, with a count."""
+_SHOWN_PLACES = 3
+# words, numbers, ids (sub-01, 0.5, T1w.nii.gz) or one other character
+_TOKEN = re.compile(r"[A-Za-z0-9.+-]+|\s+|.")
 
 
 @dataclass(frozen=True)
@@ -30,6 +51,75 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.severity}: {self.where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ProblemGroup:
+    """The same problem at several places: ``message`` keeps what the messages share and
+    writes what differs as ``sub-*``, ``ses-*`` or ``*``.
+
+    Examples::
+
+        >>> problems = [
+        ...     Problem("error", f"{n}.nii", f"no Loes score for sub-0{i}")
+        ...     for i, n in enumerate("abcd", start=1)
+        ... ]
+        >>> print(summarise(problems)[0])
+        error (4 times): no Loes score for sub-* (first at a.nii; b.nii; c.nii; ...)
+    """
+
+    severity: Severity
+    message: str
+    problems: tuple[Problem, ...]
+
+    def __str__(self) -> str:
+        places = [p.where for p in self.problems[:_SHOWN_PLACES]]
+        more = "; ..." if len(self.problems) > _SHOWN_PLACES else ""
+        return (
+            f"{self.severity} ({len(self.problems)} times): {self.message} "
+            f"(first at {'; '.join(places)}{more})"
+        )
+
+
+def summarise(
+    problems: Iterable[Problem], min_count: int = SUMMARY_MIN_COUNT
+) -> list[Problem | ProblemGroup]:
+    """``problems`` in their order, those of one kind met ``min_count`` times or more
+    replaced, where the first of them was, by one ``ProblemGroup``.
+
+    Two problems are of one kind when they have the same severity and their messages differ
+    only in ids (``sub-*``, ``ses-*``) and numbers, e.g. "no Loes score for sub-01 ses-01"
+    and "no Loes score for sub-02 ses-03".
+    """
+    problems = list(problems)
+    kinds: dict[tuple, list[Problem]] = {}
+    for problem in problems:
+        kinds.setdefault(_kind(problem), []).append(problem)
+    shown: list[Problem | ProblemGroup] = []
+    for problem in problems:
+        members = kinds[_kind(problem)]
+        if len(members) < min_count:
+            shown.append(problem)
+        elif problem is members[0]:
+            message = _common_message([p.message for p in members])
+            shown.append(ProblemGroup(problem.severity, message, tuple(members)))
+    return shown
+
+
+def _kind(problem: Problem) -> tuple:
+    return (problem.severity, *(_mask(t) for t in _TOKEN.findall(problem.message)))
+
+
+def _mask(token: str) -> str:
+    if token.startswith(("sub-", "ses-")):
+        return token[:4] + "*"
+    return "*" if any(c.isdigit() for c in token) else token
+
+
+def _common_message(messages: list[str]) -> str:
+    """The messages' shared text, each token that differs written as its mask."""
+    columns = zip(*(_TOKEN.findall(m) for m in messages), strict=True)
+    return "".join(c[0] if len(set(c)) == 1 else _mask(c[0]) for c in columns)
 
 
 @dataclass
@@ -65,18 +155,27 @@ class ValidationReport:
         """One line: how many scans and subjects, errors and warnings."""
         if self.table is not None and len(self.table):
             size = (
-                f"{len(self.table)} scans of {self.table['subject'].nunique()} subjects, "
+                f"{plural(len(self.table), 'scan')} of "
+                f"{plural(self.table['subject'].nunique(), 'subject')}, "
                 f"{'every voxel read' if self.deep else 'headers checked'}"
             )
         else:
             size = "no scans read"
-        found = f"{_plural(len(self.errors), 'error')}, {_plural(len(self.warnings), 'warning')}"
+        found = f"{plural(len(self.errors), 'error')}, {plural(len(self.warnings), 'warning')}"
         return f"{self.source} ({self.format or 'unknown format'}, {size}): {found}"
 
-    def text(self) -> str:
-        """The whole report as text: the summary, then one line per problem."""
+    def text(self, verbose: bool = False) -> str:
+        """The whole report as text: the summary, then the problems, one line per kind of
+        problem (``summarise``), or with ``verbose`` one line per problem."""
         lines = [self.summary()]
-        lines += [f"  {problem}" for problem in self.errors + self.warnings]
+        problems = self.errors + self.warnings
+        shown = problems if verbose else summarise(problems)
+        lines += [f"  {problem}" for problem in shown]
+        if len(shown) < len(problems):
+            lines.append(
+                "Problems met at several places are shown once; `loes validate --verbose` "
+                "lists each."
+            )
         if self.errors:
             lines.append("Fix the errors, then run `loes validate` again.")
         elif self.warnings:
@@ -95,14 +194,28 @@ class ValidationReport:
 
 
 def errors_message(source: str, errors: list[Problem], limit: int = 10) -> str:
-    """A ``LoesError`` message listing the first ``limit`` errors and where to see the rest."""
-    lines = [f"{source}: {_plural(len(errors), 'error')} in the data:"]
-    lines += [f"  {p.where}: {p.message}" for p in errors[:limit]]
-    if len(errors) > limit:
-        lines.append(f"  ... and {len(errors) - limit} more.")
-    lines.append(f"Run `loes validate {source}` to see every problem at once.")
+    """A ``LoesError`` message listing the errors, one line per kind (``summarise``), the
+    first ``limit`` lines, and where to see the rest."""
+    shown = summarise(errors)
+    lines = [f"{source}: {plural(len(errors), 'error')} in the data:"]
+    lines += [
+        f"  {p.where}: {p.message}" if isinstance(p, Problem) else f"  {p}" for p in shown[:limit]
+    ]
+    if len(shown) > limit:
+        rest = sum(1 if isinstance(p, Problem) else len(p.problems) for p in shown[limit:])
+        lines.append(f"  ... and {rest} more.")
+    verbose = "--verbose " if len(shown) < len(errors) else ""
+    lines.append(f"Run `loes validate {verbose}{source}` to see every problem at once.")
     return "\n".join(lines)
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``count`` and ``word``, made plural (``many``, default ``word + "s"``) unless the count
+    is 1, for messages.
+
+    Examples::
+
+        >>> plural(1, "scan"), plural(3, "scan"), plural(0, "analysis", "analyses")
+        ('1 scan', '3 scans', '0 analyses')
+    """
+    return f"{count} {word if count == 1 else many or word + 's'}"

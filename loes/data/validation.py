@@ -12,23 +12,30 @@ import math
 import os
 import warnings
 import zlib
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import product
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-from loes.data.problems import Problem, Severity, ValidationReport
+from loes.data.problems import Problem, Severity, ValidationReport, plural
 from loes.data.readers import read_table
+from loes.data.readers.files import os_error_text, placeholder_text
 
-__all__ = ["MAX_VOXEL_MM", "MIN_VOXEL_MM", "check_image", "validate_dataset"]
+__all__ = ["DEFAULT_PIXDIM", "MAX_VOXEL_MM", "MIN_VOXEL_MM", "check_image", "validate_dataset"]
 
 #: voxel sizes outside this range (mm) mean a broken header or wrong units
 MIN_VOXEL_MM, MAX_VOXEL_MM = 0.2, 10.0
 #: fewer voxels than this along an axis is not a 3D volume; more is not an MRI we can train on
 _MIN_AXIS, _MAX_AXIS = 4, 2048
-#: a brain is about 140-200 mm across; outside this field of view (mm) is suspicious
+#: a head is about 140-200 mm across; a field of view (mm) outside this range cannot be one
 _MIN_FOV_MM, _MAX_FOV_MM = 30.0, 500.0
+#: voxel size (mm) scans are resampled to, the default of ``loes.transforms.preprocessing``
+DEFAULT_PIXDIM = (2.0, 2.0, 2.0)
+#: a qform and an sform further apart than this (mm) anywhere in the image disagree
+_AFFINES_AGREE_MM = 1.0
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 22
 
@@ -42,6 +49,7 @@ def validate_dataset(
     include_gd: bool = False,
     suffix: str = "T1w",
     workers: int | None = None,
+    pixdim: float | Sequence[float] = DEFAULT_PIXDIM,
 ) -> ValidationReport:
     """Check the table and every image of ``source``; never raises for bad data.
 
@@ -49,6 +57,9 @@ def validate_dataset(
         source: a manifest, the lab's CSV or a BIDS folder (see ``load_dataset``).
         deep: read every voxel, not just the headers.
         workers: threads reading images (default: up to 8).
+        pixdim: voxel size in mm (x, y, z, or one for all) the scans will be resampled to, the
+            preprocessing's ``pixdim``: an impossible field of view is reported with the size
+            the scan would become.
 
     Examples::
 
@@ -69,7 +80,8 @@ def validate_dataset(
     images = list(first_where)
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        found = dict(zip(images, pool.map(lambda p: check_image(p, deep), images), strict=True))
+        checked = pool.map(lambda p: check_image(p, deep, pixdim), images)
+        found = dict(zip(images, checked, strict=True))
     base = _display_base(source)
     for image, where in first_where.items():
         shown = _display(image, base)
@@ -80,8 +92,15 @@ def validate_dataset(
     return report
 
 
-def check_image(path: str | os.PathLike, deep: bool = False) -> list[tuple[Severity, str]]:
-    """Problems of one image file as ``(severity, message)``; empty when it looks fine."""
+def check_image(
+    path: str | os.PathLike, deep: bool = False, pixdim: float | Sequence[float] = DEFAULT_PIXDIM
+) -> list[tuple[Severity, str]]:
+    """Problems of one image file as ``(severity, message)``; empty when it looks fine.
+
+    The geometry checked is nibabel's ``image.affine`` (the sform when ``sform_code > 0``, else
+    the qform), the affine ``loes.transforms.preprocessing`` uses; ``pixdim`` (mm) is the voxel
+    size the scan will be resampled to (see :func:`validate_dataset`).
+    """
     path = Path(path)
     name = path.name.lower()
     if path.is_dir():
@@ -97,12 +116,17 @@ def check_image(path: str | os.PathLike, deep: bool = False) -> list[tuple[Sever
     try:
         size = path.stat().st_size
         with open(path, "rb") as handle:
-            magic = handle.read(2)
-    except OSError as error:
-        return [("error", f"cannot be read ({error.strerror or error}); check its permissions.")]
+            head = handle.read(64)
+    except OSError as error:  # a broken link, permission denied...: say which
+        return [("error", os_error_text(path, error))]
     if size == 0:
         return [("error", "is empty (0 bytes); copy it again from the source.")]
+    if pointer := placeholder_text(path, head):
+        return [("error", pointer)]
+    magic = head[:2]
     compressed = name.endswith(".gz")
+    if not compressed and magic == _GZIP_MAGIC:
+        return [("error", "is gzip-compressed but named .nii; rename it to .nii.gz.")]
     if compressed and magic != _GZIP_MAGIC:
         return [
             (
@@ -125,7 +149,7 @@ def check_image(path: str | os.PathLike, deep: bool = False) -> list[tuple[Sever
         ]
     if not isinstance(image, nib.Nifti1Pair):
         return [("error", f"is a {type(image).__name__}, not NIfTI; convert it to .nii.gz.")]
-    problems = _check_header(image)
+    problems = _check_header(image, pixdim)
     if any(severity == "error" for severity, _ in problems):
         return problems
     expected = int(getattr(image.dataobj, "offset", 352)) + _data_bytes(image)
@@ -143,13 +167,17 @@ def check_image(path: str | os.PathLike, deep: bool = False) -> list[tuple[Sever
     return problems
 
 
-def _check_header(image: nib.Nifti1Pair) -> list[tuple[Severity, str]]:
+def _check_header(
+    image: nib.Nifti1Pair, resample_mm: float | Sequence[float] = DEFAULT_PIXDIM
+) -> list[tuple[Severity, str]]:
     header = image.header
     shape = tuple(int(n) for n in header.get_data_shape())
     dtype = header.get_data_dtype()
     problems: list[tuple[Severity, str]] = []
     if len(shape) < 3:
-        problems.append(("error", f"has {len(shape)} dimensions {shape}; a 3D volume is needed."))
+        problems.append(
+            ("error", f"has {plural(len(shape), 'dimension')} {shape}; a 3D volume is needed.")
+        )
     elif len(shape) > 3:
         problems.append(
             (
@@ -185,6 +213,9 @@ def _check_header(image: nib.Nifti1Pair) -> list[tuple[Severity, str]]:
                 "convert it again from DICOM with dcm2niix.",
             )
         )
+    disagreement = _qform_sform_disagreement(image, shape)
+    if disagreement:
+        problems.append(("warning", disagreement))
     zooms = [float(z) for z in nib.affines.voxel_sizes(affine)]
     if not all(math.isfinite(z) and z > 0 for z in pixdim):
         problems.append(
@@ -198,12 +229,13 @@ def _check_header(image: nib.Nifti1Pair) -> list[tuple[Severity, str]]:
                 f"{MAX_VOXEL_MM} mm); check the affine, pixdim and the units (xyzt_units).",
             )
         )
-    elif not np.allclose(pixdim, zooms, rtol=0.01):
+    elif not disagreement and not np.allclose(pixdim, zooms, rtol=0.01):
         problems.append(
             (
                 "warning",
-                f"has voxel sizes {_mm(pixdim)} in pixdim but {_mm(zooms)} in its affine; "
-                "tools may disagree about it: save it again with a consistent header.",
+                f"has voxel sizes {_mm(pixdim)} in pixdim but {_mm(zooms)} in its sform, "
+                "which loes uses (as nibabel does); tools that read pixdim will disagree: "
+                "save it again with a consistent header.",
             )
         )
     if not all(_MIN_AXIS <= n <= _MAX_AXIS for n in shape):
@@ -217,14 +249,68 @@ def _check_header(image: nib.Nifti1Pair) -> list[tuple[Severity, str]]:
     elif not any(severity == "error" for severity, _ in problems):
         fov = [n * z for n, z in zip(shape, zooms, strict=True)]
         if not all(_MIN_FOV_MM <= f <= _MAX_FOV_MM for f in fov):
-            problems.append(
-                (
-                    "warning",
-                    f"covers {_mm(fov)}, where a brain is about 140-200 mm across; check the "
-                    "voxel sizes and that it is a whole-brain volume.",
-                )
-            )
+            problems.append(("error", _impossible_fov(affine, shape, zooms, resample_mm)))
     return problems
+
+
+def _qform_sform_disagreement(image: nib.Nifti1Pair, shape: tuple[int, ...]) -> str | None:
+    """A warning when both a qform and an sform are set and place the image differently."""
+    header = image.header
+    if int(header["qform_code"]) <= 0 or int(header["sform_code"]) <= 0:
+        return None
+    sform = image.get_sform()
+    used = f"loes uses the sform (sform_code {int(header['sform_code'])} > 0), as nibabel does"
+    try:
+        qform = image.get_qform()
+    except ValueError as error:  # an invalid quaternion
+        return f"has an invalid qform ({_reason(error)}); {used}: save it again with both set."
+    corners = np.array([[*c, 1.0] for c in product(*[(0, n - 1) for n in shape])])
+    apart = float(np.max(np.linalg.norm(corners @ (sform - qform).T[:, :3], axis=1)))
+    if not apart > _AFFINES_AGREE_MM:  # NaN included: the affine check reports it
+        return None
+    codes = {name: "".join(nib.aff2axcodes(a)) for name, a in (("q", qform), ("s", sform))}
+    axes = sform[:3, :3] / np.linalg.norm(sform[:3, :3], axis=0)
+    sheared = np.abs(axes.T @ axes - np.eye(3)).max() > 1e-3
+    why = (
+        " (the sform is sheared, e.g. by a gantry tilt, and a qform can only hold a rotation)"
+        if sheared
+        else ""
+    )
+    return (
+        f"has a qform ({codes['q']}) and an sform ({codes['s']}) that place it up to "
+        f"{apart:.0f} mm apart{why}; {used}, other tools may use the qform: check which is "
+        "right and save the image with both set to it (nibabel: "
+        "`image.set_qform(image.get_sform())`)."
+    )
+
+
+def _impossible_fov(
+    affine: np.ndarray,
+    shape: tuple[int, ...],
+    zooms: list[float],
+    resample_mm: float | Sequence[float],
+) -> str:
+    """The error of a field of view no head fits, with the size it would be resampled to."""
+    fov = [n * z for n, z in zip(shape, zooms, strict=True)]
+    target = [float(v) for v in np.broadcast_to(np.asarray(resample_mm, dtype=float), (3,))]
+    # the grid MONAI's Orientationd("RAS") and Spacingd make, about: each voxel axis along
+    # the world axis it is closest to
+    world_axis = nib.orientations.io_orientation(affine)[:, 0].astype(int)
+    resampled = [0, 0, 0]
+    for extent, axis in zip(fov, world_axis, strict=True):
+        resampled[axis] = max(1, round(extent / target[axis]))
+    gigabytes = 4 * math.prod(resampled) / 1e9  # float32
+    memory = ""
+    if gigabytes >= 0.1:
+        memory = f" ({gigabytes:.{0 if gigabytes >= 10 else 1}f} GB as float32)"
+    extent = " x ".join(f"{f:.4g}" for f in fov)
+    return (
+        f"covers {extent} mm ({' x '.join(map(str, shape))} voxels of {_mm(zooms)}), which no "
+        f"head fits (each axis must be {_MIN_FOV_MM:g}-{_MAX_FOV_MM:g} mm; a head is about "
+        f"140-200 mm across); resampled to {_mm(target)} voxels it would become "
+        f"{' x '.join(map(str, resampled))} voxels{memory}. Check the voxel sizes (pixdim, the "
+        "affine and their units, xyzt_units) and that it is one whole-head volume."
+    )
 
 
 def _check_gzip_length(path: Path, expected: int) -> list[tuple[Severity, str]]:
@@ -284,8 +370,8 @@ def _check_voxels(
             problems.append(
                 (
                     "error",
-                    f"has {bad} NaN or infinite voxels ({100 * bad / data.size:.2g}%); replace "
-                    "them (e.g. numpy.nan_to_num) or re-run the preprocessing.",
+                    f"has {plural(bad, 'NaN or infinite voxel')} ({100 * bad / data.size:.2g}%); "
+                    "replace them (e.g. numpy.nan_to_num) or re-run the preprocessing.",
                 )
             )
             data = data[np.isfinite(data)]

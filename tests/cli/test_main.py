@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 
 def test_help_lists_every_command_without_importing_torch():
     """`loes --help` and argument errors stay instant: heavy imports wait for `run`."""
@@ -40,3 +42,45 @@ def test_unknown_flags_are_still_refused(capsys):
     assert "unrecognized arguments: --epoch 3" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["validate", "data.csv", "training.epochs=3"])  # validate takes no settings
+
+
+@pytest.mark.parametrize(
+    ("argv", "usage"),
+    [
+        (["cv", "data.csv", "--epochs", "1", "--bogus"], "usage: loes cv [-h]"),
+        (["validate", "data.csv", "--bogus"], "usage: loes validate [-h]"),
+        (["validate", "data.csv", "training.epochs=3"], "usage: loes validate [-h]"),
+    ],
+)
+def test_unknown_arguments_print_the_subcommands_usage(argv, usage, capsys):
+    from loes.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(usage)
+    assert f"loes {argv[0]}: error: unrecognized arguments: {argv[-1]}" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["cv", "data.csv", "--epochs", "1", "training.lr=-1"],
+        ["cv", "--epochs", "1", "data.csv", "training.lr=-1"],
+        ["cv", "training.lr=-1", "--epochs", "1"],
+        ["cv", "--epochs", "1", "training.lr=-1", "data.csv"],
+    ],
+)
+def test_settings_are_read_wherever_they_stand(argv, capsys):
+    from loes.cli import main
+
+    assert main(argv) == 2
+    assert capsys.readouterr().err == "loes cv: error: training.lr must be positive, got -1.\n"
+
+
+def test_cv_takes_one_source(capsys):
+    from loes.cli import main
+
+    assert main(["cv", "a.csv", "training.lr=1e-3", "b.csv"]) == 2
+    assert capsys.readouterr().err == "loes cv: error: one SOURCE at most, got 2: a.csv b.csv.\n"

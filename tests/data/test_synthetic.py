@@ -13,6 +13,7 @@ import pytest
 from scipy import ndimage
 
 from loes.cli import main as cli_main
+from loes.data import detect_format, load_dataset
 from loes.data.loes_items import (
     ITEM_COLUMNS,
     ITEMS,
@@ -30,6 +31,7 @@ from loes.data.synthetic import (
     make_tiny_cohort,
 )
 from loes.data.synthetic.acquisition import draw_subject_geometry, session_pose
+from loes.data.synthetic.layout import BIDS_VERSION, LESION_DERIVATIVE
 from loes.errors import LoesError
 
 # ---------------------------------------------------------------- the items table
@@ -196,13 +198,91 @@ def test_tiny_layout_and_manifest(tiny, manifest):
     assert manifest["loes_score"].min() == 0
     assert manifest["loes_score"].max() >= 15
     np.testing.assert_allclose(manifest[list(ITEM_COLUMNS)].sum(axis=1), manifest["loes_score"])
-    for name in ("cohort.json", "participants.tsv", "lesion_labels.tsv", "preview.png"):
+    for name in ("cohort.json", "preview.png", "dataset_description.json", "README.md"):
         assert (root / name).is_file(), name
     assert (root / "preview.png").read_bytes()[:4] == b"\x89PNG"
     assert manifest["image"].iloc[0] == "sub-001/ses-01/anat/sub-001_ses-01_T1w.nii.gz"
-    assert manifest["lesion_mask"].iloc[0].endswith("sub-001_ses-01_desc-lesion_mask.nii.gz")
+    assert manifest["lesion_mask"].iloc[0] == (
+        "derivatives/lesions/sub-001/ses-01/anat/sub-001_ses-01_desc-lesion_dseg.nii.gz"
+    )
     participants = pd.read_csv(root / "participants.tsv", sep="\t")
     assert list(participants["participant_id"]) == sorted(manifest["subject"].unique())
+
+
+def test_tiny_cohort_is_a_bids_dataset(tiny, manifest):
+    """BIDS names (post-contrast scans with a ce- entity), scores per session in
+    sessions.tsv, lesion label maps in a derivative dataset, described columns."""
+    root = tiny.parent
+    description = json.loads((root / "dataset_description.json").read_text())
+    assert description["BIDSVersion"] == BIDS_VERSION
+    assert description["DatasetType"] == "raw"
+    derivative = json.loads((root / LESION_DERIVATIVE / "dataset_description.json").read_text())
+    assert derivative["DatasetType"] == "derivative"
+    assert derivative["GeneratedBy"][0]["Name"] == "loes synth"
+    assert (root / ".bidsignore").read_text().split() == [
+        "/cohort.json",
+        "/manifest.csv",
+        "/preview.png",
+    ]
+    assert manifest["gd"].sum() >= 2
+    for row in manifest.itertuples():
+        name = f"{row.subject}_{row.session}{'_ce-gadolinium' if row.gd else ''}"
+        assert row.image == f"{row.subject}/{row.session}/anat/{name}_T1w.nii.gz"
+        assert row.lesion_mask == (
+            f"derivatives/lesions/{row.subject}/{row.session}/anat/{name}_desc-lesion_dseg.nii.gz"
+        )
+        sidecar = _sidecar(root, row.image)
+        assert sidecar.get("ContrastBolusIngredient") == ("GADOLINIUM" if row.gd else None)
+    # nothing in anat/ but the scans and their sidecars
+    in_anat = {str(p.relative_to(root)) for p in root.glob("sub-*/ses-*/anat/*")}
+    assert in_anat == set(manifest["image"]) | {
+        i.replace(".nii.gz", ".json") for i in manifest["image"]
+    }
+    # per-session values where BIDS keeps them, every column described
+    described = json.loads((root / "sessions.json").read_text())
+    for subject, rows in manifest.groupby("subject"):
+        sessions = pd.read_csv(root / subject / f"{subject}_sessions.tsv", sep="\t")
+        assert list(sessions["session_id"]) == list(rows["session"])
+        columns = ["loes_score", *ITEM_COLUMNS, "age", "site"]
+        assert list(sessions.columns) == ["session_id", *columns]
+        pd.testing.assert_frame_equal(
+            sessions[columns].reset_index(drop=True), rows[columns].reset_index(drop=True)
+        )
+    assert set(described) == {"loes_score", *ITEM_COLUMNS, "age", "site"}
+    participants = pd.read_csv(root / "participants.tsv", sep="\t")
+    assert set(json.loads((root / "participants.json").read_text())) == set(
+        participants.columns[1:]
+    )
+    labels = pd.read_csv(root / LESION_DERIVATIVE / "desc-lesion_dseg.tsv", sep="\t")
+    assert dict(zip(labels["index"], labels["name"], strict=True)) == lesion_label_names()
+
+
+@pytest.mark.parametrize("include_gd", [False, True])
+def test_bids_and_manifest_readings_agree(tiny, include_gd):
+    """The folder read as BIDS and its manifest give the same scans, images and values."""
+    by_manifest = load_dataset(tiny, include_gd=include_gd)
+    by_bids = load_dataset(tiny.parent, include_gd=include_gd)
+    assert detect_format(tiny.parent) == "bids"
+    assert detect_format(tiny) == "manifest"
+    expected = pd.read_csv(tiny)
+    if not include_gd:
+        expected = expected[expected["gd"] == 0]
+    assert len(by_bids) == len(by_manifest) == len(expected)
+    assert by_manifest["gd"].any() == include_gd
+    columns = ["subject", "session", "image", "loes_score", "gd", *ITEM_COLUMNS]
+    columns += ["age", "site", "pattern"]
+    pd.testing.assert_frame_equal(by_bids[columns], by_manifest[columns])
+    assert by_manifest["lesion_mask"].map(os.path.isfile).all()
+    assert "lesion_mask" not in by_bids  # derivatives are not raw data
+
+
+@pytest.mark.parametrize("options", [[], ["--include-gd", "--deep"]])
+def test_loes_validate_passes_the_folder_and_its_manifest(tiny, options, capsys):
+    for source, what in ((tiny.parent, "bids"), (tiny, "manifest")):
+        assert cli_main(["validate", str(source), *options]) == 0
+        first = capsys.readouterr().out.splitlines()[0]
+        assert first.startswith(f"{source} ({what}, ")
+        assert first.endswith(": 0 errors, 0 warnings")
 
 
 def test_images_have_sane_values_and_affines(tiny, manifest):
@@ -340,8 +420,9 @@ def test_same_seed_gives_byte_identical_files_in_parallel(tmp_path):
     assert first.keys() == second.keys()
     assert [k for k in first if first[k] != second[k]] == []
     other = make_tiny_cohort(tmp_path / "three", subjects=2, seed=6)
-    image = "sub-002/ses-01/anat/sub-002_ses-01_T1w.nii.gz"
-    assert _tree(other.parent)[image] != first[image]
+    images = [pd.read_csv(m).set_index(["subject", "session"])["image"] for m in (one, other)]
+    scan = ("sub-002", "ses-01")  # named with ce-gadolinium when post-contrast
+    assert _tree(other.parent)[images[1][scan]] != first[images[0][scan]]
 
 
 def test_resumes_missing_scans_and_refuses_other_parameters(tmp_path):

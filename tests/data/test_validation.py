@@ -98,10 +98,10 @@ def filled(value: float) -> Callable[[Path], None]:
     return lambda path: save(path, np.full((12, 12, 12), value, np.float32))
 
 
-def with_bad_voxels(value: float) -> Callable[[Path], None]:
+def with_bad_voxels(value: float, count: int = 3) -> Callable[[Path], None]:
     def build(path: Path) -> None:
         data = volume()
-        data[0, 0, :3] = value
+        data[0, 0, :count] = value
         save(path, data)
 
     return build
@@ -130,6 +130,17 @@ BROKEN = [
     ("bad.png", lambda p: p.write_bytes(b"\x89PNG"), False,
      "is not a NIfTI file (.nii or .nii.gz)"),
     ("bad.nii.gz", lambda p: p.write_bytes(b""), False, "is empty (0 bytes)"),
+    ("bad.nii.gz", lambda p: p.write_text("/annex/objects/MD5E-s9--0a.nii.gz\n"), False,
+     "is a git-annex pointer file, not the image: its content has not been fetched; run "
+     "`datalad get "),
+    ("bad.nii.gz", lambda p: p.write_text("version https://git-lfs.github.com/spec/v1\n"), False,
+     "is a Git LFS pointer file, not the image: its content has not been fetched; run "
+     "`git lfs pull` in the repository."),
+    ("bad.nii", lambda p: save(p.with_name("tmp.nii.gz"), volume()).rename(p), False,
+     "is gzip-compressed but named .nii; rename it to .nii.gz."),
+    ("bad.nii.gz", lambda p: save(p, np.ones(16, np.float32)), False,
+     "has 1 dimension (16,); a 3D volume is needed."),
+    ("bad.nii.gz", with_bad_voxels(np.nan, count=1), True, "has 1 NaN or infinite voxel (0.058%)"),
     ("bad.nii.gz", lambda p: save(p, np.zeros((8, 8, 8, 3), np.float32)), False,
      "is 4D (8, 8, 8, 3); keep one 3D volume"),
     ("bad.nii.gz", lambda p: save(p, np.ones((8, 8, 8, 1), np.float32)), False,
@@ -184,15 +195,68 @@ def test_voxel_problems_need_deep(tmp_path, build):
     assert check_image(tmp_path / "a.nii.gz", deep=True)[0][0] == "error"
 
 
-def test_small_field_of_view_is_a_warning(tmp_path):
+def test_small_field_of_view_is_an_error(tmp_path):
     save(tmp_path / "a.nii.gz", volume(), np.eye(4))  # 12 mm across
     assert check_image(tmp_path / "a.nii.gz") == [
         (
-            "warning",
-            "covers 12 x 12 x 12 mm, where a brain is about 140-200 mm across; check the voxel "
-            "sizes and that it is a whole-brain volume.",
+            "error",
+            "covers 12 x 12 x 12 mm (12 x 12 x 12 voxels of 1 x 1 x 1 mm), which no head fits "
+            "(each axis must be 30-500 mm; a head is about 140-200 mm across); resampled to "
+            "2 x 2 x 2 mm voxels it would become 6 x 6 x 6 voxels. Check the voxel sizes "
+            "(pixdim, the affine and their units, xyzt_units) and that it is one whole-head "
+            "volume.",
         )
     ]
+
+
+def header_only(path: Path, shape, affine: np.ndarray) -> Path:
+    """A .nii file with a header and no voxels: only the header may be read."""
+    header = nib.Nifti1Header()
+    header.set_data_shape(shape)
+    header.set_data_dtype(np.int16)
+    header.set_qform(affine, code=1)
+    header.set_sform(affine, code=1)
+    header["vox_offset"] = 352
+    path.write_bytes(header.binaryblock + bytes(4))
+    return path
+
+
+def test_impossible_field_of_view_is_an_error_from_the_header_alone(tmp_path):
+    # 9 mm voxels on a 400 x 400 x 300 matrix: 3.6 m across; resampling it took 17 GB
+    path = header_only(tmp_path / "a.nii", (400, 400, 300), np.diag([9.0, 9.0, 9.0, 1.0]))
+    [(severity, message)] = check_image(path)  # no truncation error: no voxel was read
+    assert severity == "error"
+    assert message.startswith(
+        "covers 3600 x 3600 x 2700 mm (400 x 400 x 300 voxels of 9 x 9 x 9 mm), which no head "
+        "fits (each axis must be 30-500 mm; a head is about 140-200 mm across); resampled to "
+        "2 x 2 x 2 mm voxels it would become 1800 x 1800 x 1350 voxels (17 GB as float32)."
+    )
+    assert "3600 x 3600 x 2700 voxels (140 GB as float32)" in check_image(path, pixdim=1.0)[0][1]
+    # a head-sized field of view with the same voxels passes: only its missing voxels are found
+    head = header_only(tmp_path / "b.nii", (20, 24, 20), np.diag([9.0, 9.0, 9.0, 1.0]))
+    assert [message[:13] for _, message in check_image(head)] == ["is truncated:"]
+
+
+def test_field_of_view_error_uses_the_configured_voxel_size(tmp_path, capsys):
+    manifest = cohort(tmp_path)
+    header_only(tmp_path / "img" / "s1.nii", (400, 400, 300), np.diag([9.0, 9.0, 9.0, 1.0]))
+    table = pd.read_csv(manifest)
+    table.loc[1, "image"] = "img/s1.nii"
+    table.to_csv(manifest, index=False)
+    [error] = validate_dataset(manifest, pixdim=(4.0, 4.0, 3.0)).errors
+    assert error.where == "img/s1.nii (manifest.csv row 3 (sub-1 ses-1))"
+    assert "resampled to 4 x 4 x 3 mm voxels it would become 900 x 900 x 900 voxels" in (
+        error.message
+    )
+    assert main(["validate", str(manifest), "--pixdim", "4"]) == 2
+    out, err = capsys.readouterr()
+    assert "error: img/s1.nii (manifest.csv row 3 (sub-1 ses-1)): covers 3600 x 3600" in out
+    assert "900 x 900 x 675 voxels (2.2 GB as float32)" in out
+    assert "Traceback" not in out + err
+    assert main(["validate", str(manifest), "--pixdim", "1", "2"]) == 2
+    assert "--pixdim takes one or three positive voxel sizes in mm, got [1.0, 2.0]." in (
+        capsys.readouterr().err
+    )
 
 
 def test_pixdim_disagreeing_with_the_affine_is_a_warning(tmp_path):
@@ -200,10 +264,48 @@ def test_pixdim_disagreeing_with_the_affine_is_a_warning(tmp_path):
     assert check_image(tmp_path / "a.nii.gz") == [
         (
             "warning",
-            "has voxel sizes 1 x 4 x 4 mm in pixdim but 4 x 4 x 4 mm in its affine; tools may "
-            "disagree about it: save it again with a consistent header.",
+            "has voxel sizes 1 x 4 x 4 mm in pixdim but 4 x 4 x 4 mm in its sform, which loes "
+            "uses (as nibabel does); tools that read pixdim will disagree: save it again with "
+            "a consistent header.",
         )
     ]
+
+
+def test_qform_and_sform_disagreeing_is_a_warning_saying_which_is_used(tmp_path):
+    image = nib.Nifti1Image(volume(), None)
+    las = np.diag([-4.0, 4.0, 4.0, 1.0])
+    las[0, 3] = 44.0  # the same grid, mirrored: left and right swapped
+    image.set_qform(las, code=1)
+    image.set_sform(AFFINE, code=1)
+    nib.save(image, tmp_path / "a.nii.gz")
+    assert check_image(tmp_path / "a.nii.gz") == [
+        (
+            "warning",
+            "has a qform (LAS) and an sform (RAS) that place it up to 44 mm apart; loes uses the "
+            "sform (sform_code 1 > 0), as nibabel does, other tools may use the qform: check "
+            "which is right and save the image with both set to it (nibabel: "
+            "`image.set_qform(image.get_sform())`).",
+        )
+    ]
+    image.set_qform(AFFINE, code=1)  # agreeing again
+    nib.save(image, tmp_path / "b.nii.gz")
+    assert check_image(tmp_path / "b.nii.gz") == []
+
+
+def test_sheared_sform_is_one_warning_saying_which_is_used(tmp_path):
+    sheared = AFFINE.copy()
+    sheared[1, 2] = 4.0 * np.tan(np.deg2rad(20.0))  # a 20-degree gantry tilt
+    image = nib.Nifti1Image(volume(), None)
+    image.set_qform(AFFINE, code=1)  # a qform holds the rotation only
+    image.set_sform(sheared, code=1)
+    nib.save(image, tmp_path / "a.nii.gz")
+    [(severity, message)] = check_image(tmp_path / "a.nii.gz")  # not a pixdim warning too
+    assert severity == "warning"
+    assert message.startswith(
+        "has a qform (RAS) and an sform (RAS) that place it up to 16 mm apart (the sform is "
+        "sheared, e.g. by a gantry tilt, and a qform can only hold a rotation); loes uses the "
+        "sform (sform_code 1 > 0), as nibabel does"
+    )
 
 
 def test_image_without_qform_or_sform_is_a_warning(tmp_path):
@@ -218,6 +320,20 @@ def test_image_without_qform_or_sform_is_a_warning(tmp_path):
     image.set_sform(AFFINE, code=1)
     nib.save(image, tmp_path / "b.nii.gz")
     assert check_image(tmp_path / "b.nii.gz") == []
+
+
+def test_broken_link_names_its_target_and_how_to_fetch_it(tmp_path):
+    """A DataLad dataset before `datalad get`: `ls` shows the file, opening it fails."""
+    link = tmp_path / "a.nii.gz"
+    link.symlink_to("../.git/annex/objects/Xy/Zw/MD5E-s9--0a.nii.gz/MD5E-s9--0a.nii.gz")
+    assert check_image(link) == [
+        (
+            "error",
+            "is a symbolic link to ../.git/annex/objects/Xy/Zw/MD5E-s9--0a.nii.gz/MD5E-s9--0a"
+            ".nii.gz, which is missing: the content has not been fetched (a DataLad or git-annex "
+            f"dataset); run `datalad get {link}` (or `git annex get {link}`) in the dataset.",
+        )
+    ]
 
 
 def test_folder_instead_of_file(tmp_path):
@@ -348,6 +464,6 @@ def test_cli_missing_source_and_lab_format(tmp_path, capsys):
     )
     args = ["validate", str(tmp_path / "lab.csv"), "--images-dir", str(images)]
     assert main([*args, "--format", "lab"]) == 0
-    assert "(lab, 1 scans of 1 subjects" in capsys.readouterr().out
+    assert "(lab, 1 scan of 1 subject, headers checked)" in capsys.readouterr().out
     assert main([*args, "--include-gd"]) == 2
     assert "image file not found" in capsys.readouterr().out

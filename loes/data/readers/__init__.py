@@ -4,11 +4,13 @@
 2. ``lab`` (``readers.lab``): the reference lab's CSV plus a folder of
    ``{subject}_{session}_space-MNI_brain_mprage_RAVEL.nii.gz`` images.
 3. ``bids`` (``readers.bids``): a BIDS dataset root, ``sub-*/[ses-*/]anat/*_T1w.nii[.gz]``,
-   with scores in ``phenotype/loes.tsv``, ``sub-*/sub-*_sessions.tsv`` or ``participants.tsv``.
+   with scores in ``sub-*/sub-*_sessions.tsv``, ``phenotype/loes.tsv`` or ``participants.tsv``.
 
 Each reader returns a ``RawTable``; the checks of ``readers.checks`` (the same for every
-format) turn it into the final table. Every step keeps going after a problem so that
-``loes validate`` can list them all; ``load_dataset`` raises one ``LoesError`` naming them.
+format) turn it into the final table. Text tables are read by ``readers.delimited`` (any
+separator, decimal commas); ``readers.files`` names why a file cannot be opened. Every step
+keeps going after a problem so that ``loes validate`` can list them all; ``load_dataset``
+raises one ``LoesError`` naming them.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from pathlib import Path
 import pandas as pd
 
 from loes.data.problems import errors_message
-from loes.data.readers.bids import NO_SESSION, read_bids
+from loes.data.readers.bids import read_bids
 from loes.data.readers.checks import check_rows
 from loes.data.readers.delimited import read_delimited
+from loes.data.readers.files import DOES_NOT_EXIST, unreachable_text
 from loes.data.readers.lab import LAB_COLUMNS, LAB_IMAGE_PATTERN, read_lab
 from loes.data.readers.manifest import REQUIRED_COLUMNS, read_manifest
-from loes.data.readers.reading import RawTable, TableReading
+from loes.data.readers.reading import NO_SESSION, RawTable, TableReading, scan_label
 from loes.errors import LoesError
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "detect_format",
     "load_dataset",
     "read_table",
+    "scan_label",
 ]
 
 FORMATS = ("manifest", "lab", "bids")
@@ -116,6 +120,11 @@ def read_table(
                 )
             raw = read_bids(path, suffix, reading)
         else:
+            reason = unreachable_text(path)
+            if reason is not None:
+                raise LoesError(
+                    "not found; give the path of the table." if reason == DOES_NOT_EXIST else reason
+                )
             if not path.is_file():
                 raise LoesError(
                     f"is not a file; the {reading.format} format is a CSV or TSV table."
@@ -133,15 +142,23 @@ def read_table(
 def _detect_format(path: Path) -> str:
     if path.is_dir():
         return "bids"
-    if not path.exists():
+    reason = unreachable_text(path)
+    if reason == DOES_NOT_EXIST:
         raise LoesError("not found; give a manifest (CSV/TSV), the lab's CSV or a BIDS folder.")
+    if reason is not None:
+        raise LoesError(reason)
     columns = set(read_delimited(path).columns)
     if columns & set(LAB_COLUMNS) - {"scan"}:
         return "lab"
     if columns & set(REQUIRED_COLUMNS):
         return "manifest"
+    one = (
+        " Only one column was found: separate the columns with commas, semicolons or tabs."
+        if len(columns) == 1
+        else ""
+    )
     raise LoesError(
         f"cannot tell the format from the columns ({', '.join(sorted(columns))}); a manifest "
         f"needs {', '.join(REQUIRED_COLUMNS)}, the lab's CSV needs {', '.join(LAB_COLUMNS)}. "
-        "Rename the columns or pass --format."
+        f"Rename the columns or pass --format.{one}"
     )

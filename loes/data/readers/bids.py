@@ -1,7 +1,8 @@
 """A BIDS dataset: images found under ``sub-*/[ses-*/]anat/``, scores in its TSV files.
 
-Scores (and extra columns such as ``age`` or ``site``) come from ``phenotype/loes.tsv``,
-``sub-*/sub-*_sessions.tsv`` and ``participants.tsv``, the most specific source winning.
+Scores (and extra columns such as ``age`` or ``site``) come from ``sub-*/sub-*_sessions.tsv``
+(one row per session, as ``loes synth`` writes them), ``phenotype/loes.tsv`` and
+``participants.tsv``, the most specific source winning.
 Scans with a ``ce-*`` entity are post-contrast.
 """
 
@@ -13,13 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 from loes.data.readers.delimited import MISSING, read_delimited
-from loes.data.readers.reading import RawTable, TableReading
+from loes.data.readers.reading import NO_SESSION, RawTable, TableReading, scan_label
 from loes.errors import LoesError
 
 __all__ = ["NO_SESSION", "read_bids"]
-
-#: session label given to scans of a BIDS dataset without ``ses-*`` folders
-NO_SESSION = "ses-none"
 
 
 def read_bids(root: Path, suffix: str, reading: TableReading) -> RawTable | None:
@@ -60,8 +58,8 @@ def read_bids(root: Path, suffix: str, reading: TableReading) -> RawTable | None
         ):
             reading.error(
                 str(rel),
-                f"the file name does not match its folders ({subject}"
-                f"{'' if session == NO_SESSION else ' ' + session}); rename it.",
+                f"the file name does not match its folders ({scan_label(subject, session)}); "
+                "rename it.",
             )
             continue
         rows.append(
@@ -124,19 +122,25 @@ def _attach_bids_scores(
                 reading.error(
                     entry["where"],
                     f"gives one loes_score for {subject}, who has {n_sessions.iloc[i]} sessions; "
-                    "give one score per session (a session_id column in phenotype/loes.tsv or "
-                    f"{subject}/{subject}_sessions.tsv).",
+                    f"give one score per session (in {subject}/{subject}_sessions.tsv, or a "
+                    "session_id column in phenotype/loes.tsv).",
                 )
                 continue
             score = entry
         extras.append(merged)
         if score is None:
-            reading.error(
-                where[i],
-                f"no Loes score for {subject} {session}: add a row with participant_id, "
-                "session_id and loes_score to phenotype/loes.tsv (or a loes_score column to "
-                f"{subject}/{subject}_sessions.tsv).",
-            )
+            if session == NO_SESSION:
+                fix = (
+                    "add a row with participant_id and loes_score to phenotype/loes.tsv (or a "
+                    "loes_score column to participants.tsv)"
+                )
+            else:
+                fix = (
+                    f"add a row with session_id and loes_score to {subject}/{subject}"
+                    "_sessions.tsv (or with participant_id, session_id and loes_score to "
+                    "phenotype/loes.tsv)"
+                )
+            reading.error(where[i], f"no Loes score for {scan_label(subject, session)}: {fix}.")
             unscored[i] = True
         else:
             frame.at[i, "loes_score"] = score["score"]
@@ -173,7 +177,7 @@ def _bids_score_file(
         ses = None
         if per_session and "session_id" in table.columns:
             ses = _bids_label("ses", row["session_id"])
-        where = f"{name} row {int(i) + 2} ({sub}{'' if ses is None else ' ' + ses})"
+        where = f"{name} row {i} ({sub}{'' if ses is None else ' ' + ses})"
         if (sub, ses) in entries:
             who = sub if ses is None else f"{sub} {ses}"
             reading.error(where, f"{who} is listed twice; keep one row.")

@@ -1,22 +1,24 @@
 """The row checks every format goes through once its reader is done: one final table.
 
 Ids present, ``gd`` flags readable (post-contrast rows dropped unless asked for), scores
-numbers within 0-34, no scan or image listed twice, images present, item subscores within
-their range and summing to the total, lesion masks present. Every problem is recorded and
-the checks go on.
+numbers within 0-34, no scan or image listed twice, no subject under two spellings of its id,
+images present (or the actual reason they cannot be reached), item subscores within their
+range and summing to the total, lesion masks present. Every problem is recorded and the checks
+go on.
 """
 
 from __future__ import annotations
 
 import math
-import os
+import re
 
 import pandas as pd
 
 from loes.data.loes_items import ITEMS, MAX_LOES_SCORE
-from loes.data.readers.delimited import is_missing, parse_flag
+from loes.data.readers.delimited import is_missing, parse_flag, parse_number
+from loes.data.readers.files import DOES_NOT_EXIST, unreachable_text
 from loes.data.readers.lab import LAB_IMAGE_PATTERN
-from loes.data.readers.reading import RawTable, TableReading
+from loes.data.readers.reading import RawTable, TableReading, scan_label
 
 __all__ = ["FIRST_COLUMNS", "check_rows"]
 
@@ -75,12 +77,16 @@ def check_rows(
         for value, place, skip in zip(frame["loes_score"], score_where, unscored, strict=True)
     ]
     _check_duplicates(frame, where, reading)
+    _check_subject_spellings(frame, where, reading)
     _check_images_exist(frame, where, raw, reading)
     _check_items(frame, where, reading)
     if "lesion_mask" in frame:
         for place, mask in zip(where, frame["lesion_mask"], strict=True):
-            if not is_missing(mask) and not os.path.exists(mask):
+            reason = None if is_missing(mask) else unreachable_text(mask)
+            if reason == DOES_NOT_EXIST:
                 reading.warning(place, f"lesion_mask not found: {mask}; fix the path or clear it.")
+            elif reason is not None:
+                reading.warning(place, f"lesion_mask {mask} {reason}")
 
     for column in frame.columns:
         if column not in FIRST_COLUMNS:
@@ -96,14 +102,14 @@ def _parse_score(raw: object, where: str, column: str, reading: TableReading) ->
             where, f"{column} is missing; fill in the total Loes score (0-{top}) or drop the row."
         )
         return math.nan
-    try:
-        score = float(str(raw).strip())
-    except ValueError:
-        reading.error(
-            where,
-            f"{column} {str(raw)!r} is not a number; write the total Loes score as a number "
-            f"from 0 to {top}.",
-        )
+    score = parse_number(raw)
+    if score is None:
+        text = str(raw).strip()
+        if re.fullmatch(r"[+-]?[0-9]*,[0-9]+", text):
+            fix = f"write it with a decimal point ({text.replace(',', '.')})"
+        else:
+            fix = f"write the total Loes score as a number from 0 to {top}"
+        reading.error(where, f"{column} {text!r} is not a number; {fix}.")
         return math.nan
     if not math.isfinite(score):
         reading.error(where, f"{column} is {raw!r}; write the total Loes score (0-{top}).")
@@ -131,7 +137,7 @@ def _check_duplicates(frame: pd.DataFrame, where: list[str], reading: TableReadi
             continue
         key = (subject, session, gd)
         if key in first_seen:
-            scan = f"{subject} {session}{' (post-contrast)' if gd else ''}"
+            scan = f"{scan_label(subject, session)}{' (post-contrast)' if gd else ''}"
             if reading.format == "bids":  # several runs: the user picks the one to score
                 message = (
                     f"is a second image of {scan} (first: {first_seen[key]}); loes uses one scan "
@@ -162,22 +168,84 @@ def _check_duplicates(frame: pd.DataFrame, where: list[str], reading: TableReadi
 def _check_images_exist(
     frame: pd.DataFrame, where: list[str], raw: RawTable, reading: TableReading
 ) -> None:
-    missing = [
-        (place, image)
+    """One error per image that cannot be reached, naming the cause: not found (the path is
+    wrong), a broken link (content not fetched), a folder closed to the user..."""
+    unreachable = [
+        (place, image, reason)
         for place, image in zip(where, frame["image"], strict=True)
-        if image and not os.path.exists(image)
+        if image and (reason := unreachable_text(image)) is not None
     ]
-    if not missing:
+    if not unreachable:
         return
-    if raw.guessed_images_dir is not None and len(missing) == len(frame):
+    if (
+        raw.guessed_images_dir is not None
+        and len(unreachable) == len(frame)
+        and all(reason == DOES_NOT_EXIST for _, _, reason in unreachable)
+    ):
+        what = "the image is not" if len(frame) == 1 else f"none of the {len(frame)} images is"
         reading.error(
             reading.source,
-            f"none of the {len(frame)} images is in {raw.guessed_images_dir}; pass the "
-            f"folder holding {LAB_IMAGE_PATTERN} files with --images-dir.",
+            f"{what} in {raw.guessed_images_dir}; pass the folder holding "
+            f"{LAB_IMAGE_PATTERN} files with --images-dir.",
         )
         return
-    for place, image in missing:
-        reading.error(place, f"image file not found: {image}; fix the path ({raw.image_hint}).")
+    for place, image, reason in unreachable:
+        if reason == DOES_NOT_EXIST:
+            message = f"image file not found: {image}; fix the path ({raw.image_hint})."
+        else:
+            message = f"image {image} {reason}"
+        reading.error(place, message)
+
+
+def _check_subject_spellings(frame: pd.DataFrame, where: list[str], reading: TableReading) -> None:
+    """Warn about subject ids that differ only by leading zeros, case, blanks or a ``sub-``
+    prefix (``004`` and ``4``: a spreadsheet dropped the zeros): to loes they are two subjects,
+    so the folds may put the same brain in training and test."""
+    first: dict[str, tuple[str, str]] = {}  # spelling -> its first place and its key
+    for place, subject in zip(where, frame["subject"], strict=True):
+        if subject and subject not in first:
+            first[subject] = (place, _subject_key(subject))
+    by_key: dict[str, list[str]] = {}
+    for subject, (_, key) in first.items():
+        by_key.setdefault(key, []).append(subject)
+    rows = frame["subject"].value_counts()
+    for spellings in by_key.values():
+        kept = spellings[0]
+        for other in spellings[1:]:
+            n = int(rows[other])
+            reading.warning(
+                first[other][0],
+                f"subject {other!r} ({n} row{'' if n == 1 else 's'}) and subject {kept!r} "
+                f"(first at {first[kept][0]}) differ only by {_spelling_difference(kept, other)}, "
+                "so loes counts two subjects and may put the same brain in training and test. "
+                "If they are one person, write the id the same way in every row; if not, make "
+                "the ids clearly different.",
+            )
+
+
+#: the ways one subject id gets spelt differently, each with how to undo it
+_SPELLINGS = {
+    "blanks": lambda s: re.sub(r"\s+", "", s),
+    "case": str.casefold,
+    "a sub- prefix": lambda s: re.sub(r"^sub[-_]", "", s),  # after casefold: Sub- too
+    "leading zeros": lambda s: re.sub(r"(?<![0-9])0+(?=[0-9])", "", s),
+}
+
+
+def _subject_key(subject: str, skip: str | None = None) -> str:
+    for name, undo in _SPELLINGS.items():
+        if name != skip:
+            subject = undo(subject)
+    return subject
+
+
+def _spelling_difference(a: str, b: str) -> str:
+    """What tells two spellings of one id apart, e.g. ``"leading zeros"`` or ``"case and a
+    sub- prefix"``: each way of spelling without which they would not match."""
+    ways = [name for name in _SPELLINGS if _subject_key(a, name) != _subject_key(b, name)]
+    if not ways:  # only a combination tells them apart
+        return "blanks, case, a sub- prefix or leading zeros"
+    return ways[0] if len(ways) == 1 else f"{', '.join(ways[:-1])} and {ways[-1]}"
 
 
 def _check_items(frame: pd.DataFrame, where: list[str], reading: TableReading) -> None:
@@ -205,10 +273,8 @@ def _check_items(frame: pd.DataFrame, where: list[str], reading: TableReading) -
 
 def _as_float(raw: object) -> float:
     """``raw`` as a number; NaN (which fails every range check) when it is not one."""
-    try:
-        return float(str(raw).strip())
-    except ValueError:
-        return math.nan
+    value = parse_number(raw)
+    return math.nan if value is None else value
 
 
 def _maybe_numeric(column: pd.Series) -> pd.Series:
@@ -218,8 +284,8 @@ def _maybe_numeric(column: pd.Series) -> pd.Series:
     filled = [v for v in column if not is_missing(v)]
     if not filled:
         return column
-    try:
-        [float(v) for v in filled]
-    except (TypeError, ValueError):
+    if any(parse_number(v) is None for v in filled):
         return column
-    return pd.Series([math.nan if is_missing(v) else float(v) for v in column], index=column.index)
+    return pd.Series(
+        [math.nan if is_missing(v) else parse_number(v) for v in column], index=column.index
+    )

@@ -62,18 +62,19 @@ def read_lab(
         for flag, named in zip(flags, by_name, strict=True)
     ]
     where = tuple(
-        f"{path.name} row {i + 2} ({s} {e})"
-        for i, (s, e) in enumerate(zip(frame["subject"], frame["session"], strict=True))
+        f"{path.name} row {row} ({s} {e})"
+        for row, s, e in zip(frame.index, frame["subject"], frame["session"], strict=True)
     )
+    frame = frame.reset_index(drop=True)
     return RawTable(
         frame,
         where,
         image_hint=(
             f"the lab's images are named {LAB_IMAGE_PATTERN} in "
-            f"{'--images-dir' if images_dir else 'the CSV folder'} {folder}"
+            f"{'--images-dir' if images_dir else 'the CSV folder'} {os.path.abspath(folder)}"
         ),
         score_column="loes-score",
-        guessed_images_dir=str(folder) if images_dir is None else None,
+        guessed_images_dir=os.path.abspath(folder) if images_dir is None else None,
     )
 
 

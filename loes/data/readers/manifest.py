@@ -36,11 +36,11 @@ def read_manifest(
     if not require_columns(path, table, REQUIRED_COLUMNS, "a manifest", reading):
         return None
     base = Path(images_dir).expanduser() if images_dir is not None else path.parent
-    frame = table.copy()
     where = tuple(
-        f"{path.name} row {i + 2} ({s} {e})"
-        for i, (s, e) in enumerate(zip(frame["subject"], frame["session"], strict=True))
+        f"{path.name} row {row} ({s} {e})"
+        for row, s, e in zip(table.index, table["subject"], table["session"], strict=True)
     )
+    frame = table.reset_index(drop=True)
     for column in _PATH_COLUMNS:
         if column in frame:
             frame[column] = [_absolute(base, value) for value in frame[column]]
@@ -49,7 +49,7 @@ def read_manifest(
         where,
         image_hint=(
             f"relative paths are read from {'--images-dir' if images_dir else 'the manifest'}'s "
-            f"folder {base}"
+            f"folder {os.path.abspath(base)}"
         ),
     )
 

@@ -13,7 +13,22 @@ import pandas as pd
 
 from loes.data.problems import Problem
 
-__all__ = ["RawTable", "TableReading"]
+__all__ = ["NO_SESSION", "RawTable", "TableReading", "scan_label"]
+
+#: the session of a scan whose source names none (a BIDS subject without ``ses-*`` folders);
+#: a placeholder in the table, never shown in a message (see ``scan_label``)
+NO_SESSION = "ses-none"
+
+
+def scan_label(subject: str, session: str) -> str:
+    """A scan as messages name it: ``"sub-01 ses-02"``, or ``"sub-01"`` without a session.
+
+    Examples::
+
+        >>> scan_label("sub-01", "ses-02"), scan_label("sub-01", NO_SESSION)
+        ('sub-01 ses-02', 'sub-01')
+    """
+    return subject if session in (NO_SESSION, "") else f"{subject} {session}"
 
 
 @dataclass(frozen=True, eq=False)

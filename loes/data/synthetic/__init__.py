@@ -3,7 +3,8 @@
 Real MNI anatomy (nilearn's ICBM152 2009 template) warped per subject, Loes-item lesions
 and atrophy rendered from a disease course, and native-like acquisitions (orientations,
 voxel sizes, bias, Rician noise, sites). Each scan's ``loes_score`` is the sum of the items
-rendered into it, and its lesion mask shows exactly those items.
+rendered into it, and its lesion mask shows exactly those items. The folder is a BIDS
+dataset and comes with a manifest listing the same scans (``layout``).
 
 Examples::
 
@@ -14,16 +15,14 @@ Examples::
 """
 
 from loes.data.synthetic.anatomy import Anatomy, anatomy_for, load_anatomy
-from loes.data.synthetic.cohort import (
-    GENERATOR_VERSION,
-    MANIFEST_COLUMNS,
-    generate_cohort,
-    make_tiny_cohort,
-)
+from loes.data.synthetic.cohort import GENERATOR_VERSION, generate_cohort, make_tiny_cohort
 from loes.data.synthetic.disease import PATTERNS, SITES, draw_cohort_table, draw_tiny_table
+from loes.data.synthetic.layout import CONTRAST_ENTITY, LESION_DERIVATIVE, MANIFEST_COLUMNS
 
 __all__ = [
+    "CONTRAST_ENTITY",
     "GENERATOR_VERSION",
+    "LESION_DERIVATIVE",
     "MANIFEST_COLUMNS",
     "PATTERNS",
     "SITES",

@@ -1,16 +1,15 @@
 """Write the synthetic cohort: scans in parallel, resumable, byte-identical per seed.
 
-Layout (BIDS-style)::
+The folder is a BIDS dataset and has a manifest listing the same scans (``layout``
+names every file)::
 
     OUT_DIR/
       cohort.json              parameters; a re-run must match them to resume
       manifest.csv             one row per scan (paths relative to OUT_DIR)
-      participants.tsv
-      lesion_labels.tsv        lesion mask label -> item and side
-      preview.png              axial and sagittal slices ordered by score
+      dataset_description.json, participants.tsv, sub-*/sub-*_sessions.tsv (scores), ...
       sub-001/ses-01/anat/sub-001_ses-01_T1w.nii.gz      (T2w / FLAIR by contrast)
                           sub-001_ses-01_T1w.json         sidecar, written last
-                          sub-001_ses-01_desc-lesion_mask.nii.gz
+      derivatives/lesions/sub-001/ses-01/anat/sub-001_ses-01_desc-lesion_dseg.nii.gz
 
 Every scan is drawn from its own ``numpy.random.SeedSequence([seed, subject, session])``
 (the subject's anatomy from ``[seed, subject]``), so the order in which workers finish
@@ -30,37 +29,25 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from loes.data.loes_items import ITEM_COLUMNS, lesion_label_names
 from loes.data.synthetic import acquisition as acq_mod
 from loes.data.synthetic.anatomy import Anatomy, anatomy_for
 from loes.data.synthetic.disease import SessionState, draw_cohort_table, draw_tiny_table
+from loes.data.synthetic.layout import SUFFIXES, scan_files, write_tables
 from loes.data.synthetic.lesions import CONTRASTS, session_fields, subject_texture
 from loes.errors import LoesError
-from loes.io import atomic_path, write_json, write_text
+from loes.io import atomic_path, write_json
 
 __all__ = [
     "GENERATOR_VERSION",
-    "MANIFEST_COLUMNS",
     "generate_cohort",
     "make_tiny_cohort",
     "render_scan",
 ]
 
-GENERATOR_VERSION = 2
-"""Bumped whenever the same parameters would render different files; recorded in cohort.json."""
-SUFFIXES = {"t1w": "T1w", "t2w": "T2w", "flair": "FLAIR"}
-MANIFEST_COLUMNS: tuple[str, ...] = (
-    "subject",
-    "session",
-    "image",
-    "loes_score",
-    *ITEM_COLUMNS,
-    "pattern",
-    "age",
-    "site",
-    "gd",
-    "lesion_mask",
-)
+GENERATOR_VERSION = 3
+"""Bumped whenever the same parameters would render different files; recorded in cohort.json.
+3: a BIDS dataset (``ce-gadolinium`` post-contrast scans, scores in sessions.tsv, lesion
+label maps under derivatives/)."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -184,9 +171,12 @@ def render_scan(job: dict) -> dict:
         with atomic_path(out / path) as tmp:
             tmp.write_bytes(acq_mod.nifti_bytes(array, acq.affine, descrip))
     present = sorted(int(v) for v in np.unique(mask) if v)
+    acquisition = acq.sidecar()
     sidecar = {
+        "MagneticFieldStrength": acquisition["field_strength"],  # the BIDS keys first
+        **({"ContrastBolusIngredient": "GADOLINIUM"} if job["gd"] else {}),
         "Contrast": SUFFIXES[contrast],
-        **{k: v for k, v in acq.sidecar().items()},
+        **acquisition,
         "gd": int(job["gd"]),
         "loes_score": job["loes_score"],
         "affected_sides": state.sides,
@@ -256,7 +246,6 @@ def _jobs(
     suffix = SUFFIXES[contrast]
     jobs = []
     for row in table.to_dict("records"):
-        stem = f"{row['subject']}/{row['session']}/anat/{row['subject']}_{row['session']}"
         jobs.append(
             {
                 "out_dir": str(out),
@@ -271,9 +260,7 @@ def _jobs(
                 "gd": int(row["gd"]),
                 "loes_score": float(row["loes_score"]),
                 "state": row["_state"],
-                "image": f"{stem}_{suffix}.nii.gz",
-                "lesion_mask": f"{stem}_desc-lesion_mask.nii.gz",
-                "sidecar": f"{stem}_{suffix}.json",
+                **scan_files(row["subject"], row["session"], suffix, bool(row["gd"])),
             }
         )
     return jobs
@@ -312,45 +299,11 @@ def _run_jobs(jobs: list[dict], workers: int, progress: bool) -> None:
         bar.close()
 
 
-def _write_tables(out: Path, table: pd.DataFrame, jobs: list[dict]) -> Path:
-    manifest = table.drop(columns=["_state"]).copy()
-    manifest["image"] = [j["image"] for j in jobs]
-    manifest["lesion_mask"] = [j["lesion_mask"] for j in jobs]
-    manifest = manifest[list(MANIFEST_COLUMNS)]
-    path = out / "manifest.csv"
-    write_text(path, manifest.to_csv(index=False, lineterminator="\n"))
-    first = table.groupby("subject", sort=True).agg(
-        pattern=("pattern", "first"),
-        age=("age", "first"),
-        site=("site", lambda s: s.mode().iloc[0]),
-        sessions=("session", "size"),
-        last_score=("loes_score", "last"),
+def _write_tables(out: Path, table: pd.DataFrame, jobs: list[dict], params: dict) -> Path:
+    table = table.drop(columns=["_state"]).assign(
+        image=[j["image"] for j in jobs], lesion_mask=[j["lesion_mask"] for j in jobs]
     )
-    participants = pd.DataFrame(
-        {
-            "participant_id": first.index,
-            "sex": "M",
-            "pattern": first["pattern"].to_numpy(),
-            "age_at_first_scan": first["age"].to_numpy(),
-            "site": first["site"].to_numpy(),
-            "sessions": first["sessions"].to_numpy(),
-            "last_loes_score": first["last_score"].to_numpy(),
-        }
-    )
-    write_text(
-        out / "participants.tsv", participants.to_csv(sep="\t", index=False, lineterminator="\n")
-    )
-    names = lesion_label_names()
-    labels = pd.DataFrame(
-        {
-            "label": list(names),
-            "name": list(names.values()),
-            "item": [n.rsplit("_", 1)[0] for n in names.values()],
-            "side": [n.rsplit("_", 1)[1] for n in names.values()],
-        }
-    )
-    write_text(out / "lesion_labels.tsv", labels.to_csv(sep="\t", index=False, lineterminator="\n"))
-    return path
+    return write_tables(out, table, params)
 
 
 def _parameters(
@@ -382,7 +335,7 @@ def _render_cohort(
     jobs = _jobs(out, table, params["seed"], params["contrast"], params["resolution"])
     todo = [j for j in jobs if not _done(out, j)]
     _run_jobs(todo, workers, progress)
-    manifest = _write_tables(out, table, jobs)
+    manifest = _write_tables(out, table, jobs, params)
     if preview:
         from loes.data.synthetic.preview import write_preview
 

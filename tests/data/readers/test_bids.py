@@ -75,8 +75,8 @@ def test_bids_with_sessions_tsv(tmp_path):
     errors = errors_of(root)
     assert errors == [
         "sub-A/ses-2/anat/sub-A_ses-2_T1w.nii: no Loes score for sub-A ses-2: add a row with "
-        "participant_id, session_id and loes_score to phenotype/loes.tsv (or a loes_score "
-        "column to sub-A/sub-A_sessions.tsv)."
+        "session_id and loes_score to sub-A/sub-A_sessions.tsv (or with participant_id, "
+        "session_id and loes_score to phenotype/loes.tsv)."
     ]
     (root / "sub-A/sub-A_sessions.tsv").write_text(
         "session_id\tloes_score\tage\nses-1\t1\t5.5\nses-2\t2.5\t6.5\n"
@@ -160,3 +160,38 @@ def test_read_bids_of_a_file_is_an_error(tmp_path):
     (tmp_path / "x.tsv").write_text("a\n")
     with pytest.raises(LoesError, match="is not a folder; a BIDS dataset is a folder"):
         read_bids(tmp_path / "x.tsv", "T1w", TableReading("x.tsv", "bids"))
+
+
+def test_bids_without_sessions_never_shows_the_placeholder_session(tmp_path):
+    root = tmp_path / "bids"
+    write_nifti(root / "sub-01/anat/sub-01_run-1_T1w.nii.gz")
+    write_nifti(root / "sub-01/anat/sub-01_run-2_T1w.nii.gz", seed=1)
+    write_nifti(root / "sub-02/anat/sub-02_T1w.nii.gz", seed=2)
+    write_nifti(root / "sub-03/anat/sub-04_T1w.nii.gz", seed=3)
+    (root / "participants.tsv").write_text("participant_id\tloes_score\nsub-01\t1\n")
+    problems = [f"{p.where}: {p.message}" for p in validate_dataset(root).problems]
+    assert problems == [
+        "sub-03/anat/sub-04_T1w.nii.gz: the file name does not match its folders (sub-03); "
+        "rename it.",
+        "sub-02/anat/sub-02_T1w.nii.gz: no Loes score for sub-02: add a row with participant_id "
+        "and loes_score to phenotype/loes.tsv (or a loes_score column to participants.tsv).",
+        "sub-01/anat/sub-01_run-2_T1w.nii.gz: is a second image of sub-01 (first: "
+        "sub-01/anat/sub-01_run-1_T1w.nii.gz); loes uses one scan per session: move the other "
+        "runs out of anat/ (e.g. into sourcedata/), or list the scans to use in a manifest.",
+    ]
+    assert not any("none" in problem for problem in problems)
+
+
+def test_bids_dataset_before_datalad_get(tmp_path):
+    """Images are links into .git/annex whose content is not there: say how to fetch it."""
+    root = tmp_path / "bids"
+    image = root / "sub-01/anat/sub-01_T1w.nii.gz"
+    image.parent.mkdir(parents=True)
+    image.symlink_to("../../.git/annex/objects/Xy/Zw/MD5E-s9--0a.nii.gz/MD5E-s9--0a.nii.gz")
+    (root / "participants.tsv").write_text("participant_id\tloes_score\nsub-01\t1\n")
+    assert errors_of(root) == [
+        f"sub-01/anat/sub-01_T1w.nii.gz: image {image} is a symbolic link to "
+        "../../.git/annex/objects/Xy/Zw/MD5E-s9--0a.nii.gz/MD5E-s9--0a.nii.gz, which is missing: "
+        f"the content has not been fetched (a DataLad or git-annex dataset); run `datalad get "
+        f"{image}` (or `git annex get {image}`) in the dataset."
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -203,4 +204,105 @@ def test_check_rows_missing_images(tmp_path):
     assert problems(reading) == [
         "error: lab.csv: none of the 2 images is in /guess; pass the folder holding "
         "{subject}_{session}_space-MNI_brain_mprage_RAVEL.nii.gz files with --images-dir."
+    ]
+
+
+def test_a_decimal_comma_or_a_typo_is_not_a_score(tmp_path):
+    path = tmp_path / "m.csv"
+    write_nifti(tmp_path / "a.nii.gz")
+    write_nifti(tmp_path / "b.nii.gz", seed=1)
+    path.write_text('subject,session,image,loes_score\ns,1,a.nii.gz,"7,5"\ns,2,b.nii.gz,1_0\n')
+    assert errors_of(path) == [
+        "m.csv row 2 (s 1): loes_score '7,5' is not a number; write it with a decimal point (7.5).",
+        "m.csv row 3 (s 2): loes_score '1_0' is not a number; write the total Loes score as a "
+        "number from 0 to 34.",
+    ]
+
+
+# (the first id, its other spelling, what tells them apart)
+SPELLINGS = [
+    ("004", "4", "leading zeros"),
+    ("sub-004", "004", "a sub- prefix"),
+    ("sub-01", "SUB-01", "case"),
+    ("sub 01", "sub01", "blanks"),
+    ("Sub-004", "4", "case, a sub- prefix and leading zeros"),
+    ("P007a", "p7A", "case and leading zeros"),
+]
+
+
+@pytest.mark.parametrize(("first", "other", "difference"), SPELLINGS)
+def test_one_subject_under_two_ids_is_a_warning(tmp_path, first, other, difference):
+    rows = manifest_rows()
+    rows[0]["subject"] = rows[1]["subject"] = first
+    rows[2]["subject"] = other
+    report = validate_dataset(write_manifest(tmp_path, rows))
+    assert report.ok
+    assert [str(p) for p in report.warnings] == [
+        f"warning: manifest.csv row 4 ({other} ses-01): subject {other!r} (1 row) and subject "
+        f"{first!r} (first at manifest.csv row 2 ({first} ses-01)) differ only by {difference}, "
+        "so loes counts two subjects and may put the same brain in training and test. If they "
+        "are one person, write the id the same way in every row; if not, make the ids clearly "
+        "different."
+    ]
+    assert report.table["subject"].tolist() == [first, first, other]  # kept as written
+
+
+@pytest.mark.parametrize(("a", "b"), [("sub-01", "sub-10"), ("1", "10"), ("0", "00a"), ("A", "B")])
+def test_different_ids_are_not_taken_for_one_subject(tmp_path, a, b):
+    rows = manifest_rows()
+    rows[0]["subject"], rows[2]["subject"] = a, b
+    assert validate_dataset(write_manifest(tmp_path, rows)).problems == []
+
+
+def test_check_rows_names_why_an_image_cannot_be_reached(tmp_path):
+    raw = raw_rows(tmp_path, ["1", "2", "3", "4"])
+    images = [Path(image) for image in raw.table["image"]]
+    annexed = ".git/annex/objects/Xy/Zw/MD5E-s9--0a.nii.gz/MD5E-s9--0a.nii.gz"
+    images[0].unlink()
+    images[0].symlink_to(annexed)  # a DataLad dataset before `datalad get`
+    images[1].unlink()
+    images[1].symlink_to(tmp_path / "gone.nii.gz")
+    images[2].unlink()
+    images[2].symlink_to(images[2])  # a loop
+    file = tmp_path / "file"
+    file.write_text("")
+    frame = raw.table.assign(image=[*raw.table["image"][:3], str(file / "x.nii.gz")])
+    reading = TableReading("t", "manifest")
+    check_rows(RawTable(frame, raw.where, "hint"), reading, include_gd=False)
+    assert problems(reading) == [
+        f"error: row a: image {images[0]} is a symbolic link to {annexed}, which is missing: the "
+        "content has not been fetched (a DataLad or git-annex dataset); run `datalad get "
+        f"{images[0]}` (or `git annex get {images[0]}`) in the dataset.",
+        f"error: row b: image {images[1]} is a symbolic link to {tmp_path / 'gone.nii.gz'}, "
+        "which is missing; fix the link or put the file in its place (in a DataLad or git-annex "
+        f"dataset, fetch the content with `datalad get {images[1]}`).",
+        f"error: row c: image {images[2]} is a symbolic link that leads back to itself (a loop); "
+        "fix or replace the link.",
+        f"error: row d: image {file / 'x.nii.gz'} cannot exist: {file} is a file, not a folder; "
+        "fix the path.",
+    ]
+
+
+def test_check_rows_lab_folder_holding_the_only_image_not(tmp_path):
+    raw = raw_rows(tmp_path, ["1"])
+    os.remove(raw.table["image"][0])
+    guessed = RawTable(raw.table, raw.where, "hint", guessed_images_dir="/guess")
+    reading = TableReading("lab.csv", "lab")
+    check_rows(guessed, reading, include_gd=False)
+    assert problems(reading) == [
+        "error: lab.csv: the image is not in /guess; pass the folder holding "
+        "{subject}_{session}_space-MNI_brain_mprage_RAVEL.nii.gz files with --images-dir."
+    ]
+
+
+def test_check_rows_lesion_mask_behind_a_broken_link(tmp_path):
+    raw = raw_rows(tmp_path, ["1"])
+    mask = tmp_path / "mask.nii.gz"
+    mask.symlink_to("../.git/annex/objects/a/b/c")
+    reading = TableReading("t", "manifest")
+    check_rows(RawTable(raw.table.assign(lesion_mask=str(mask)), raw.where, "h"), reading, False)
+    assert problems(reading) == [
+        f"warning: row a: lesion_mask {mask} is a symbolic link to ../.git/annex/objects/a/b/c, "
+        f"which is missing: the content has not been fetched (a DataLad or git-annex dataset); "
+        f"run `datalad get {mask}` (or `git annex get {mask}`) in the dataset."
     ]

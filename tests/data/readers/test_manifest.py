@@ -12,7 +12,7 @@ from loes.data import detect_format, load_dataset
 from loes.data.readers import TableReading
 from loes.data.readers.manifest import read_manifest
 from loes.errors import LoesError
-from tests.data.readers._helpers import manifest_rows, write_manifest, write_nifti
+from tests.data.readers._helpers import errors_of, manifest_rows, write_manifest, write_nifti
 
 
 @pytest.mark.parametrize("name", ["manifest.csv", "manifest.tsv"])
@@ -113,3 +113,45 @@ def test_read_manifest_without_required_columns_returns_none(tmp_path):
         "error: m.csv: missing columns session, loes_score (found subject, image); a manifest "
         "needs subject, session, image, loes_score."
     ]
+
+
+@pytest.mark.parametrize(
+    ("sep", "score"), [(";", "7,5"), ("\t", "7,5"), ("\t", "7.5"), (",", "7.5")]
+)
+def test_manifest_from_a_spreadsheet_in_any_locale(tmp_path, sep, score):
+    """Excel in a European locale saves ``;`` and decimal commas; ids keep their zeros."""
+    write_nifti(tmp_path / "a.nii.gz")
+    write_nifti(tmp_path / "b.nii.gz", seed=1)
+    lines = [
+        ["subject", "session", "image", "loes_score", "age"],
+        ["004", "01", "a.nii.gz", score, "6"],
+        ["004", "02", "b.nii.gz", "0", score],
+    ]
+    path = tmp_path / "manifest.csv"
+    path.write_bytes(("\ufeff" + "".join(sep.join(line) + "\r\n" for line in lines)).encode())
+    table = load_dataset(path)
+    assert table["subject"].tolist() == ["004", "004"]
+    assert table["session"].tolist() == ["01", "02"]
+    assert table["loes_score"].tolist() == [7.5, 0.0]
+    assert table["age"].tolist() == [6.0, 7.5]
+
+
+def test_manifest_rows_are_named_by_their_row_in_the_file(tmp_path):
+    write_nifti(tmp_path / "a.nii.gz")
+    (tmp_path / "m.csv").write_text(
+        "subject,session,image,loes_score\n\ns,1,a.nii.gz,x\n,,,\ns,2,gone.nii.gz,1\n"
+    )
+    assert errors_of(tmp_path / "m.csv") == [
+        "m.csv row 3 (s 1): loes_score 'x' is not a number; write the total Loes score as a "
+        "number from 0 to 34.",
+        f"m.csv row 5 (s 2): image file not found: {tmp_path / 'gone.nii.gz'}; fix the path "
+        f"(relative paths are read from the manifest's folder {tmp_path}).",
+    ]
+
+
+def test_manifest_behind_a_broken_link(tmp_path):
+    (tmp_path / "m.csv").symlink_to(".git/annex/objects/m.csv")
+    with pytest.raises(LoesError, match=r"m\.csv: is a symbolic link to \.git/annex/objects/m"):
+        load_dataset(tmp_path / "m.csv")
+    with pytest.raises(LoesError, match="run `datalad get"):
+        load_dataset(tmp_path / "m.csv", format="manifest")

@@ -1,0 +1,121 @@
+"""Why a file named in a table cannot be opened: the actual cause, and what to do about it.
+
+``os.path.exists`` only says "no", and "not found; fix the path" misleads when the path is
+right: the file may be a symbolic link whose content was never fetched (a DataLad or git-annex
+dataset before ``datalad get``: ``ls`` shows the file, opening it fails), a folder on the way
+may be a file or closed to the user, or the file may be a small pointer standing in for content
+stored elsewhere (git-annex, Git LFS). Each is named here, with its fix.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+__all__ = ["DOES_NOT_EXIST", "os_error_text", "placeholder_text", "unreachable_text"]
+
+#: what ``unreachable_text`` says of a path that simply does not exist (the path is wrong)
+DOES_NOT_EXIST = "does not exist"
+_ANNEX_POINTER = b"/annex/objects/"
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
+
+def unreachable_text(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be reached, as text to follow its name; ``None`` when it exists.
+
+    ``DOES_NOT_EXIST`` when nothing is there: the path is wrong. Otherwise the actual cause
+    and its fix: a broken symbolic link (with its target, and how to fetch a DataLad/git-annex
+    file's content), a file where a folder should be, a folder the user may not enter, a link
+    loop.
+
+    Examples::
+
+        >>> unreachable_text("/no/such/scan.nii.gz")
+        'does not exist'
+    """
+    try:
+        os.stat(path)
+    except OSError as error:
+        return os_error_text(path, error)
+    return None
+
+
+def os_error_text(path: str | os.PathLike, error: OSError) -> str:
+    """The cause of ``error`` (raised opening or stat-ing ``path``) and its fix, as text to
+    follow the file's name, e.g. ``"cannot be read (Permission denied); check its
+    permissions (ls -l ...)."``."""
+    path = Path(path)
+    code = error.errno
+    if code == errno.ENOENT:
+        link = _first_broken_link(path)
+        if link is None:
+            return DOES_NOT_EXIST
+        return _broken_link_text(path, link)
+    if code == errno.ENOTDIR:
+        blocker = next((p for p in _ancestors(path) if p.exists() and not p.is_dir()), None)
+        where = f"{blocker} is a file, not a folder" if blocker else "a folder on it is a file"
+        return f"cannot exist: {where}; fix the path."
+    if code == errno.ELOOP:
+        return "is a symbolic link that leads back to itself (a loop); fix or replace the link."
+    if code == errno.EISDIR:
+        return "is a folder, not a file; point to the file inside."
+    if code in (errno.EACCES, errno.EPERM):
+        if os.path.lexists(path) and os.access(path.parent, os.X_OK):
+            return (
+                f"cannot be read ({error.strerror or 'permission denied'}); check its "
+                f"permissions (ls -l {path}) or ask its owner for read access."
+            )
+        closed = next((p for p in _ancestors(path) if not os.access(p, os.X_OK)), path.parent)
+        return (
+            f"cannot be reached: permission denied on the folder {closed}; ask its owner for "
+            "access (chmod +rx), or copy the data somewhere you can read."
+        )
+    return f"cannot be read ({error.strerror or error}); check the path and the disk."
+
+
+def placeholder_text(path: str | os.PathLike, head: bytes) -> str | None:
+    """When ``head`` (the file's first bytes) shows a git-annex or Git LFS pointer, a file
+    standing in for content never fetched: what it is and how to fetch the content; else
+    ``None``."""
+    if head.startswith(_ANNEX_POINTER):
+        return (
+            "is a git-annex pointer file, not the image: its content has not been fetched; run "
+            f"`datalad get {path}` (or `git annex get {path}`) in the dataset."
+        )
+    if head.startswith(_LFS_POINTER):
+        return (
+            "is a Git LFS pointer file, not the image: its content has not been fetched; run "
+            "`git lfs pull` in the repository."
+        )
+    return None
+
+
+def _first_broken_link(path: Path) -> Path | None:
+    """The symbolic link on ``path`` (the file, or a folder on the way) whose target is
+    missing; ``None`` when what is missing is a plain name."""
+    for part in [*_ancestors(path), Path(os.path.abspath(path))]:
+        if not part.exists():
+            return part if part.is_symlink() else None
+    return None
+
+
+def _broken_link_text(path: Path, link: Path) -> str:
+    target = os.readlink(link)
+    own = link == Path(os.path.abspath(path))
+    subject = "is a symbolic link" if own else f"lies under {link}, a symbolic link"
+    if "annex/objects" in target.replace(os.sep, "/"):
+        return (
+            f"{subject} to {target}, which is missing: the content has not been fetched (a "
+            f"DataLad or git-annex dataset); run `datalad get {path}` (or `git annex get "
+            f"{path}`) in the dataset."
+        )
+    return (
+        f"{subject} to {target}, which is missing; fix the link or put the file in its place "
+        f"(in a DataLad or git-annex dataset, fetch the content with `datalad get {path}`)."
+    )
+
+
+def _ancestors(path: Path) -> list[Path]:
+    """The folders above ``path``, from the root down (absolute, so that none is left out)."""
+    return list(reversed(Path(os.path.abspath(path)).parents))
