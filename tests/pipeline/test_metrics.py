@@ -10,8 +10,10 @@ from sklearn.metrics import r2_score, roc_auc_score
 from loes.errors import LoesError
 from loes.pipeline.metrics import (
     bland_altman,
+    bootstrap_intervals,
     mae_by_range,
     regression_metrics,
+    score_ranges,
     summarize,
     threshold_metrics,
 )
@@ -122,14 +124,43 @@ def test_threshold_without_positives_is_nan():
 
 def test_mae_by_range_bins_by_true_score():
     result = mae_by_range(TRUE, PRED)
-    assert list(result) == ["0", "0.5-4", "4.5-9", ">9"]
+    assert list(result) == ["0", "0.5-4", "4.5-8.5", ">=9"]
     assert result["0"] == {"n": 2, "mae": pytest.approx(0.4)}
     assert result["0.5-4"] == {"n": 2, "mae": pytest.approx(1.0)}
-    assert result["4.5-9"] == {"n": 3, "mae": pytest.approx((1.5 + 0.5 + 1.0) / 3)}
-    assert result[">9"] == {"n": 3, "mae": pytest.approx((1.5 + 2.5 + 4.0) / 3)}
-    empty = mae_by_range([1.0], [2.0])[">9"]
+    assert result["4.5-8.5"] == {"n": 2, "mae": pytest.approx((1.5 + 0.5) / 2)}
+    # 9 is positive at the threshold, so it sits in the top range with 12, 15.5 and 21
+    assert result[">=9"] == {"n": 4, "mae": pytest.approx((1.0 + 1.5 + 2.5 + 4.0) / 4)}
+    empty = mae_by_range([1.0], [2.0])[">=9"]
     assert empty["n"] == 0
     assert math.isnan(empty["mae"])
+
+
+@pytest.mark.parametrize("threshold", [9.0, 10.0, 4.0, 1.0, 0.5])
+def test_score_ranges_end_at_the_threshold_and_cover_every_score(threshold):
+    ranges = score_ranges(threshold)
+    label, low, high = ranges[-1]
+    assert (label, low, high) == (f">={threshold:g}", threshold, math.inf)
+    scores = np.arange(0, 34.5, 0.5)
+    homes = [[lab for lab, lo, hi in ranges if lo <= s < hi] for s in scores]
+    assert all(len(home) == 1 for home in homes)  # every score in exactly one range
+    top = np.array([home == [label] for home in homes])
+    assert (top == (scores >= threshold)).all()  # the top range is the positive class
+    for lab, lo, hi in ranges[1:-1]:  # the label names the lowest and highest score it holds
+        inside = scores[(scores >= lo) & (scores < hi)]
+        assert lab in (f"{inside[0]:g}-{inside[-1]:g}", f"{inside[0]:g}")
+
+
+def test_score_ranges_at_threshold_10_move_the_boundaries():
+    assert [r[0] for r in score_ranges(10)] == ["0", "0.5-4.5", "5-9.5", ">=10"]
+    by_range = mae_by_range([9.0, 9.5, 10.0], [9.0, 9.5, 10.0], score_ranges(10))
+    assert (by_range["5-9.5"]["n"], by_range[">=10"]["n"]) == (2, 1)
+
+
+def test_score_ranges_refuse_a_threshold_between_half_points():
+    with pytest.raises(ValueError, match=r"multiple of 0\.5"):
+        score_ranges(9.25)
+    with pytest.raises(ValueError, match=r"multiple of 0\.5"):
+        score_ranges(0)
 
 
 def test_bland_altman_limits():
@@ -203,3 +234,151 @@ def test_summarize_rejects_missing_columns_and_duplicates(synthetic_predictions)
         summarize(table.drop(columns="model"))
     with pytest.raises(LoesError, match="several predictions"):
         summarize(pd.concat([table, table.iloc[:1]]))
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+def _cohort(
+    n_subjects: int,
+    scans: int = 3,
+    seed: int = 0,
+    network_sd: float = 1.0,
+    subject_sd: float = 0.0,
+    baseline_scale: float | None = None,
+    twin: bool = False,
+) -> pd.DataFrame:
+    """One repeat of 5 folds: ``network`` = truth + a subject offset (SD ``subject_sd``) + scan
+    noise (SD ``network_sd``); ``median`` predicts 3; ``scaled`` (if ``baseline_scale``) has the
+    network's errors times ``baseline_scale``; ``twin`` (if asked) errors drawn like the
+    network's, independently."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n_subjects):
+        offset = rng.normal(0, subject_sd)
+        start = rng.integers(0, 20) / 2
+        for k in range(scans):
+            score = min(34.0, start + k)
+            error = offset + rng.normal(0, network_sd)
+            predicted = {"network": score + error, "median": 3.0}
+            if baseline_scale is not None:
+                predicted["scaled"] = score + baseline_scale * error
+            if twin:
+                predicted["twin"] = score + rng.normal(0, network_sd)
+            for model, value in predicted.items():
+                rows.append((0, s % 5, f"sub-{s:03d}", f"ses-{k}", score, value, model))
+    columns = ["repeat", "fold", "subject", "session", "loes_score", "predicted", "model"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _width(interval):
+    return interval["high"] - interval["low"]
+
+
+def test_intervals_contain_the_pooled_values_and_are_reproducible(synthetic_predictions):
+    table = synthetic_predictions(repeats=2)
+    report = summarize(table)
+    assert report["bootstrap"] == {
+        "n_resamples": 2000,
+        "seed": 0,
+        "confidence_level": 0.95,
+        "cluster": "subject",
+        "method": "percentile",
+    }
+    checked = 0
+    for model in report["models"]:
+        for metric, interval in report["metrics"][model]["pooled_ci"].items():
+            point = report["metrics"][model]["pooled"][metric]
+            if math.isfinite(interval["low"]):
+                assert interval["low"] - 1e-12 <= point <= interval["high"] + 1e-12, (model, metric)
+                checked += 1
+    assert checked >= 15
+    assert _width(report["metrics"]["network"]["pooled_ci"]["mae"]) > 0.1
+    assert summarize(table)["metrics"] == report["metrics"]  # seeded: same numbers every time
+    other = summarize(table, seed=1)["metrics"]["network"]["pooled_ci"]["mae"]
+    assert other != report["metrics"]["network"]["pooled_ci"]["mae"]
+
+
+def test_intervals_narrow_with_more_subjects():
+    small = bootstrap_intervals(_cohort(20))["intervals"]["network"]["mae"]
+    large = bootstrap_intervals(_cohort(320))["intervals"]["network"]["mae"]
+    # 16 times the subjects: about a quarter of the width (1 / sqrt(16))
+    assert _width(large) < 0.5 * _width(small)
+    assert _width(large) > 0.1 * _width(small)
+
+
+def test_subjects_with_shared_errors_widen_the_interval_beyond_a_scan_bootstrap():
+    # 12 subjects x 8 scans; each subject's errors share an offset, so 96 scans carry little
+    # more information than 12 subjects: resampling scans as if independent is overconfident
+    table = _cohort(12, scans=8, network_sd=0.3, subject_sd=3.0)
+    by_subject = bootstrap_intervals(table)["intervals"]["network"]["mae"]
+    by_scan = bootstrap_intervals(table, cluster="scan")["intervals"]["network"]["mae"]
+    assert _width(by_subject) > 2 * _width(by_scan)
+    with pytest.raises(ValueError, match="cluster"):
+        bootstrap_intervals(table, cluster="session")
+
+
+def test_paired_difference_excludes_zero_when_the_network_is_clearly_better():
+    # the baseline makes the network's errors 20% larger on every scan
+    report = summarize(_cohort(30, network_sd=2.0, subject_sd=1.0, baseline_scale=1.2))
+    network = report["metrics"]["network"]["pooled"]["mae"]
+    scaled = report["metrics"]["scaled"]["pooled"]["mae"]
+    difference = report["differences"]["scaled"]
+    assert difference["mae_difference"] == pytest.approx(network - scaled)
+    assert difference["mae_difference"] == pytest.approx(-0.2 * network)
+    assert difference["low"] <= difference["mae_difference"] <= difference["high"] < 0
+    assert difference["excludes_zero"]
+    # on their own the two MAE intervals overlap: only pairing shows the difference is real
+    own = report["metrics"]["network"]["pooled_ci"]["mae"]
+    assert own["high"] > report["metrics"]["scaled"]["pooled_ci"]["mae"]["low"]
+
+
+def test_paired_difference_includes_zero_between_equally_good_models():
+    report = summarize(_cohort(40, network_sd=2.0, twin=True))
+    difference = report["differences"]["twin"]  # the same error distribution, drawn anew
+    assert difference["low"] < 0 < difference["high"]
+    assert not difference["excludes_zero"]
+    assert report["differences"]["median"]["excludes_zero"]  # the median is clearly worse
+
+
+def test_intervals_are_undefined_without_two_subjects_or_resamples():
+    one = _cohort(1)
+    interval = bootstrap_intervals(one)["intervals"]["network"]["mae"]
+    assert math.isnan(interval["low"])
+    assert math.isnan(interval["high"])
+    none = summarize(_cohort(10), n_resamples=0)
+    assert math.isnan(none["metrics"]["network"]["pooled_ci"]["rmse"]["low"])
+    assert none["differences"]["median"]["excludes_zero"] is False
+
+
+def test_threshold_10_changes_the_threshold_metrics_and_the_score_ranges():
+    table = _cohort(30)
+    at_9, at_10 = summarize(table, 9), summarize(table, 10)
+    assert {9.0, 9.5} <= set(table["loes_score"])  # scans that change class between 9 and 10
+    truth = table[table["model"] == "network"]["loes_score"]
+    for threshold, report in ((9, at_9), (10, at_10)):
+        counts = report["metrics"]["network"]["threshold"]
+        assert counts["n_positive"] == int((truth >= threshold).sum())
+        assert (
+            report["metrics"]["network"]["mae_by_range"][f">={threshold}"]["n"]
+            == (counts["n_positive"])
+        )
+    assert (
+        at_9["metrics"]["network"]["threshold"]["n_positive"]
+        > (at_10["metrics"]["network"]["threshold"]["n_positive"])
+    )
+    assert at_9["score_ranges"] == ["0", "0.5-4", "4.5-8.5", ">=9"]
+    assert at_10["score_ranges"] == ["0", "0.5-4.5", "5-9.5", ">=10"]
+    assert at_10["score_range_bounds"]["5-9.5"] == [5.0, 10.0]
+    assert at_10["threshold"] == 10.0
+
+
+def test_intervals_do_not_depend_on_the_order_of_the_rows(synthetic_predictions):
+    table = synthetic_predictions(repeats=2)
+    shuffled = table.sample(frac=1.0, random_state=3)
+    a, b = bootstrap_intervals(table), bootstrap_intervals(shuffled)
+    for model, intervals in a["intervals"].items():
+        for metric, interval in intervals.items():
+            assert b["intervals"][model][metric] == pytest.approx(interval, rel=1e-9), metric
+    for baseline, difference in a["differences"].items():
+        assert b["differences"][baseline] == pytest.approx(difference, rel=1e-9), baseline

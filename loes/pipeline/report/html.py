@@ -1,9 +1,9 @@
 """``report.html``: one self-contained page (inline CSS, plots as base64 PNG, no links).
 
 The page is rendered from the Jinja2 template ``templates/report.html.j2`` with autoescaping on;
-this module only prepares what the template shows: the headline cards, the tables of
-:mod:`loes.pipeline.report.tables`, the figures of :mod:`loes.pipeline.report.plots` and the
-run's configuration.
+this module only prepares what the template shows: what was run, the warnings, the headline
+cards, the tables of :mod:`loes.pipeline.report.tables`, the figures of
+:mod:`loes.pipeline.report.plots` and the run's configuration.
 """
 
 from __future__ import annotations
@@ -23,10 +23,14 @@ from loes.pipeline.report import plots
 from loes.pipeline.report.tables import (
     METRIC_LABELS,
     UNDEFINED_NOTE,
+    comparisons,
     headline,
+    interval_text,
     main_model,
+    notices,
     number,
     tables,
+    what_was_run,
 )
 
 __all__ = ["render_html"]
@@ -46,27 +50,43 @@ def _template() -> jinja2.Template:
 
 
 def _cards(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The headline cards: the main model's pooled MAE; each baseline's with the network's MAE
-    ratio (green below 1: the network is better, red otherwise); sRMSE, Lin CCC and ROC AUC."""
+    """The headline cards: the main model's pooled MAE with its interval; for each baseline the
+    network's MAE minus the baseline's with its paired interval and the verdict in words (green:
+    the network is better and the interval excludes 0, red: worse, grey: unclear); then sRMSE,
+    Lin CCC and ROC AUC."""
     metrics, main = report["metrics"], main_model(report)
-    pooled = metrics[main]["pooled"]
+    pooled, intervals = metrics[main]["pooled"], metrics[main].get("pooled_ci", {})
+
+    def ci(metric: str) -> str | None:
+        text = interval_text(intervals.get(metric))
+        return None if text == "–" else f"95% CI {text}"
+
     cards: list[dict[str, Any]] = [
-        {"value": number(pooled["mae"]), "label": f"{main} pooled MAE", "main": True}
+        {
+            "value": number(pooled["mae"]),
+            "label": f"{main} pooled MAE (Loes points)",
+            "detail": ci("mae"),
+            "main": True,
+        }
     ]
-    for baseline, ratio in report["ratios"].items():
-        value = ratio["pooled_mae_ratio"]
+    classes = {"better": "good", "worse": "bad"}
+    for c in comparisons(report):
         cards.append(
             {
-                "value": number(metrics[baseline]["pooled"]["mae"]),
-                "label": f"{baseline} MAE · network ratio",
-                "ratio": number(value),
-                "ratio_class": "good" if value is not None and value < 1 else "bad",
+                "value": c["difference"],
+                "label": f"network - {c['baseline']} MAE ({c['baseline']}: {c['baseline_mae']})",
+                "detail": None if c["interval"] == "–" else f"95% CI {c['interval']}",
+                "verdict": c["words"],
+                "verdict_class": classes.get(c["verdict"], "unclear"),
             }
         )
     for key in ("standardized_rmse", "lin_ccc", "roc_auc"):
         at = f" @{report['threshold']:g}" if key == "roc_auc" else ""
-        cards.append({"value": number(pooled[key]), "label": METRIC_LABELS[key] + at})
-    return [{"main": False, "ratio": None, "ratio_class": None, **card} for card in cards]
+        cards.append(
+            {"value": number(pooled[key]), "label": METRIC_LABELS[key] + at, "detail": ci(key)}
+        )
+    defaults = {"main": False, "detail": None, "verdict": None, "verdict_class": None}
+    return [{**defaults, **card} for card in cards]
 
 
 def _image(figure: Figure, alt: str, caption: str) -> dict[str, str]:
@@ -93,7 +113,8 @@ def _figures(
         (
             lambda: plots.plot_bland_altman(predictions),
             "Bland-Altman",
-            f"Prediction minus truth against their mean{repeat_note}. The solid line is the bias; "
+            f"Prediction minus truth against their mean{repeat_note}, one colour per fold. The "
+            "solid line is the bias; "
             "95% of differences fall between the dashed limits of agreement. A downward slope "
             "means high scores are under-predicted (regression to the mean).",
         ),
@@ -115,7 +136,8 @@ def _figures(
                 lambda: plots.plot_learning_curves(histories),
                 "learning curves",
                 "Training loss and MAE on each fold's inner validation subjects (never the test "
-                "fold) by epoch; the dot marks each fold's lowest validation MAE. "
+                "fold) by epoch; the dot marks each fold's lowest validation MAE, the legend "
+                "below names every fold. "
                 "A rising validation curve with a falling training loss means overfitting.",
             )
         )
@@ -126,10 +148,16 @@ def _figures(
         (full_width if wide else grid).append(_image(figure, alt, caption))
     trajectory = plots.plot_trajectories(predictions, threshold=threshold)
     if trajectory is not None:
+        by_age = plots.has_ages(predictions)
+        axis_note = (
+            "against age at the scan"
+            if by_age
+            else "in session order (predictions.csv holds no age, so not against age)"
+        )
         trajectory = _image(
             trajectory,
             "trajectories",
-            f"True (black) and predicted (blue) scores over each subject's sessions{repeat_note}, "
+            f"True (black) and predicted (blue) scores of each subject{repeat_note}, {axis_note}, "
             "for the subjects with the most sessions. A good model follows the rise of the disease "
             "within a subject, not just the cohort average.",
         )
@@ -141,7 +169,8 @@ def render_html(
     predictions: pd.DataFrame,
     histories: dict[tuple[int, int], pd.DataFrame] | None = None,
 ) -> str:
-    """The text of ``report.html``: headline cards, every table, the plots and the configuration.
+    """The text of ``report.html``: what was run, the warnings, headline cards, every table, the
+    plots and the configuration.
 
     ``report`` is the dict written to ``report.json``; ``predictions`` the long table it was
     computed from (``repeat, fold, subject, session, loes_score, predicted, model``; Loes
@@ -153,6 +182,8 @@ def render_html(
     text, counts = headline(report)
     config = report.get("config")
     return _template().render(
+        run=what_was_run(report),
+        notices=notices(report),
         counts=counts,
         created=str(report.get("created", "")),
         loes_version=str(report.get("loes_version", "")),

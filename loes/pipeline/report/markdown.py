@@ -1,22 +1,29 @@
-"""``report.md``: the report's headline and tables in markdown."""
+"""``report.md``: what was run, the warnings, the headline and every table in markdown."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from loes.pipeline.report.tables import UNDEFINED_NOTE, headline, tables
+from loes.pipeline.report.tables import UNDEFINED_NOTE, headline, notices, tables, what_was_run
 
 __all__ = ["render_markdown"]
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    """The text of ``report.md``: the headline, the run's counts and every table.
+    """The text of ``report.md``: what was run, the warnings, the headline and every table.
 
-    ``report`` is the dict written to ``report.json``. Numbers have two decimals (MAEs in Loes
-    points); undefined values are ``–``. The first column is left-aligned, the others right.
+    ``report`` is the dict written to ``report.json``. Warnings (a partial run, a smoke run,
+    flags on the network) are block quotes starting with **Warning**. Numbers have two decimals
+    (MAEs in Loes points); undefined values are ``–``. The first column is left-aligned, the
+    others right.
     """
     text, counts = headline(report)
-    lines = ["# Cross-validation report", "", f"**{text}**", "", ", ".join(counts) + ".", ""]
+    lines = ["# Cross-validation report", ""]
+    lines += [f"- **{label}**: {value}" for label, value in what_was_run(report)]
+    lines.append("")
+    for notice in notices(report):
+        lines += [f"> **Warning**: {notice}", ""]
+    lines += [f"**{text}**", "", ", ".join(counts) + ".", ""]
     if report.get("created"):
         lines += [f"Created {report['created']} by loes {report.get('loes_version', '')}.", ""]
     for table in tables(report):

@@ -5,7 +5,8 @@ window and leaves matplotlib's backend alone (importing loes never calls ``matpl
 :func:`figure_to_png` renders it to PNG bytes. Predictions come as the long table of
 :func:`loes.pipeline.metrics.summarize` (``repeat, fold, subject, session, loes_score,
 predicted, model``; scores in Loes points); where one repeat is plotted it is the first. The
-``report`` arguments are the dict written to ``report.json``.
+``report`` arguments are the dict written to ``report.json``. Numbers on the figures are
+written as in the tables (:func:`~loes.pipeline.report.tables.number`: never ``-0.00``).
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps, rc_context
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from loes.pipeline.metrics import NETWORK, TRANSPLANT_THRESHOLD, bland_altman
+from loes.pipeline.report.tables import number, range_label, signed
 
 __all__ = [
     "figure_to_png",
+    "has_ages",
     "model_colours",
     "plot_bland_altman",
     "plot_error_by_range",
@@ -91,9 +95,9 @@ def _fold_label(repeat: int, fold: int, n_repeats: int) -> str:
     return f"r{repeat} f{fold}" if n_repeats > 1 else f"fold {fold}"
 
 
-def _limits(*arrays: np.ndarray) -> tuple[float, float]:
+def _limits(*arrays: np.ndarray, threshold: float = TRANSPLANT_THRESHOLD) -> tuple[float, float]:
     values = np.concatenate([np.asarray(a, float) for a in arrays])
-    low, high = min(0.0, float(values.min())), max(TRANSPLANT_THRESHOLD + 1, float(values.max()))
+    low, high = min(0.0, float(values.min())), max(threshold + 1, float(values.max()))
     pad = 0.04 * (high - low)
     return low - pad, high + pad
 
@@ -114,7 +118,7 @@ def plot_predicted_vs_true(
     rows = _first_repeat(predictions, model)
     with rc_context(STYLE):
         figure, axis = _figure(figsize=(6.2, 5.6))
-        limits = _limits(rows["loes_score"], rows["predicted"])
+        limits = _limits(rows["loes_score"], rows["predicted"], threshold=threshold)
         axis.plot(limits, limits, color="#555555", linewidth=1, label="identity")
         axis.axvline(threshold, **THRESHOLD_STYLE)
         axis.axhline(threshold, **THRESHOLD_STYLE, label=f"Loes {threshold:g} (transplant)")
@@ -137,10 +141,24 @@ def plot_predicted_vs_true(
     return figure
 
 
+def _spread_labels(values: list[float], gap: float) -> list[float]:
+    """Label heights near ``values`` (same order) at least ``gap`` apart, keeping their order."""
+    order = np.argsort(values)
+    placed = np.asarray(values, float)[order]
+    for i in range(1, len(placed)):
+        placed[i] = max(placed[i], placed[i - 1] + gap)
+    shift = (placed - np.asarray(values, float)[order]).mean()  # centre the block on the lines
+    result = np.empty(len(values))
+    result[order] = placed - shift
+    return result.tolist()
+
+
 def plot_bland_altman(predictions: pd.DataFrame) -> Figure:
     """The main model's difference (predicted - true) against the mean of both (first repeat).
 
-    Draws the bias and the 95% limits of agreement (bias ± 1.96 SD), all in Loes points.
+    Points are coloured by fold (the colours of :func:`plot_predicted_vs_true`). Draws the bias
+    and the 95% limits of agreement (bias ± 1.96 SD), all in Loes points, labelled in the right
+    margin, outside the data.
     """
     model = _main_model(predictions)
     rows = _first_repeat(predictions, model)
@@ -148,31 +166,56 @@ def plot_bland_altman(predictions: pd.DataFrame) -> Figure:
     agreement = bland_altman(true, pred)
     with rc_context(STYLE):
         figure, axis = _figure(figsize=(6.2, 4.6))
-        axis.scatter((true + pred) / 2, pred - true, s=22, alpha=0.7, color=NETWORK_COLOUR)
+        colours = colormaps["tab10"]
+        for i, (fold, fold_rows) in enumerate(rows.groupby("fold", sort=True)):
+            fold_true = fold_rows["loes_score"].to_numpy(float)
+            fold_pred = fold_rows["predicted"].to_numpy(float)
+            axis.scatter(
+                (fold_true + fold_pred) / 2,
+                fold_pred - fold_true,
+                s=22,
+                alpha=0.75,
+                color=colours(i % 10),
+                edgecolor="white",
+                linewidth=0.5,
+                label=f"fold {fold}",
+            )
         axis.axhline(0, color="#555555", linewidth=0.8)
-        lines = (
-            ("bias", agreement["bias"], "-"),
-            ("+1.96 SD", agreement["loa_upper"], "--"),
-            ("-1.96 SD", agreement["loa_lower"], "--"),
-        )
-        for name, value, style in lines:
-            if np.isfinite(value):
-                axis.axhline(value, color="#c0392b", linestyle=style, linewidth=1.2)
-                axis.annotate(
-                    f"{name} {value:+.2f}",
-                    xy=(1.0, value),
-                    xycoords=("axes fraction", "data"),
-                    xytext=(-4, 3),
-                    textcoords="offset points",
-                    ha="right",
-                    fontsize=8,
-                    color="#c0392b",
-                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
-                )
+        lines = [
+            (name, value, style)
+            for name, value, style in (
+                ("bias", agreement["bias"], "-"),
+                ("+1.96 SD", agreement["loa_upper"], "--"),
+                ("-1.96 SD", agreement["loa_lower"], "--"),
+            )
+            if np.isfinite(value)
+        ]
+        for _, value, style in lines:
+            axis.axhline(value, color="#c0392b", linestyle=style, linewidth=1.2)
+        low, high = axis.get_ylim()
+        heights = _spread_labels([value for _, value, _ in lines], gap=0.07 * (high - low))
+        for (name, value, _), height in zip(lines, heights, strict=True):
+            axis.annotate(
+                f"{name} {signed(value)}",
+                xy=(1.0, value),
+                xycoords=("axes fraction", "data"),
+                xytext=(1.02, height),
+                textcoords=("axes fraction", "data"),
+                ha="left",
+                va="center",
+                fontsize=8,
+                color="#c0392b",
+                annotation_clip=False,
+            )
+        axis.set_ylim(low, high)
         axis.set(
             xlabel="mean of true and predicted score",
             ylabel="predicted - true (Loes points)",
             title=f"Bland-Altman ({model}{_repeat_note(predictions, rows)})",
+        )
+        n_folds = rows["fold"].nunique()
+        axis.legend(
+            loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(n_folds, 6), fontsize=8
         )
     return figure
 
@@ -199,7 +242,7 @@ def plot_fold_mae(report: dict[str, Any]) -> Figure:
             pooled = _none_to_nan(report["metrics"][model]["pooled"]["mae"])
             axis.axhline(pooled, color=colours[model], linestyle="--", linewidth=1)
             axis.bar(
-                [np.nan], [np.nan], color=colours[model], label=f"{model} (pooled {pooled:.2f})"
+                [np.nan], [np.nan], color=colours[model], label=f"{model} (pooled {number(pooled)})"
             )
         n_repeats = report["n_repeats"]
         axis.set_xticks(x, [_fold_label(r, f, n_repeats) for r, f in folds])
@@ -214,6 +257,7 @@ def plot_learning_curves(histories: dict[tuple[int, int], pd.DataFrame]) -> Figu
 
     ``histories`` maps ``(repeat, fold)`` to a fold's ``history.csv`` (columns ``epoch,
     train_loss, val_mae, lr``; MAE in Loes points); a missing column leaves its panel empty.
+    Epoch ticks are whole numbers; the legend sits below both panels, so it hides no line.
     """
     keyed = sorted(histories.items(), key=lambda item: item[0])
     n_repeats = len({repeat for (repeat, _), _ in keyed})
@@ -225,7 +269,14 @@ def plot_learning_curves(histories: dict[tuple[int, int], pd.DataFrame]) -> Figu
             colour = colours(i % 10)
             for axis, column in zip(axes, ("train_loss", "val_mae"), strict=True):
                 if column in history and "epoch" in history:
-                    axis.plot(history["epoch"], history[column], color=colour, label=label, lw=1.4)
+                    axis.plot(
+                        history["epoch"],
+                        history[column],
+                        color=colour,
+                        label=label,
+                        lw=1.4,
+                        marker="o" if len(history) == 1 else None,
+                    )
             if "val_mae" in history and history["val_mae"].notna().any():
                 best = history["val_mae"].idxmin()
                 axes[1].scatter(
@@ -239,7 +290,22 @@ def plot_learning_curves(histories: dict[tuple[int, int], pd.DataFrame]) -> Figu
         axes[1].set(
             xlabel="epoch", ylabel="MAE (Loes points)", title="Inner-validation MAE (dot: best)"
         )
-        axes[1].legend(loc="upper right", fontsize=8, ncol=1 + len(keyed) // 6)
+        for axis in axes:
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        handles, labels = next(
+            (a.get_legend_handles_labels() for a in axes if a.get_legend_handles_labels()[0]),
+            ([], []),
+        )
+        if handles:
+            figure.legend(
+                handles,
+                labels,
+                loc="upper center",
+                bbox_to_anchor=(0.5, 0.0),
+                ncol=min(len(handles), 8),
+                fontsize=8,
+            )
+        figure.tight_layout()
     return figure
 
 
@@ -262,7 +328,7 @@ def plot_error_by_range(report: dict[str, Any]) -> Figure:
                 label=model,
             )
         counts = report["metrics"][models[0]]["mae_by_range"]
-        axis.set_xticks(x, [f"{label}\n(n={counts[label]['n']})" for label in labels])
+        axis.set_xticks(x, [f"{range_label(label)}\n(n={counts[label]['n']})" for label in labels])
         axis.set(
             xlabel="true Loes score range", ylabel="MAE (Loes points)", title="Error by score range"
         )
@@ -275,14 +341,23 @@ def _session_key(session: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(session)))
 
 
+def has_ages(predictions: pd.DataFrame) -> bool:
+    """Whether ``predictions`` carries an ``age`` (years at the scan) for every scan."""
+    return "age" in predictions.columns and bool(
+        pd.to_numeric(predictions["age"], errors="coerce").notna().all()
+    )
+
+
 def plot_trajectories(
     predictions: pd.DataFrame, max_subjects: int = 12, threshold: float = TRANSPLANT_THRESHOLD
 ) -> Figure | None:
-    """True (black) and predicted (blue) score over sessions, one panel per subject.
+    """True (black) and predicted (blue) score of each subject over time, one panel per subject.
 
-    Only subjects with several sessions (first repeat), those with the most sessions first, at
-    most ``max_subjects``; sessions in natural order (``session-2`` before ``session-10``).
-    Returns ``None`` when no subject has more than one session.
+    The x axis is the age at the scan in years when ``predictions`` has an ``age`` for every
+    scan (:func:`has_ages`), else the sessions in natural order (``session-2`` before
+    ``session-10``). Only subjects with several sessions (first repeat), those with the most
+    sessions first, at most ``max_subjects``. Returns ``None`` when no subject has more than one
+    session.
     """
     model = _main_model(predictions)
     rows = _first_repeat(predictions, model)
@@ -290,6 +365,7 @@ def plot_trajectories(
     subjects = counts[counts > 1].sort_values(ascending=False, kind="stable").index[:max_subjects]
     if len(subjects) == 0:
         return None
+    by_age = has_ages(predictions)
     subjects = sorted(subjects, key=_session_key)
     columns = min(4, len(subjects))
     n_rows = -(-len(subjects) // columns)
@@ -300,19 +376,25 @@ def plot_trajectories(
         top = max(float(rows["loes_score"].max()), float(rows["predicted"].max()), threshold + 1)
         for axis, subject in zip(axes.flat, subjects, strict=False):
             subject_rows = rows[rows["subject"] == subject]
-            subject_rows = subject_rows.iloc[
-                sorted(
-                    range(len(subject_rows)),
-                    key=lambda i: _session_key(subject_rows["session"].iloc[i]),
-                )
-            ]
-            order = np.arange(1, len(subject_rows) + 1)
+            if by_age:
+                subject_rows = subject_rows.assign(age=pd.to_numeric(subject_rows["age"]))
+                subject_rows = subject_rows.sort_values("age", kind="stable")
+                x = subject_rows["age"].to_numpy(float)
+            else:
+                subject_rows = subject_rows.iloc[
+                    sorted(
+                        range(len(subject_rows)),
+                        key=lambda i: _session_key(subject_rows["session"].iloc[i]),
+                    )
+                ]
+                x = np.arange(1, len(subject_rows) + 1)
+                axis.set_xticks(x)
             axis.axhline(threshold, **THRESHOLD_STYLE)
             axis.plot(
-                order, subject_rows["loes_score"], "o-", color="#222222", ms=4, lw=1.4, label="true"
+                x, subject_rows["loes_score"], "o-", color="#222222", ms=4, lw=1.4, label="true"
             )
             axis.plot(
-                order,
+                x,
                 subject_rows["predicted"],
                 "s--",
                 color=NETWORK_COLOUR,
@@ -321,18 +403,21 @@ def plot_trajectories(
                 label=model,
             )
             axis.set_title(str(subject), fontsize=9)
-            axis.set_xticks(order)
             axis.set_ylim(min(0, float(rows["predicted"].min())) - 0.5, top + 1)
         for axis in axes.flat[len(subjects) :]:
             axis.set_visible(False)
         for axis in axes[:, 0]:
             axis.set_ylabel("Loes score")
         for axis in axes[-1, :]:
-            axis.set_xlabel("session (in order)")
+            axis.set_xlabel("age (years)" if by_age else "session (in order)")
         handles, labels = axes.flat[0].get_legend_handles_labels()
         figure.legend(handles, labels, loc="upper right", ncol=2, bbox_to_anchor=(1.0, 1.0))
+        title = "against age" if by_age else "by session"
         figure.suptitle(
-            "Trajectories of subjects with several sessions", fontweight="bold", x=0.02, ha="left"
+            f"Trajectories of subjects with several sessions ({title})",
+            fontweight="bold",
+            x=0.02,
+            ha="left",
         )
         figure.tight_layout()
     return figure

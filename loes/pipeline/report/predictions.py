@@ -5,7 +5,8 @@ session, loes_score, predicted, model``) has one row per scan per model per repe
 each fold writes and what :func:`~loes.pipeline.metrics.summarize` reads. ``predictions.csv``
 holds the same numbers with one row per scan per repeat and one ``predicted`` column per model:
 ``predicted`` for the network, ``predicted_<baseline>`` for each baseline. Scores are Loes
-points (0 to 34).
+points (0 to 34). An ``age`` column (years at the scan), when the folds write one, is carried
+through both layouts for the trajectory plot.
 """
 
 from __future__ import annotations
@@ -17,13 +18,23 @@ import pandas as pd
 from loes.errors import LoesError
 from loes.pipeline.metrics import NETWORK, PREDICTION_COLUMNS, model_order
 
-__all__ = ["ID_COLUMNS", "PREDICTED_PREFIX", "from_wide", "read_predictions", "to_wide"]
+__all__ = [
+    "ID_COLUMNS",
+    "OPTIONAL_COLUMNS",
+    "PREDICTED_PREFIX",
+    "from_wide",
+    "read_predictions",
+    "to_wide",
+]
 
 #: Prefix of a baseline's column in ``predictions.csv``: ``predicted_median`` is the median's.
 PREDICTED_PREFIX = "predicted_"
 
 #: The columns that identify one row of ``predictions.csv``, in file order.
 ID_COLUMNS = ["repeat", "fold", "subject", "session"]
+
+#: Columns describing a scan that are kept when present: ``age`` (years at the scan).
+OPTIONAL_COLUMNS = ("age",)
 
 
 def _column(model: str) -> str:
@@ -38,19 +49,22 @@ def to_wide(predictions: pd.DataFrame) -> pd.DataFrame:
     """The long predictions table in the layout of ``predictions.csv``: one row per scan per repeat.
 
     ``predictions`` has the columns ``repeat, fold, subject, session, loes_score, predicted,
-    model`` (others are ignored; rows without a prediction are dropped). The result has the
-    columns ``repeat, fold, subject, session, loes_score, predicted`` (the network) and
+    model`` (and optionally ``age``; others are ignored; rows without a prediction are dropped).
+    The result has the columns ``repeat, fold, subject, session[, age], loes_score, predicted``
+    (the network) and
     ``predicted_<model>`` for each baseline, the network first and baselines alphabetically,
     sorted by repeat, fold, subject and session. Scores and predictions are in Loes points; a
     model that did not predict a scan leaves its cell empty.
 
-    Raises :class:`LoesError` if a scan has different folds or true scores for different models
-    of the same repeat (the baselines must use the network's folds), and ``KeyError`` if a
-    column is missing.
+    Raises :class:`LoesError` if a scan has different folds, true scores or ages for different
+    models of the same repeat (the baselines must use the network's folds), and ``KeyError`` if
+    a column is missing.
     """
-    long = predictions.loc[:, list(PREDICTION_COLUMNS)].dropna(subset=["predicted"])
+    optional = [c for c in OPTIONAL_COLUMNS if c in predictions.columns]
+    long = predictions.loc[:, [*PREDICTION_COLUMNS, *optional]].dropna(subset=["predicted"])
     long = long.astype({"repeat": int, "fold": int, "subject": str, "session": str, "model": str})
-    scans = long[["repeat", "subject", "session", "fold", "loes_score"]].drop_duplicates()
+    scans = long[["repeat", "subject", "session", "fold", "loes_score", *optional]]
+    scans = scans.drop_duplicates()
     conflict = scans.duplicated(["repeat", "subject", "session"], keep=False)
     if conflict.any():
         row = scans[conflict].iloc[0]
@@ -63,7 +77,7 @@ def to_wide(predictions: pd.DataFrame) -> pd.DataFrame:
     wide = wide[models].rename(columns={m: _column(m) for m in models}).reset_index()
     wide.columns.name = None
     wide = scans.merge(wide, on=["repeat", "subject", "session"], how="left")
-    wide = wide[[*ID_COLUMNS, "loes_score", *[_column(m) for m in models]]]
+    wide = wide[[*ID_COLUMNS, *optional, "loes_score", *[_column(m) for m in models]]]
     return wide.sort_values(["repeat", "fold", "subject", "session"], ignore_index=True)
 
 
@@ -72,8 +86,8 @@ def from_wide(wide: pd.DataFrame) -> pd.DataFrame:
 
     ``wide`` has the columns ``repeat, fold, subject, session, loes_score`` and at least one of
     ``predicted`` (the network, model ``"network"``) or ``predicted_<model>``. Returns the
-    columns ``repeat, fold, subject, session, loes_score, predicted, model``, one row per
-    non-empty prediction, models in column order.
+    columns ``repeat, fold, subject, session, loes_score, predicted, model`` (and ``age`` when
+    ``wide`` has it), one row per non-empty prediction, models in column order.
 
     Raises :class:`LoesError` naming the missing columns.
     """
@@ -84,15 +98,16 @@ def from_wide(wide: pd.DataFrame) -> pd.DataFrame:
             f"predictions.csv lacks {', '.join(missing) or 'a predicted column'}; expected "
             "repeat, fold, subject, session, loes_score, predicted[, predicted_<baseline>...]."
         )
+    optional = [c for c in OPTIONAL_COLUMNS if c in wide.columns]
     renamed = wide.rename(columns={c: _model_of(c) for c in columns})
     long = renamed.melt(
-        id_vars=[*ID_COLUMNS, "loes_score"],
+        id_vars=[*ID_COLUMNS, *optional, "loes_score"],
         value_vars=[_model_of(c) for c in columns],
         var_name="model",
         value_name="predicted",
     )
     long = long.dropna(subset=["predicted"])
-    return long[list(PREDICTION_COLUMNS)].reset_index(drop=True)
+    return long[[*PREDICTION_COLUMNS, *optional]].reset_index(drop=True)
 
 
 def read_predictions(path: str | os.PathLike) -> pd.DataFrame:

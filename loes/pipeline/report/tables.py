@@ -1,9 +1,9 @@
-"""The report's tables and headline as text cells, shared by markdown, HTML and the terminal.
+"""The report's tables, headline and notices as text, shared by markdown, HTML and the terminal.
 
-Every function takes the report dict (:func:`loes.pipeline.metrics.summarize` plus
-``created``, ``loes_version`` and ``config``, as written to ``report.json``) where undefined
-values are ``None`` (or ``nan``); they are shown as ``–``. MAEs, RMSEs and biases are in Loes
-points.
+Every function takes the report dict (:func:`loes.pipeline.metrics.summarize` plus ``created``,
+``loes_version``, ``config``, ``run``, ``completeness`` and ``flags``, as written to
+``report.json``) where undefined values are ``None`` (or ``nan``); they are shown as ``–``.
+MAEs, RMSEs, biases and differences are in Loes points. No number is ever written ``-0.00``.
 """
 
 from __future__ import annotations
@@ -11,18 +11,24 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from loes.pipeline.metrics import NETWORK, REGRESSION_METRICS
+from loes.pipeline.metrics import INTERVAL_METRICS, NETWORK, REGRESSION_METRICS
 
 __all__ = [
     "METRIC_LABELS",
     "UNDEFINED_NOTE",
     "Table",
+    "comparisons",
     "headline",
+    "interval_text",
     "main_model",
     "mean_sd",
+    "notices",
     "number",
-    "ratio_text",
+    "range_label",
+    "signed",
     "tables",
+    "what_was_run",
+    "with_interval",
 ]
 
 #: How each metric key is written in a table header.
@@ -38,6 +44,9 @@ METRIC_LABELS = {
     "specificity": "specificity",
     "roc_auc": "ROC AUC",
 }
+
+#: Metrics whose label names the transplant threshold.
+THRESHOLD_LABELLED = ("sensitivity", "specificity", "roc_auc")
 
 #: The footnote on undefined values that ends every report.
 UNDEFINED_NOTE = (
@@ -55,13 +64,49 @@ class Table(NamedTuple):
     rows: list[list[str]]
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def number(value: Any, digits: int = 2) -> str:
-    """``value`` as text: ints as they are, floats to ``digits`` decimals, ``None``/nan as ``–``."""
+    """``value`` as text: ints as they are, floats to ``digits`` decimals, ``None``/nan as ``–``.
+
+    A float that rounds to zero is written ``0.00``, never ``-0.00``.
+
+    Examples::
+
+        >>> number(-0.001), number(2.345), number(None)
+        ('0.00', '2.35', '–')
+    """
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     if isinstance(value, int):
         return str(value)
-    return f"{value:.{digits}f}"
+    return f"{round(value, digits) + 0.0:.{digits}f}"  # + 0.0 turns -0.0 into 0.0
+
+
+def signed(value: Any, digits: int = 2) -> str:
+    """``value`` with its sign (``+1.20``, ``-0.35``), ``0.00`` when it rounds to zero."""
+    text = number(value, digits)
+    return text if text == "–" or text.startswith("-") or float(text) == 0 else f"+{text}"
+
+
+def interval_text(interval: dict[str, Any] | None, digits: int = 2) -> str:
+    """``"low to high"`` of an interval dict ``{"low", "high"}``; ``–`` when undefined."""
+    if not interval or not (_finite(interval.get("low")) and _finite(interval.get("high"))):
+        return "–"
+    return f"{number(interval['low'], digits)} to {number(interval['high'], digits)}"
+
+
+def with_interval(value: Any, interval: dict[str, Any] | None, digits: int = 2) -> str:
+    """``"2.08 (1.71 to 2.50)"``: a point estimate and its interval; the value alone without one."""
+    ci = interval_text(interval, digits)
+    return number(value, digits) if ci == "–" else f"{number(value, digits)} ({ci})"
+
+
+def range_label(label: str) -> str:
+    """A score range's key as shown: ``>=9`` becomes ``≥9``."""
+    return label.replace(">=", "≥")
 
 
 def mean_sd(mean: Any, sd: Any, digits: int = 2) -> str:
@@ -69,13 +114,6 @@ def mean_sd(mean: Any, sd: Any, digits: int = 2) -> str:
     if number(sd, digits) == "–":
         return number(mean, digits)
     return f"{number(mean, digits)} ± {number(sd, digits)}"
-
-
-def ratio_text(model: str, ratios: dict[str, Any]) -> str:
-    """The network's pooled MAE over ``model``'s as text; ``–`` for the network itself."""
-    if model not in ratios:
-        return "–"
-    return number(ratios[model]["pooled_mae_ratio"])
 
 
 def main_model(report: dict[str, Any]) -> str:
@@ -87,8 +125,61 @@ def _fold_name(fold: dict[str, Any], n_repeats: int) -> str:
     return f"{fold['repeat']}/{fold['fold']}" if n_repeats > 1 else str(fold["fold"])
 
 
+def comparisons(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The network against each baseline, in numbers and in words.
+
+    One dict per baseline: ``baseline``, ``baseline_mae``, ``difference`` (network MAE minus
+    baseline MAE, Loes points; below 0 the network is better), ``interval`` (its paired
+    subject-bootstrap interval, text), ``verdict`` (``"better"``, ``"worse"``, ``"unclear"``:
+    the interval includes 0, or ``"undefined"``), ``words`` (the verdict as a short phrase) and
+    ``sentence`` (the comparison as a sentence for the headline).
+    """
+    metrics = report["metrics"]
+    found = []
+    for baseline, d in report.get("differences", {}).items():
+        difference = d.get("mae_difference")
+        ci = interval_text(d)
+        base = number(metrics[baseline]["pooled"]["mae"])
+        if not _finite(difference):
+            verdict, words = "undefined", "no difference can be computed"
+        elif ci == "–":
+            verdict = "undefined"
+            words = f"{'better' if difference < 0 else 'worse'}; no interval"
+        elif d.get("excludes_zero"):
+            verdict = "better" if difference < 0 else "worse"
+            words = f"network {verdict}: the interval excludes 0"
+        else:
+            verdict, words = "unclear", "no clear difference: the interval includes 0"
+        size = number(abs(difference)) if _finite(difference) else "–"
+        if verdict in ("better", "worse"):
+            sentence = (
+                f"{verdict.capitalize()} than the {baseline} baseline ({base}) by {size} points "
+                f"(95% CI of the difference {ci}, which excludes 0)."
+            )
+        elif verdict == "unclear":
+            sentence = (
+                f"Not clearly better or worse than the {baseline} baseline ({base}): difference "
+                f"{signed(difference)} points, 95% CI {ci}, which includes 0."
+            )
+        else:
+            sentence = f"Against the {baseline} baseline ({base}): difference {signed(difference)}."
+        found.append(
+            {
+                "baseline": baseline,
+                "baseline_mae": base,
+                "difference": signed(difference),
+                "interval": ci,
+                "verdict": verdict,
+                "words": words,
+                "sentence": sentence,
+            }
+        )
+    return found
+
+
 def headline(report: dict[str, Any]) -> tuple[str, list[str]]:
-    """A one-sentence headline (the pooled MAEs and ratios) and the run's counts as text.
+    """The headline (the pooled MAE with its interval, and the network against each baseline,
+    in words) and the run's counts as text.
 
     The counts are ``["N scans", "N subjects", "K folds"]``, plus ``"R repeats"`` when repeated.
     """
@@ -101,27 +192,83 @@ def headline(report: dict[str, Any]) -> tuple[str, list[str]]:
     if report["n_repeats"] > 1:
         counts.append(f"{report['n_repeats']} repeats")
     main = main_model(report)
-    mae = number(metrics[main]["pooled"]["mae"])
-    text = f"Pooled out-of-fold MAE of the {main}: {mae} Loes points"
-    comparisons = [
-        f"{number(metrics[b]['pooled']['mae'])} for the {b} baseline "
-        f"(ratio {number(r['pooled_mae_ratio'])})"
-        for b, r in report["ratios"].items()
+    pooled = metrics[main]["pooled"]
+    ci = interval_text(metrics[main].get("pooled_ci", {}).get("mae"))
+    text = f"{main.capitalize()} pooled MAE: {number(pooled['mae'])} Loes points"
+    text += f" (95% CI {ci})." if ci != "–" else "."
+    sentences = [c["sentence"] for c in comparisons(report)]
+    return " ".join([text, *sentences]), counts
+
+
+def _join(values: Any, unit: str = "") -> str:
+    if not isinstance(values, list) or not values:
+        return "unknown"
+    return " × ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values) + unit
+
+
+def what_was_run(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(label, text)`` pairs that say what was run: model, data, scans and subjects, folds and
+    repeats, epochs, resolution and input size, device and loes versions.
+
+    From ``report["run"]`` (:func:`loes.pipeline.report.run_info.describe_run`); what the run
+    folder does not record is ``unknown``.
+    """
+    run = report.get("run") or {}
+    unknown = "unknown (no config.yaml)"
+    epochs = run.get("epochs")
+    training = unknown if epochs is None else f"at most {epochs} epochs"
+    if run.get("patience") is not None and epochs is not None:
+        training += f", early stopping after {run['patience']} epochs without improvement"
+    if run.get("epochs_run"):
+        low, high = run["epochs_run"]
+        training += f"; folds trained {low}" + (f"-{high}" if high != low else "") + " epochs"
+    repeats = run.get("n_repeats", report["n_repeats"])
+    version = run.get("loes_version")
+    written = report.get("loes_version") or "?"
+    versions = f"trained with {version}, report by {written}" if version else f"report by {written}"
+    return [
+        ("Model", run.get("model") or unknown),
+        ("Data", run.get("data_source") or unknown),
+        ("Scans", f"{report['n_scans']} scans of {report['n_subjects']} subjects"),
+        (
+            "Folds",
+            f"{run.get('n_folds', report['n_folds'])} folds × {repeats} "
+            f"repeat{'s' * (repeats != 1)}, grouped by subject",
+        ),
+        ("Training", training),
+        (
+            "Resolution",
+            f"{_join(run.get('pixdim'), ' mm')} voxels, input {_join(run.get('spatial_size'))}",
+        ),
+        ("Device", run.get("device") or "unknown"),
+        ("loes", versions),
     ]
-    if comparisons:
-        text += " vs " + "; ".join(comparisons)
-    return text + ".", counts
+
+
+def notices(report: dict[str, Any]) -> list[str]:
+    """The warnings every page shows above the numbers, in plain words: a partial run (naming
+    the missing folds), a smoke run, then each flag of
+    :func:`loes.pipeline.report.flags.model_flags`."""
+    texts = [
+        (report.get("completeness") or {}).get("text"),
+        (report.get("run") or {}).get("smoke_text"),
+        *[flag.get("text") for flag in report.get("flags") or []],
+    ]
+    return [text for text in texts if text]
 
 
 def tables(report: dict[str, Any]) -> list[Table]:
     """Every table of the report, in order.
 
-    Pooled metrics per model, metrics per fold, mean ± SD over folds, MAE by true-score range,
-    the transplant threshold as a classification and, when the network is among the models,
-    its Bland-Altman agreement.
+    The network against each baseline (paired differences with intervals), pooled metrics per
+    model, their 95% subject-bootstrap intervals, metrics per fold, mean ± SD over folds, MAE by
+    true-score range, the transplant threshold as a classification and, when the network is
+    among the models, its Bland-Altman agreement.
     """
     return [
+        *_versus(report),
         _pooled(report),
+        _intervals(report),
         _per_fold(report),
         _over_folds(report),
         _by_range(report),
@@ -130,8 +277,39 @@ def tables(report: dict[str, Any]) -> list[Table]:
     ]
 
 
+def _bootstrap_note(report: dict[str, Any]) -> str:
+    settings = report.get("bootstrap") or {}
+    return (
+        f"95% intervals from {settings.get('n_resamples', '?')} bootstrap resamples of the "
+        f"{report['n_subjects']} subjects (all scans of a drawn subject together, seed "
+        f"{settings.get('seed', '?')}): scans of one subject are not independent."
+    )
+
+
+def _versus(report: dict[str, Any]) -> list[Table]:
+    found = comparisons(report)
+    if not found:
+        return []
+    network = number(report["metrics"][NETWORK]["pooled"]["mae"])
+    rows = [
+        [c["baseline"], c["baseline_mae"], network, c["difference"], c["interval"], c["words"]]
+        for c in found
+    ]
+    return [
+        Table(
+            "Network vs baselines",
+            "Difference = network MAE - baseline MAE (Loes points; below 0 the network is "
+            "better), with its 95% interval from a paired bootstrap: both models scored on the "
+            "same resampled subjects. An interval that excludes 0 means the difference is more "
+            "than the luck of which subjects were in the cohort. " + _bootstrap_note(report),
+            ["baseline", "baseline MAE", "network MAE", "difference", "95% CI", "in words"],
+            rows,
+        )
+    ]
+
+
 def _pooled(report: dict[str, Any]) -> Table:
-    models, metrics, ratios = report["models"], report["metrics"], report["ratios"]
+    models, metrics = report["models"], report["metrics"]
     n_repeats = report["n_repeats"]
     repeats_note = (
         f" Pooled metrics are computed over all scans of a repeat, then averaged over the "
@@ -141,49 +319,71 @@ def _pooled(report: dict[str, Any]) -> Table:
     )
     header = ["model", "pooled MAE", "fold MAE (mean ± SD)"]
     header += [METRIC_LABELS[m] for m in REGRESSION_METRICS if m != "mae"]
-    header += [f"AUC @{report['threshold']:g}", "MAE ratio"]
+    header += [f"AUC @{report['threshold']:g}"]
     rows = []
     for model in models:
         pooled = metrics[model]["pooled"]
         row = [model, number(pooled["mae"])]
         row.append(mean_sd(metrics[model]["fold_mean"]["mae"], metrics[model]["fold_sd"]["mae"]))
         row += [number(pooled[m]) for m in REGRESSION_METRICS if m != "mae"]
-        row += [number(pooled["roc_auc"]), ratio_text(model, ratios)]
+        row += [number(pooled["roc_auc"])]
         rows.append(row)
     return Table(
         "Pooled out-of-fold metrics",
         "Every scan predicted once by a model that never saw its subject. sRMSE = RMSE / SD of "
-        "the true scores (population SD); MAE ratio = network MAE / model MAE (below 1: the "
-        "network is better)." + repeats_note,
+        "the true scores (population SD): 1 is no better than predicting the mean." + repeats_note,
         header,
         rows,
     )
 
 
+def _intervals(report: dict[str, Any]) -> Table:
+    models, metrics = report["models"], report["metrics"]
+    threshold = f" @{report['threshold']:g}"
+    rows = []
+    for metric in INTERVAL_METRICS:
+        label = METRIC_LABELS[metric] + (threshold if metric in THRESHOLD_LABELLED else "")
+        rows.append(
+            [label]
+            + [
+                with_interval(
+                    metrics[m]["pooled"][metric], metrics[m].get("pooled_ci", {}).get(metric)
+                )
+                for m in models
+            ]
+        )
+    return Table(
+        "How sure: pooled metrics with 95% intervals",
+        _bootstrap_note(report)
+        + " Spearman ρ and ROC AUC have no interval here; – marks an interval that is undefined "
+        "(a metric undefined in more than 5% of the resamples).",
+        ["metric", *models],
+        rows,
+    )
+
+
 def _per_fold(report: dict[str, Any]) -> Table:
-    models, metrics, ratios = report["models"], report["metrics"], report["ratios"]
+    models, metrics = report["models"], report["metrics"]
     header = ["fold", "scans", "subjects", *[f"MAE {m}" for m in models]]
-    if NETWORK in models:
-        header += [f"ratio vs {b}" for b in models if b != NETWORK]
+    baselines = [b for b in models if b != NETWORK] if NETWORK in models else []
+    header += [f"network - {b}" for b in baselines]
     header += [f"{METRIC_LABELS[m]} {models[0]}" for m in ("pearson_r", "lin_ccc")]
-    fold_maes = {m: {(f["repeat"], f["fold"]): f for f in metrics[m]["folds"]} for m in models}
+    by_fold = {m: {(f["repeat"], f["fold"]): f for f in metrics[m]["folds"]} for m in models}
     rows = []
     for fold in metrics[models[0]]["folds"]:
         key = (fold["repeat"], fold["fold"])
         row = [_fold_name(fold, report["n_repeats"]), str(fold["n_scans"]), str(fold["n_subjects"])]
-        row += [number(fold_maes[m].get(key, {}).get("mae")) for m in models]
-        if NETWORK in models:
-            for baseline in models:
-                if baseline != NETWORK:
-                    by_key = {
-                        (f["repeat"], f["fold"]): f["mae_ratio"] for f in ratios[baseline]["folds"]
-                    }
-                    row.append(number(by_key.get(key)))
+        row += [number(by_fold[m].get(key, {}).get("mae")) for m in models]
+        network = by_fold.get(NETWORK, {}).get(key, {}).get("mae")
+        for baseline in baselines:
+            mae = by_fold[baseline].get(key, {}).get("mae")
+            row.append(signed(network - mae) if _finite(network) and _finite(mae) else "–")
         row += [number(fold["pearson_r"]), number(fold["lin_ccc"])]
         rows.append(row)
     return Table(
         "Per fold",
-        "Fold = repeat/fold when repeated. MAE in Loes points on the fold's held-out subjects.",
+        "Fold = repeat/fold when repeated. MAE in Loes points on the fold's held-out subjects; "
+        "network - baseline below 0: the network is better in that fold.",
         header,
         rows,
     )
@@ -210,14 +410,15 @@ def _over_folds(report: dict[str, Any]) -> Table:
 def _by_range(report: dict[str, Any]) -> Table:
     models, metrics, labels = report["models"], report["metrics"], report["score_ranges"]
     counts = metrics[models[0]]["mae_by_range"]
-    header = ["model", *[f"{label} (n={counts[label]['n']})" for label in labels]]
+    header = ["model", *[f"{range_label(label)} (n={counts[label]['n']})" for label in labels]]
     rows = [
         [m, *[number(metrics[m]["mae_by_range"][label]["mae"]) for label in labels]] for m in models
     ]
     return Table(
         "MAE by true-score range",
-        "Pooled MAE of the scans whose true Loes score falls in each range. A model that "
-        "predicts the median does well at 0 and badly above 9.",
+        "Pooled MAE of the scans whose true Loes score falls in each range; the top range starts "
+        f"at the transplant threshold ({report['threshold']:g}), so it holds exactly the "
+        "positive scans. A model that predicts the median does well at 0 and badly at the top.",
         header,
         rows,
     )

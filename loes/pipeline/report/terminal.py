@@ -1,49 +1,74 @@
-"""The summary ``loes cv`` and ``loes report`` print: a ``rich`` table, one row per model."""
+"""The summary ``loes cv`` and ``loes report`` print: what was run, warnings, table, verdict."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from loes.pipeline.metrics import NETWORK
-from loes.pipeline.report.tables import headline, mean_sd, number, ratio_text
+from loes.pipeline.report.tables import (
+    comparisons,
+    headline,
+    interval_text,
+    notices,
+    number,
+    what_was_run,
+)
 
 __all__ = ["format_summary"]
 
 
 def format_summary(report: dict[str, Any]) -> Any:
-    """The terminal summary of ``report`` (the dict written to ``report.json``): a rich Table.
+    """The terminal summary of ``report`` (the dict written to ``report.json``): a rich renderable.
 
-    One row per model, the network in bold. Columns: model, pooled MAE, fold MAE (mean ± SD),
-    RMSE, sRMSE, Pearson r, Lin CCC, ROC AUC at the transplant threshold, and the network's MAE
-    ratio to that model (below 1: the network is better). MAEs and RMSEs are in Loes points;
-    undefined values are ``–``. The title gives the counts, the caption the headline.
+    From top to bottom: what was run (model, data, scans and subjects, folds x repeats, epochs,
+    resolution, device, loes version); the warnings in plain words (a partial run naming its
+    missing folds, a smoke run, near-constant predictions, a network worse than the median
+    baseline); a table with one row per model, the network in bold (pooled MAE with its 95%
+    subject-bootstrap interval, sRMSE, Lin CCC, ROC AUC at the transplant threshold, and the
+    network's MAE minus that model's with its paired interval; it fits 80 columns); and the
+    headline: the network against each baseline, in words. MAEs are in Loes points; undefined
+    values are ``–``. Print it with ``rich.console.Console().print``.
     """
     from rich import box
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
     text, counts = headline(report)
+    about = Text("What was run\n", style="bold")
+    for label, value in what_was_run(report):
+        about.append(f"  {label}: ", style="dim")
+        about.append(f"{value}\n")
+    parts: list[Any] = [about]
+    for notice in notices(report):
+        parts.append(Text(f"! {notice}", style="bold yellow"))
+
     table = Table(
         title="Cross-validation: " + ", ".join(counts),
-        caption=text,
         box=box.SIMPLE_HEAD,
-        caption_justify="left",
+        pad_edge=False,
+        collapse_padding=True,
     )
-    threshold = f"AUC@{report['threshold']:g}"
-    columns = ["model", "MAE", "fold MAE", "RMSE", "sRMSE", "r", "CCC", threshold, "ratio"]
+    columns = ["model", "MAE", "95% CI", "sRMSE", "CCC", f"AUC@{report['threshold']:g}"]
+    columns += ["net-model", "95% CI"]
     for column in columns:
-        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
+        interval = column.startswith("95%")
+        justify = "left" if column == "model" else "right"
+        table.add_column(column, justify=justify, no_wrap=not interval)
+    versus = {c["baseline"]: c for c in comparisons(report)}
     for model in report["models"]:
         m = report["metrics"][model]
         pooled = m["pooled"]
+        against = versus.get(model, {})
         table.add_row(
             f"[bold]{model}[/bold]" if model == NETWORK else model,
             number(pooled["mae"]),
-            mean_sd(m["fold_mean"]["mae"], m["fold_sd"]["mae"]).replace(" ± ", "±"),
-            number(pooled["rmse"]),
+            interval_text(m.get("pooled_ci", {}).get("mae")),
             number(pooled["standardized_rmse"]),
-            number(pooled["pearson_r"]),
             number(pooled["lin_ccc"]),
             number(pooled["roc_auc"]),
-            ratio_text(model, report["ratios"]),
+            against.get("difference", "–"),
+            against.get("interval", "–"),
         )
-    return table
+    parts += [table, Text(text, style="bold")]
+    return Group(*parts)

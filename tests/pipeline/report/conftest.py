@@ -30,17 +30,22 @@ def make_history():
 def fake_run(synthetic_predictions):
     """Factory: ``fake_run(run_dir, repeats=2, folds=3)`` fills ``run_dir`` as `loes cv` does.
 
-    Writes ``[repeat_R/]fold_K/{predictions,history}.csv`` (``repeat_R/`` only when repeated)
-    and returns the long predictions table it wrote.
+    Writes ``splits.json`` (the folds only) and ``[repeat_R/]fold_K/{predictions,history}.csv``
+    and ``metrics.json`` (``repeat_R/`` only when repeated); returns the long predictions table
+    it wrote.
     """
 
     def make(run_dir, repeats: int = 2, folds: int = 3) -> pd.DataFrame:
         table = synthetic_predictions(repeats=repeats, folds=folds)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        splits = [{"repeat": r, "fold": f} for r in range(repeats) for f in range(folds)]
+        (run_dir / "splits.json").write_text(json.dumps({"folds": splits}))
         for (repeat, fold), rows in table.groupby(["repeat", "fold"]):
             folder = run_dir / (f"repeat_{repeat}/fold_{fold}" if repeats > 1 else f"fold_{fold}")
             folder.mkdir(parents=True)
             rows.to_csv(folder / "predictions.csv", index=False)
             _history(10 * repeat + fold).to_csv(folder / "history.csv", index=False)
+            (folder / "metrics.json").write_text("{}")
         return table
 
     return make

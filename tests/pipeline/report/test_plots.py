@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from loes.pipeline.metrics import summarize
@@ -66,3 +67,66 @@ def test_model_colours_put_the_network_in_blue():
     colours = plots.model_colours(["network", "median", "ridge"])
     assert colours["network"] == plots.NETWORK_COLOUR
     assert len(set(colours.values())) == 3
+
+
+def _drawn(figure):
+    """``figure`` drawn on an Agg canvas of its own, so text and legends have their extents."""
+    FigureCanvasAgg(figure).draw()
+    return figure.canvas.get_renderer()
+
+
+def test_learning_curves_have_whole_epochs_and_a_legend_off_the_lines(make_history):
+    histories = {(r, f): make_history(3 * r + f, epochs=5) for r in range(2) for f in range(3)}
+    figure = plots.plot_learning_curves(histories)
+    renderer = _drawn(figure)
+    for axis in figure.axes:
+        ticks = [t for t in axis.get_xticks() if axis.get_xlim()[0] <= t <= axis.get_xlim()[1]]
+        assert ticks
+        assert all(float(t).is_integer() for t in ticks), ticks
+    (legend,) = figure.legends
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "r0 f0",
+        "r0 f1",
+        "r0 f2",
+        "r1 f0",
+        "r1 f1",
+        "r1 f2",
+    ]
+    box = legend.get_window_extent(renderer)
+    for axis in figure.axes:
+        assert not box.overlaps(axis.get_window_extent(renderer))
+
+
+def test_bland_altman_colours_folds_and_labels_its_lines_off_the_data(written):
+    _, table, _ = written
+    figure = plots.plot_bland_altman(table)
+    renderer = _drawn(figure)
+    (axis,) = figure.axes
+    first = table[(table["model"] == "network") & (table["repeat"] == 0)]
+    assert len(axis.collections) == first["fold"].nunique()
+    colours = {tuple(c.get_facecolor()[0][:3]) for c in axis.collections}
+    assert len(colours) == len(axis.collections)
+    assert [t.get_text() for t in axis.get_legend().get_texts()] == ["fold 0", "fold 1", "fold 2"]
+    frame = axis.get_window_extent(renderer)
+    boxes = [text.get_window_extent(renderer) for text in axis.texts]
+    assert len(boxes) == 3
+    for i, box in enumerate(boxes):
+        assert box.x0 >= frame.x1  # in the right margin, beside the data, never on it
+        assert not any(box.overlaps(other) for other in boxes[i + 1 :])
+
+
+def test_trajectories_are_against_age_when_the_table_has_ages(written):
+    _, table, _ = written
+    without = plots.plot_trajectories(table)
+    assert without.axes[-1].get_xlabel() in ("session (in order)", "")
+    assert "by session" in without._suptitle.get_text()
+    aged = table.assign(age=7.0 + table["session"].str[-2:].astype(int) * 1.5)
+    assert plots.has_ages(aged)
+    figure = plots.plot_trajectories(aged)
+    assert "against age" in figure._suptitle.get_text()
+    labels = {axis.get_xlabel() for axis in figure.axes if axis.get_visible()}
+    assert "age (years)" in labels
+    first = figure.axes[0]
+    subject = first.get_title()
+    ages = sorted(aged[(aged["subject"] == subject) & (aged["repeat"] == 0)]["age"].unique())
+    assert list(first.lines[1].get_xdata()) == ages  # lines[0] is the threshold
