@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_path", "jsonable", "write_json", "write_text"]
+__all__ = ["atomic_path", "jsonable", "remove_temporaries", "write_json", "write_text"]
+
+#: the name :func:`atomic_path` gives its temporary file: ``.NAME.<8 hex digits><suffixes>``
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{8}(\.[^.]+)*")
 
 
 @contextlib.contextmanager
@@ -41,6 +45,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def remove_temporaries(folder: str | os.PathLike, names: list[str] | None = None) -> list[Path]:
+    """Remove what :func:`atomic_path` left in ``folder`` when its process was killed mid-write
+    (of ``names`` only, when given); returns the removed paths. Call it only on a folder that
+    no other process is writing to."""
+    removed = []
+    for tmp in Path(folder).glob(".*"):
+        match = _TEMPORARY.fullmatch(tmp.name)
+        if match and tmp.is_file() and (names is None or match["name"] in names):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

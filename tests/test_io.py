@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from loes.io import atomic_path, jsonable, write_json, write_text
+from loes.io import atomic_path, jsonable, remove_temporaries, write_json, write_text
 
 
 def test_a_finished_file_gets_the_umask_permissions_and_no_temporary_is_left(tmp_path):
@@ -55,3 +55,18 @@ def test_json_is_strict(tmp_path):
     }
     write_json(tmp_path / "m.json", {"inf": float("inf")})
     assert (tmp_path / "m.json").read_text() == '{\n  "inf": null\n}\n'
+
+
+def test_temporaries_of_a_killed_write_are_removed_and_nothing_else(tmp_path):
+    (tmp_path / "last.pt").write_text("kept")
+    (tmp_path / ".hidden").write_text("kept: not a temporary")
+    (tmp_path / ".last.pt.0a1b2c3d.pt").write_text("half a checkpoint")
+    (tmp_path / ".report.html.ffffffff.html").write_text("<html")
+    assert remove_temporaries(tmp_path, ["last.pt"]) == [tmp_path / ".last.pt.0a1b2c3d.pt"]
+    assert (tmp_path / ".report.html.ffffffff.html").exists()
+    assert remove_temporaries(tmp_path) == [tmp_path / ".report.html.ffffffff.html"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden", "last.pt"]
+    # what atomic_path leaves when its process dies is what remove_temporaries removes
+    with atomic_path(tmp_path / "scan.nii.gz") as tmp:
+        assert remove_temporaries(tmp_path) == [tmp]
+        tmp.write_text("rewritten")

@@ -104,7 +104,10 @@ def load_table(config: Config) -> pd.DataFrame:
             "include_gd": d.include_gd,
             "suffix": d.suffix,
         }
-    table = validate_dataset(source, **options).raise_for_errors()
+    # the field-of-view check says what each scan becomes at the configured voxel size
+    table = validate_dataset(
+        source, pixdim=config.preprocessing.pixdim, **options
+    ).raise_for_errors()
     return table.reset_index(drop=True)
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "DataConfig",
     "ModelConfig",
     "PreprocessingConfig",
+    "ReportConfig",
     "TrainingConfig",
     "load_config",
 ]
@@ -41,13 +42,14 @@ NonNegative = Annotated[float, Field(ge=0)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 Triple = tuple[Positive, Positive, Positive]
 
-#: dotted settings that change where or how fast a run goes, never its results: a run folder
-#: may be resumed with other values of these
+#: dotted settings that change where or how fast a run goes, or how its results are reported,
+#: never the results: a run folder may be resumed (or re-reported) with other values of these
 NOT_DECIDING_RESULTS = (
     "out",
     "device",
     "data.cache_dir",
     "preprocessing.cache",
+    "report",
 )
 
 
@@ -121,7 +123,9 @@ with warnings.catch_warnings():  # the preset's `register` shadows nothing pydan
         foreground_fraction: Annotated[float, Field(ge=0, lt=1)] = _preset_default(
             preprocessing, "foreground_fraction"
         )
-        """Head voxels are those above this fraction of the 99th intensity percentile."""
+        """Native scans: the crop keeps voxels above this fraction of the way from the background
+        to the 99th intensity percentile; skull-stripped scans keep every voxel that differs
+        from their constant background (:class:`loes.transforms.BrainForeground`)."""
         cache: Literal["memory", "disk", "gpu"] = "memory"
         """Where preprocessed scans are kept: RAM, files under ``data.cache_dir``, or the GPU."""
 
@@ -228,6 +232,15 @@ class CrossValidationConfig(_Section):
     """A ``splits.json`` to use instead of drawing folds."""
 
 
+class ReportConfig(_Section):
+    """How the report reads the results; never part of a run's identity, so ``loes report
+    --threshold`` can re-read a finished run."""
+
+    threshold: Annotated[float, Field(gt=0, le=34, multiple_of=0.5)] = 9.0
+    """Transplant threshold in Loes points: a scan scoring this or more is positive (9: Peters
+    et al. 2004, Blood 104:881; Miller et al. 2011 used 10)."""
+
+
 class Config(_Section):
     """Everything one run decided; saved as ``config.yaml`` in the run folder.
 
@@ -248,6 +261,8 @@ class Config(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     cv: CrossValidationConfig = Field(default_factory=CrossValidationConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    """How the report reads the results (not part of the run's identity)."""
 
     @model_validator(mode="after")
     def _name_run_folder(self) -> Config:

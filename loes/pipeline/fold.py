@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Subset
 
 from loes.data import Fold
+from loes.data.problems import plural
 from loes.errors import LoesError
 from loes.io import write_json, write_text
 from loes.pipeline.baselines import median_baseline, ridge_baseline
@@ -21,6 +22,7 @@ from loes.pipeline.config import Config
 from loes.pipeline.inference import predict
 from loes.pipeline.messages import note
 from loes.pipeline.metrics import regression_metrics
+from loes.pipeline.report.predictions import OPTIONAL_COLUMNS
 from loes.pipeline.run_folder import FINISHED_MARKER
 from loes.pipeline.training import FoldData, loader, train_fold
 
@@ -49,9 +51,9 @@ def run_fold(
     train, val, test = (cohort.indices(s) for s in (fold.train, fold.val, fold.test))
     if not val or len(train) < 2:
         raise LoesError(
-            f"{fold.name} has {len(train)} training and {len(val)} validation scans; training "
-            "needs at least 2 and validation 1 (more subjects, fewer folds, or another splits "
-            "file)."
+            f"{fold.name} has {len(train)} training and {plural(len(val), 'validation scan')}; "
+            "training needs at least 2 and validation 1 (more subjects, fewer folds, or another "
+            "splits file)."
         )
     train_side = train + val  # the baselines may use every non-test scan
     data = FoldData(
@@ -69,7 +71,10 @@ def run_fold(
     test_loader = loader(data.test, config, False, device)
     network = predict(model, test_loader, device, config.training.amp).assign(model="network")
 
-    truth = table.loc[test, ["subject", "session", "loes_score"]].reset_index(drop=True)
+    described = ["subject", "session", *(c for c in OPTIONAL_COLUMNS if c in table)]
+    truth = table.loc[test, [*described, "loes_score"]].reset_index(drop=True)
+    if len(described) > 2:  # carry the scans' descriptions (age) beside the network's too
+        network = truth.merge(network[["subject", "session", "predicted", "model"]], validate="1:1")
     scores = table.loc[train_side, "loes_score"].to_numpy()
     median = truth.assign(predicted=median_baseline(scores, len(test)), model="median")
     ridge = truth.assign(

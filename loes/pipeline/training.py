@@ -26,6 +26,7 @@ from torch.optim.swa_utils import update_bn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from loes.io import remove_temporaries
 from loes.models import LoesModel
 from loes.pipeline.config import Config
 from loes.pipeline.device import autocast
@@ -175,6 +176,7 @@ def train_fold(
     every epoch, and resumes from ``last.pt`` when it exists."""
     t = config.training
     fold_dir.mkdir(parents=True, exist_ok=True)
+    remove_temporaries(fold_dir)  # a fold folder has one writer: this process
     seed_everything(seed)
     model = build_model(config, data.train_scores).to(device)
     augmented = data.train if data.augment is None else TransformedDataset(data.train, data.augment)

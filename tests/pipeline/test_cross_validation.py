@@ -1,12 +1,18 @@
 """End to end on a tiny synthetic cohort: 2 folds, 2 epochs, small volumes."""
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from loes.cli import main
 from loes.data import load_dataset
@@ -55,6 +61,10 @@ def test_metrics_recomputed_from_predictions_match_report(finished_run, manifest
     assert len(predictions) == len(table)  # every scan tested exactly once
     assert set(zip(predictions["subject"], predictions["session"], strict=True)) == set(
         zip(table["subject"], table["session"], strict=True)
+    )
+    ages = table.set_index(["subject", "session"])["age"]  # carried from the table for plots
+    assert (
+        predictions.set_index(["subject", "session"])["age"].sort_index().equals(ages.sort_index())
     )
     saved = json.loads((out / "report.json").read_text())
     for column, model in [("predicted", "network"), ("predicted_median", "median")]:
@@ -323,3 +333,68 @@ def test_cli_passes_the_bids_suffix_to_the_reader(tiny_manifest, tmp_path, capsy
     out = tmp_path / "run"
     assert main(["cv", str(tmp_path / "bids"), "--suffix", "FLAIR", "--out", str(out)]) == 2
     assert "no sub-*/[ses-*/]anat/*_FLAIR.nii[.gz] images" in capsys.readouterr().err
+
+
+def _complete(path) -> bool:
+    """Whether a result file reads back whole in the format its name promises."""
+    if path.suffix == ".csv":
+        return len(pd.read_csv(path)) > 0
+    if path.suffix == ".json":
+        return isinstance(json.loads(path.read_text()), dict)
+    if path.suffix == ".pt":
+        return "model" in torch.load(path, weights_only=True)
+    if path.suffix == ".yaml":
+        return isinstance(yaml.safe_load(path.read_text()), dict)
+    if path.suffix == ".html":
+        return path.read_text().rstrip().endswith("</html>")
+    return path.stat().st_size > 0
+
+
+def _killed_at(command, moment, timeout=300.0) -> bool:
+    """Start ``command``, SIGKILL its process group the moment ``moment()`` is true; returns
+    whether it was killed (False: it finished first)."""
+    process = subprocess.Popen(command, start_new_session=True, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        if moment():
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            return True
+        time.sleep(0.001)
+    assert process.wait(timeout=max(deadline - time.monotonic(), 1)) == 0
+    return False
+
+
+def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_result(
+    finished_run, tiny_config, tmp_path
+):
+    """Killed while caching, mid-epoch, while writing a checkpoint and while writing the
+    report, and restarted each time: no result file is ever half-written, and the end result
+    is the uninterrupted run's."""
+    out, _ = finished_run
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    config = tiny_config(run, "preprocessing.cache=disk", f"data.cache_dir={cache}")
+    (tmp_path / "run.yaml").write_text(config.to_yaml())
+    command = [sys.executable, "-m", "loes.cli", "cv", "--config", str(tmp_path / "run.yaml")]
+
+    def hidden(folder, prefix):
+        return folder.is_dir() and any(p.name.startswith(prefix) for p in folder.iterdir())
+
+    moments = {
+        "caching": lambda: any((cache / "persistent").rglob("*.pt")),
+        "mid-epoch": lambda: (
+            (run / "fold_0").is_dir() and not (run / "fold_0" / "last.pt").exists()
+        ),
+        "writing a checkpoint": lambda: hidden(run / "fold_1", ".last.pt."),
+        "writing the report": lambda: hidden(run, ".predictions.csv.") or hidden(run, ".report"),
+    }
+    killed = []
+    for name, moment in moments.items():
+        if _killed_at(command, moment):
+            killed.append(name)
+        results = [p for p in run.rglob("*") if p.is_file() and not p.name.startswith(".")]
+        assert all(_complete(p) for p in results), name
+    assert len(killed) >= 3, killed  # a write can be too quick to catch; the rest are not
+    assert not _killed_at(command, lambda: False)
+    assert (run / "predictions.csv").read_bytes() == (out / "predictions.csv").read_bytes()
+    assert not [p for p in run.rglob(".*") if p.is_file()]  # no temporary file left behind
