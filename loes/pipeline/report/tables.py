@@ -150,11 +150,11 @@ def comparisons(report: dict[str, Any]) -> list[dict[str, Any]]:
             words = f"network {verdict}: the interval excludes 0"
         else:
             verdict, words = "unclear", "no clear difference: the interval includes 0"
-        size = number(abs(difference)) if _finite(difference) else "–"
         if verdict in ("better", "worse"):
+            size = number(abs(difference))
             sentence = (
-                f"{verdict.capitalize()} than the {baseline} baseline ({base}) by {size} points "
-                f"(95% CI of the difference {ci}, which excludes 0)."
+                f"{verdict.capitalize()} than the {baseline} baseline ({base}) by {size} points: "
+                f"difference {signed(difference)}, 95% CI {ci}, which excludes 0."
             )
         elif verdict == "unclear":
             sentence = (

@@ -120,8 +120,8 @@ def test_headline_says_better_worse_or_unclear_with_intervals(written, synthetic
     assert median["mae_difference"] < 0
     assert (
         f"Better than the median baseline ({report['metrics']['median']['pooled']['mae']:.2f}) "
-        f"by {-median['mae_difference']:.2f} points (95% CI of the difference "
-        f"{median['low']:.2f} to {median['high']:.2f}, which excludes 0)."
+        f"by {-median['mae_difference']:.2f} points: difference {median['mae_difference']:.2f}, "
+        f"95% CI {median['low']:.2f} to {median['high']:.2f}, which excludes 0."
     ) in text
     assert " x " not in text
     assert "×" not in text  # no ratio that reads like a product
