@@ -41,8 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    # argparse takes positional key=value settings only before the flags; accept them after too
-    if extra and hasattr(args, "overrides") and all("=" in e and e[0] != "-" for e in extra):
+    # argparse takes positionals (key=value settings, SOURCE) in one run between flags; accept
+    # them anywhere: the command sorts settings from the source (`loes.cli.cv`)
+    if extra and hasattr(args, "overrides") and all(e[:1] != "-" for e in extra):
         args.overrides += extra
     elif extra:
         args._parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -20,6 +20,7 @@ from monai.transforms import Compose, ToDeviced
 from tqdm.auto import tqdm
 
 from loes.data import validate_dataset
+from loes.data.problems import summarise
 from loes.errors import LoesError
 from loes.pipeline.baselines import downsampled_features
 from loes.pipeline.config import Config
@@ -105,9 +106,10 @@ def load_table(config: Config) -> pd.DataFrame:
             "suffix": d.suffix,
         }
     # the field-of-view check says what each scan becomes at the configured voxel size
-    table = validate_dataset(
-        source, pixdim=config.preprocessing.pixdim, **options
-    ).raise_for_errors()
+    report = validate_dataset(source, pixdim=config.preprocessing.pixdim, **options)
+    table = report.raise_for_errors()
+    for problem in summarise(report.warnings):  # what `loes validate` would warn about
+        note(f"warning: {problem}")
     return table.reset_index(drop=True)
 
 

@@ -73,8 +73,8 @@ def run_fold(
 
     described = ["subject", "session", *(c for c in OPTIONAL_COLUMNS if c in table)]
     truth = table.loc[test, [*described, "loes_score"]].reset_index(drop=True)
-    if len(described) > 2:  # carry the scans' descriptions (age) beside the network's too
-        network = truth.merge(network[["subject", "session", "predicted", "model"]], validate="1:1")
+    # the table's scores (float64, as the baselines get them) and descriptions (age)
+    network = truth.merge(network[["subject", "session", "predicted", "model"]], validate="1:1")
     scores = table.loc[train_side, "loes_score"].to_numpy()
     median = truth.assign(predicted=median_baseline(scores, len(test)), model="median")
     ridge = truth.assign(

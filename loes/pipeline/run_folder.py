@@ -91,8 +91,8 @@ def check_run_folder(config: Config) -> Path:
     resuming it is safe.
 
     Raises:
-        LoesError: when the folder holds a run with other settings, or results without the
-            ``config.yaml`` that says how they were made.
+        LoesError: when the folder holds a run with other settings, results without the
+            ``config.yaml`` that says how they were made, or other files.
     """
     run_dir = Path(config.out)
     if (run_dir / CONFIG_FILE).exists():
@@ -107,6 +107,11 @@ def check_run_folder(config: Config) -> Path:
         raise LoesError(
             f"{run_dir} holds fold results but no {CONFIG_FILE} saying how they were made; "
             f"restore {run_dir / CONFIG_FILE}, or choose another --out."
+        )
+    elif run_dir.is_dir() and any(run_dir.iterdir()):  # never write into someone's data
+        raise LoesError(
+            f"{run_dir} is not empty and holds no loes run ({CONFIG_FILE}); choose a new or "
+            "empty folder for --out."
         )
     elif run_dir.exists() and not run_dir.is_dir():
         raise LoesError(f"the run folder {run_dir} is a file; choose another --out.")

@@ -70,6 +70,7 @@ def test_unknown_arguments_print_the_subcommands_usage(argv, usage, capsys):
         ["cv", "--epochs", "1", "data.csv", "training.lr=-1"],
         ["cv", "training.lr=-1", "--epochs", "1"],
         ["cv", "--epochs", "1", "training.lr=-1", "data.csv"],
+        ["cv", "training.lr=-1", "--epochs", "1", "data.csv", "--folds", "2"],
     ],
 )
 def test_settings_are_read_wherever_they_stand(argv, capsys):

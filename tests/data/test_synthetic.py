@@ -456,6 +456,14 @@ def test_bad_options_raise_clear_errors(tmp_path, options, message):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_folder_of_other_files_is_never_overwritten(tmp_path):
+    (tmp_path / "manifest.csv").write_text("mine\n")
+    with pytest.raises(LoesError, match=r"not empty and holds no cohort\.json"):
+        make_tiny_cohort(tmp_path, subjects=1, seed=1)
+    assert [p.name for p in tmp_path.iterdir()] == ["manifest.csv"]
+    assert (tmp_path / "manifest.csv").read_text() == "mine\n"
+
+
 def test_unwritable_folder_is_a_clear_error(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

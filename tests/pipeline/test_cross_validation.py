@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -168,6 +169,31 @@ def test_results_without_their_configuration_are_refused(finished_run, tiny_conf
     (orphan / "config.yaml").unlink()
     with pytest.raises(LoesError, match=r"holds fold results but no config\.yaml"):
         cross_validate(tiny_config(orphan, "training.lr=0.5"))
+
+
+def test_validation_warnings_are_shown_and_fractional_scores_reported(
+    tiny_manifest, tiny_config, tmp_path, capsys
+):
+    table = pd.read_csv(tiny_manifest)
+    table["image"] = [str(tiny_manifest.parent / p) for p in table["image"]]
+    table.loc[0, "loes_score"] = 7.3  # an average of readers: a warning, not an error
+    table.to_csv(tmp_path / "averaged.csv", index=False)
+    run = tmp_path / "run"
+    cross_validate(tiny_config(run, manifest=tmp_path / "averaged.csv"))
+    err = capsys.readouterr().err
+    assert re.search(r"warning: .*averaged\.csv row 2.*7\.3", err), err
+    predictions = pd.read_csv(run / "predictions.csv")
+    assert 7.3 in predictions["loes_score"].tolist()  # the table's score, for every model
+
+
+def test_a_folder_of_other_files_is_never_written_into(tiny_config, tmp_path):
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "report.md").write_text("my notes\n")
+    with pytest.raises(LoesError, match=r"own is not empty and holds no loes run"):
+        cross_validate(tiny_config(own))
+    assert [p.name for p in own.iterdir()] == ["report.md"]
+    assert (own / "report.md").read_text() == "my notes\n"
 
 
 @pytest.mark.parametrize(

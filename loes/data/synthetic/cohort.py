@@ -222,10 +222,10 @@ def _prepare_folder(out: Path, params: dict) -> None:
                     "re-run with the same parameters to resume, or choose an empty folder."
                 )
             return
-        if any(out.glob("sub-*")):
+        if any(out.iterdir()):  # never overwrite a user's own files
             raise LoesError(
-                f"{out} holds sub-* folders but no cohort.json, so it is not a cohort this "
-                "command wrote; choose an empty folder."
+                f"{out} is not empty and holds no cohort.json, so it is not a cohort this "
+                "command wrote; choose a new or empty folder."
             )
         write_json(record, params)
     except PermissionError as error:

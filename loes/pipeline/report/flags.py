@@ -44,7 +44,8 @@ def _near_constant(summary: dict[str, Any], model: str) -> dict[str, Any] | None
     if not _finite(spread) or spread <= 0:
         return None
     limit = NEAR_CONSTANT_SHARE * spread
-    folds = [f for f in metrics["folds"] if _finite(f.get("sd_predicted"))]
+    # one scan has no spread to judge
+    folds = [f for f in metrics["folds"] if _finite(f.get("sd_predicted")) and f["n_scans"] >= 2]
     flat = [f for f in folds if f["sd_predicted"] < limit]
     if not flat:
         return None

@@ -70,3 +70,17 @@ def test_every_fold_flat_says_every_fold(synthetic_predictions):
     near = next(f for f in flags if f["kind"] == "near_constant")
     assert "in every fold" in near["text"]
     assert len(near["folds"]) == 6
+
+
+def test_a_fold_of_one_scan_is_not_called_near_constant(synthetic_predictions):
+    table = synthetic_predictions(repeats=1)
+    network = table["model"] == "network"
+    first = table[network & (table["fold"] == 0)].index[0]
+    table = table[~(table["fold"] == 0) | (table.index == first) | ~network]
+    table = table[(table["fold"] != 0) | table["session"].eq(table.loc[first, "session"])]
+    table = table[(table["fold"] != 0) | table["subject"].eq(table.loc[first, "subject"])]
+    summary = summarize(table, n_resamples=0)
+    fold0 = next(f for f in summary["metrics"]["network"]["folds"] if f["fold"] == 0)
+    assert fold0["n_scans"] == 1
+    assert fold0["sd_predicted"] == 0
+    assert model_flags(summary) == []
