@@ -29,10 +29,12 @@ from loes.pipeline.optimization import schedule_warning
 from loes.pipeline.report import write_report
 from loes.pipeline.run_folder import (
     check_run_folder,
+    check_scans,
     fold_dir,
     is_finished,
     prepare_run_folder,
     write_environment,
+    write_scans,
 )
 from loes.pipeline.training import build_model
 
@@ -107,7 +109,7 @@ def cross_validate(config: Config) -> dict:
     """
     device = check_config(config)
     table = load_table(config)
-    check_run_folder(config)
+    check_scans(check_run_folder(config), table)
     splits = run_splits(config, table)
     warning = schedule_warning(config.training)
     if warning:
@@ -115,6 +117,7 @@ def cross_validate(config: Config) -> dict:
 
     run_dir = prepare_run_folder(config)
     write_environment(run_dir, device)
+    write_scans(run_dir, table)
     if config.cv.splits_file or not (run_dir / "splits.json").exists():
         splits.to_json(run_dir / "splits.json")
     if device.type == "cuda":

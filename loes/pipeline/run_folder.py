@@ -3,7 +3,7 @@ resolved configuration and the environment recorded beside the results.
 
 Layout (nnU-Net style: everything a run decided is saved beside its results)::
 
-    RUN_DIR/config.yaml  environment.json  splits.json
+    RUN_DIR/config.yaml  environment.json  splits.json  scans.csv (subject, session, score)
     RUN_DIR/fold_K/ or RUN_DIR/repeat_R/fold_K/   best.pt last.pt history.csv predictions.csv
                                                   metrics.json (written last: the fold is done)
     RUN_DIR/predictions.csv  report.json  report.md  report.html
@@ -17,6 +17,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from loes.errors import LoesError
@@ -27,6 +28,7 @@ __all__ = [
     "CONFIG_FILE",
     "FINISHED_MARKER",
     "check_run_folder",
+    "check_scans",
     "environment",
     "fold_dir",
     "is_finished",
@@ -34,9 +36,13 @@ __all__ = [
     "prepare_run_folder",
     "run_dir_of",
     "write_environment",
+    "write_scans",
 ]
 
 CONFIG_FILE = "config.yaml"
+#: the scans and scores a run was made with; a resumed run must see the same
+SCANS_FILE = "scans.csv"
+_SCAN_COLUMNS = ["subject", "session", "loes_score"]
 #: the file a fold writes last; a fold folder holding it is finished
 FINISHED_MARKER = "metrics.json"
 _PACKAGES = ("loes", "torch", "monai", "numpy", "scikit-learn", "SimpleITK", "nibabel", "nilearn")
@@ -116,6 +122,50 @@ def check_run_folder(config: Config) -> Path:
     elif run_dir.exists() and not run_dir.is_dir():
         raise LoesError(f"the run folder {run_dir} is a file; choose another --out.")
     return run_dir
+
+
+def check_scans(run_dir: Path, table: pd.DataFrame) -> None:
+    """Refuse to resume a run whose data changed: ``run_dir/scans.csv`` (when there is one)
+    must list the same scans (subject, session) with the same Loes scores as ``table``, or
+    finished folds and new ones would mix two versions of the data.
+
+    Raises:
+        LoesError: naming up to five changed, added or removed scans.
+    """
+    path = run_dir / SCANS_FILE
+    if not path.is_file():
+        return
+    try:
+        saved = pd.read_csv(path, dtype={"subject": str, "session": str})
+    except (OSError, ValueError) as error:
+        raise LoesError(f"cannot read {path}: {error}; restore it or delete the run.") from error
+    merged = saved.merge(
+        table[_SCAN_COLUMNS], on=["subject", "session"], how="outer", indicator="side"
+    )
+    changes = []
+    for row in merged.itertuples():
+        scan = f"{row.subject} {row.session}"
+        if row.side == "left_only":
+            changes.append(f"{scan} is gone")
+        elif row.side == "right_only":
+            changes.append(f"{scan} is new")
+        elif abs(row.loes_score_x - row.loes_score_y) > 1e-6:
+            changes.append(f"{scan} scored {row.loes_score_x:g} then, {row.loes_score_y:g} now")
+    if changes:
+        shown = "; ".join(changes[:5]) + (
+            f"; and {len(changes) - 5} more" if len(changes) > 5 else ""
+        )
+        raise LoesError(
+            f"{run_dir} was run on other data ({shown}); its finished folds would mix two "
+            "versions of the data. Choose another --out, or delete that folder."
+        )
+
+
+def write_scans(run_dir: Path, table: pd.DataFrame) -> None:
+    """Record the scans and scores of a new run in ``run_dir/scans.csv`` (kept when it exists:
+    :func:`check_scans` has already compared it)."""
+    if not (run_dir / SCANS_FILE).exists():
+        write_text(run_dir / SCANS_FILE, table[_SCAN_COLUMNS].to_csv(index=False))
 
 
 def prepare_run_folder(config: Config) -> Path:

@@ -28,7 +28,7 @@ from loes.pipeline.run_folder import fold_dir, load_run_config
 
 FOLD_FILES = ["best.pt", "last.pt", "history.csv", "predictions.csv", "metrics.json"]
 RUN_FILES = ["config.yaml", "environment.json", "splits.json", "report.json", "report.md"]
-RUN_FILES += ["report.html", "predictions.csv"]
+RUN_FILES += ["report.html", "predictions.csv", "scans.csv"]
 pytestmark = pytest.mark.slow
 
 
@@ -184,6 +184,23 @@ def test_validation_warnings_are_shown_and_fractional_scores_reported(
     assert re.search(r"warning: .*averaged\.csv row 2.*7\.3", err), err
     predictions = pd.read_csv(run / "predictions.csv")
     assert 7.3 in predictions["loes_score"].tolist()  # the table's score, for every model
+
+
+def test_a_run_is_not_resumed_on_changed_data(tiny_manifest, tiny_config, tmp_path):
+    table = pd.read_csv(tiny_manifest, dtype={"subject": str, "session": str})
+    table["image"] = [str(tiny_manifest.parent / p) for p in table["image"]]
+    table.to_csv(tmp_path / "edited.csv", index=False)
+    config = tiny_config(tmp_path / "run", manifest=tmp_path / "edited.csv")
+    cross_validate(config)
+    shutil.rmtree(tmp_path / "run" / "fold_1")  # a fold still to run
+    first = table.index[~table["gd"].astype(bool)][0]
+    subject, session, score = table.loc[first, ["subject", "session", "loes_score"]]
+    table.loc[first, "loes_score"] = score + 5
+    table.to_csv(tmp_path / "edited.csv", index=False)
+    changed = f"{subject} {session} scored {score:g} then, {score + 5:g} now"
+    with pytest.raises(LoesError, match=f"was run on other data \\({changed}\\)"):
+        cross_validate(config)
+    assert not (tmp_path / "run" / "fold_1").exists()
 
 
 def test_a_folder_of_other_files_is_never_written_into(tiny_config, tmp_path):
