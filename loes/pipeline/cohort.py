@@ -108,6 +108,11 @@ def load_table(config: Config) -> pd.DataFrame:
     # the field-of-view check says what each scan becomes at the configured voxel size
     report = validate_dataset(source, pixdim=config.preprocessing.pixdim, **options)
     table = report.raise_for_errors()
+    if table.empty:
+        raise LoesError(
+            f"{source} lists no scans to cross-validate (post-contrast scans count only "
+            "with data.include_gd)."
+        )
     for problem in summarise(report.warnings):  # what `loes validate` would warn about
         note(f"warning: {problem}")
     return table.reset_index(drop=True)

@@ -427,7 +427,8 @@ def load_config(
 
     Raises:
         LoesError: for an unreadable file, a malformed override, an unknown key or a bad value,
-            naming the key and what is allowed.
+            naming the key and what is allowed, or a key given both as an override and by a flag
+            with different values (among overrides, the last wins).
 
     Examples::
 
@@ -437,16 +438,23 @@ def load_config(
     data: dict[str, Any] = {}
     if path is not None:
         _merge(data, read_yaml(path))
+    given: dict[str, Any] = {}
     for override in overrides:
         key, sep, raw = override.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise LoesError(f"override {override!r} must look like key=value (training.epochs=3).")
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             value = raw
-        _set_dotted(data, key.strip(), value)
+        given[key] = value  # the last wins, as when layering settings
+        _set_dotted(data, key, value)
     for key, value in (values or {}).items():
+        if key in given and given[key] != value:  # flag against setting: never guess
+            raise LoesError(
+                f"{key} is given twice, as {given[key]!r} and by its flag as {value!r}; keep one."
+            )
         _set_dotted(data, key, value)
     return Config.from_dict(data)
 

@@ -39,10 +39,6 @@ def test_flag_values_are_taken_as_given_not_as_yaml():
     # `--out "run #1"` is not a YAML comment, `--out 007` not the number 7
     assert load_config(values={"out": "run #1"}).out == "run #1"
     assert load_config(values={"out": "007"}).out == "007"
-    assert (
-        load_config(overrides=["training.epochs=3"], values={"training.epochs": 4}).training.epochs
-        == 4
-    )
 
 
 def test_scientific_notation_without_a_dot_is_a_number():
@@ -178,3 +174,11 @@ def test_the_model_a_config_trains():
     assert spec["network_kwargs"] == {"dropout": 0.2}
     assert spec["preprocessing"]["pixdim"] == [2.0, 2.0, 2.0]
     assert load_config().model_spec()["network_kwargs"] == {}
+
+
+def test_a_flag_contradicting_a_setting_is_refused():
+    message = "cv.folds is given twice, as 2 and by its flag as 3; keep one."
+    with pytest.raises(LoesError, match=re.escape(message)):
+        load_config(overrides=["cv.folds=2"], values={"cv.folds": 3})
+    assert load_config(overrides=["cv.folds=3"], values={"cv.folds": 3}).cv.folds == 3
+    assert load_config(overrides=["cv.folds=2", "cv.folds=4"]).cv.folds == 4  # layered

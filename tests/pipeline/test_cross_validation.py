@@ -203,6 +203,12 @@ def test_a_run_is_not_resumed_on_changed_data(tiny_manifest, tiny_config, tmp_pa
     assert not (tmp_path / "run" / "fold_1").exists()
 
 
+def test_a_table_without_scans_is_named(tmp_path, tiny_config):
+    (tmp_path / "empty.csv").write_text("subject,session,image,loes_score\n")
+    with pytest.raises(LoesError, match=r"empty\.csv lists no scans to cross-validate"):
+        cross_validate(tiny_config(tmp_path / "run", manifest=tmp_path / "empty.csv"))
+
+
 def test_a_folder_of_other_files_is_never_written_into(tiny_config, tmp_path):
     own = tmp_path / "own"
     own.mkdir()
