@@ -34,6 +34,10 @@ _NUMERIC = ("repeat", "fold", "loes_score", "predicted")
 def check_run_dir(run_dir: str | os.PathLike) -> Path:
     """``run_dir`` as a :class:`~pathlib.Path`; raises :class:`LoesError` if it is not a folder."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise LoesError(
+            f"{run_dir} is a file, not a run folder; pass the --out folder of `loes cv`."
+        )
     if not run_dir.is_dir():
         raise LoesError(f"Run folder {run_dir} does not exist; pass the --out folder of `loes cv`.")
     return run_dir

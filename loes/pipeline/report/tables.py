@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+from loes.data.problems import plural
 from loes.pipeline.metrics import INTERVAL_METRICS, NETWORK, REGRESSION_METRICS
 
 __all__ = [
@@ -185,9 +186,9 @@ def headline(report: dict[str, Any]) -> tuple[str, list[str]]:
     """
     metrics = report["metrics"]
     counts = [
-        f"{report['n_scans']} scans",
-        f"{report['n_subjects']} subjects",
-        f"{report['n_folds']} folds",
+        plural(report["n_scans"], "scan"),
+        plural(report["n_subjects"], "subject"),
+        plural(report["n_folds"], "fold"),
     ]
     if report["n_repeats"] > 1:
         counts.append(f"{report['n_repeats']} repeats")
@@ -232,8 +233,8 @@ def what_was_run(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("Scans", f"{report['n_scans']} scans of {report['n_subjects']} subjects"),
         (
             "Folds",
-            f"{run.get('n_folds', report['n_folds'])} folds × {repeats} "
-            f"repeat{'s' * (repeats != 1)}, grouped by subject",
+            f"{plural(run.get('n_folds', report['n_folds']), 'fold')} × "
+            f"{plural(repeats, 'repeat')}, grouped by subject",
         ),
         ("Training", training),
         (

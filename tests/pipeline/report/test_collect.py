@@ -187,3 +187,11 @@ def test_a_fold_file_of_another_repeat_is_named(tmp_path, fake_run):
         LoesError, match=r"holds rows of repeat 0 fold 0, but sits in repeat_1/fold_0/"
     ):
         collect_predictions(tmp_path)
+
+
+def test_a_file_given_as_the_run_folder_is_named_as_a_file(tmp_path):
+    (tmp_path / "report.md").write_text("# a report\n")
+    with pytest.raises(LoesError, match=r"report\.md is a file, not a run folder"):
+        collect_predictions(tmp_path / "report.md")
+    with pytest.raises(LoesError, match=r"Run folder .*missing does not exist"):
+        collect_predictions(tmp_path / "missing")
