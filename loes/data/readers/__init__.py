@@ -129,6 +129,11 @@ def read_table(
                 raise LoesError(
                     f"is not a file; the {reading.format} format is a CSV or TSV table."
                 )
+            if images_dir is not None and not Path(images_dir).expanduser().is_dir():
+                raise LoesError(  # one message, not one per image
+                    f"--images-dir {images_dir} is not a folder; give the folder that holds the "
+                    "images."
+                )
             reader = read_manifest if reading.format == "manifest" else read_lab
             raw = reader(path, images_dir, reading)
     except LoesError as error:

@@ -99,3 +99,14 @@ def test_read_table_keeps_post_contrast_rows_only_when_asked(tmp_path):
         "m.csv row 2 (s 1)",
         "m.csv row 3 (s 2)",
     )
+
+
+@pytest.mark.parametrize("format", ["manifest", "lab"])
+def test_a_missing_images_dir_is_one_error(tmp_path, format):
+    path = write_manifest(tmp_path, manifest_rows())
+    reading = read_table(path, format=format, images_dir=tmp_path / "missing")
+    assert [p.message for p in reading.errors] == [
+        f"--images-dir {tmp_path / 'missing'} is not a folder; give the folder that holds the "
+        "images."
+    ]
+    assert reading.table is None
