@@ -80,14 +80,14 @@ def load_run_config(run_dir: str | os.PathLike) -> Config:
     return Config.from_dict(read_yaml(path), where=str(path))
 
 
-def _differences(a: dict, b: dict, prefix: str = "") -> set[str]:
-    """Dotted keys whose values differ between two nested settings dicts."""
-    out = set()
+def _differences(a: dict, b: dict, prefix: str = "") -> dict[str, tuple]:
+    """Dotted keys whose values differ between two nested settings dicts, with both values."""
+    out = {}
     for key in set(a) | set(b):
         if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
             out |= _differences(a[key], b[key], f"{prefix}{key}.")
         elif a.get(key) != b.get(key):
-            out.add(f"{prefix}{key}")
+            out[f"{prefix}{key}"] = (a.get(key), b.get(key))
     return out
 
 
@@ -107,7 +107,8 @@ def check_run_folder(config: Config) -> Path:
         if changed:
             raise LoesError(
                 f"{run_dir} holds a run with another configuration (differs in "
-                f"{', '.join(sorted(changed))}); choose another --out or delete that folder."
+                + "; ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in sorted(changed.items()))
+                + "); choose another --out or delete that folder."
             )
     elif run_dir.is_dir() and any(run_dir.glob("*fold_*")):
         raise LoesError(

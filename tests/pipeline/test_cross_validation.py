@@ -305,7 +305,10 @@ def test_a_fold_model_is_rebuilt_from_its_folder_alone(finished_run, manifest, t
 
 def test_a_run_folder_refuses_another_configuration(finished_run, manifest, tiny_config):
     out, _ = finished_run
-    with pytest.raises(LoesError, match=r"another configuration \(differs in training.lr\)"):
+    with pytest.raises(
+        LoesError,
+        match=r"another configuration \(differs in training\.lr: 0\.001 there, 0\.5 now\)",
+    ):
         cross_validate(tiny_config(out, "training.lr=0.5"))
 
 

@@ -33,7 +33,9 @@ def test_a_run_folder_keeps_its_settings_and_refuses_others(tmp_path):
     faster = config.model_copy(update={"device": "cpu"})
     assert prepare_run_folder(faster) == run_dir
     changed = load_config(overrides=[f"out={run_dir}", "training.epochs=4", "seed=2"])
-    with pytest.raises(LoesError, match=r"differs in seed, training\.epochs\)"):
+    with pytest.raises(
+        LoesError, match=r"differs in seed: 0 there, 2 now; training\.epochs: 3 there, 4 now\)"
+    ):
         prepare_run_folder(changed)
 
 
