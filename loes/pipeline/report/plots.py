@@ -122,23 +122,32 @@ def plot_predicted_vs_true(
         axis.plot(limits, limits, color="#555555", linewidth=1, label="identity")
         axis.axvline(threshold, **THRESHOLD_STYLE)
         axis.axhline(threshold, **THRESHOLD_STYLE, label=f"Loes {threshold:g} (transplant)")
-        colours = colormaps["tab10"]
-        for i, (fold, fold_rows) in enumerate(rows.groupby("fold", sort=True)):
-            axis.scatter(
-                fold_rows["loes_score"],
-                fold_rows["predicted"],
-                s=26,
-                alpha=0.8,
-                color=colours(i % 10),
-                edgecolor="white",
-                linewidth=0.5,
-                label=f"fold {fold}",
-            )
+        _scatter_by_fold(axis, rows, lambda t, p: (t, p), size=26, alpha=0.8)
         axis.set(xlim=limits, ylim=limits, xlabel="true Loes score", ylabel="predicted Loes score")
         axis.set_aspect("equal")
         axis.set_title(f"Predicted vs true ({model}{_repeat_note(predictions, rows)})")
         axis.legend(loc="upper left", fontsize=8)
     return figure
+
+
+def _scatter_by_fold(axis, rows: pd.DataFrame, place, size: float, alpha: float) -> None:
+    """Scatter ``rows`` one colour per fold (tab10, in fold order), each point at
+    ``place(true, predicted)`` (arrays of Loes points), labelled "fold K" for the legend."""
+    colours = colormaps["tab10"]
+    for i, (fold, fold_rows) in enumerate(rows.groupby("fold", sort=True)):
+        x, y = place(
+            fold_rows["loes_score"].to_numpy(float), fold_rows["predicted"].to_numpy(float)
+        )
+        axis.scatter(
+            x,
+            y,
+            s=size,
+            alpha=alpha,
+            color=colours(i % 10),
+            edgecolor="white",
+            linewidth=0.5,
+            label=f"fold {fold}",
+        )
 
 
 def _spread_labels(values: list[float], gap: float) -> list[float]:
@@ -166,20 +175,7 @@ def plot_bland_altman(predictions: pd.DataFrame) -> Figure:
     agreement = bland_altman(true, pred)
     with rc_context(STYLE):
         figure, axis = _figure(figsize=(6.2, 4.6))
-        colours = colormaps["tab10"]
-        for i, (fold, fold_rows) in enumerate(rows.groupby("fold", sort=True)):
-            fold_true = fold_rows["loes_score"].to_numpy(float)
-            fold_pred = fold_rows["predicted"].to_numpy(float)
-            axis.scatter(
-                (fold_true + fold_pred) / 2,
-                fold_pred - fold_true,
-                s=22,
-                alpha=0.75,
-                color=colours(i % 10),
-                edgecolor="white",
-                linewidth=0.5,
-                label=f"fold {fold}",
-            )
+        _scatter_by_fold(axis, rows, lambda t, p: ((t + p) / 2, p - t), size=22, alpha=0.75)
         axis.axhline(0, color="#555555", linewidth=0.8)
         lines = [
             (name, value, style)
