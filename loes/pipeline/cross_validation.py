@@ -22,7 +22,7 @@ from loes.pipeline.cohort import (
     preprocessing_for,
 )
 from loes.pipeline.config import Config
-from loes.pipeline.device import resolve_device
+from loes.pipeline.device import configure_cpu, resolve_device
 from loes.pipeline.fold import run_fold
 from loes.pipeline.messages import note
 from loes.pipeline.optimization import schedule_warning
@@ -108,6 +108,7 @@ def cross_validate(config: Config) -> dict:
         >>> report = cross_validate(load_config("configs/cpu.yaml"))  # doctest: +SKIP
     """
     device = check_config(config)
+    configure_cpu()
     table = load_table(config)
     check_scans(check_run_folder(config), table)
     splits = run_splits(config, table)

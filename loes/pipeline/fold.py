@@ -19,6 +19,7 @@ from loes.io import write_json, write_text
 from loes.pipeline.baselines import median_baseline, ridge_baseline
 from loes.pipeline.cohort import PreprocessedCohort, augmentation_for
 from loes.pipeline.config import Config
+from loes.pipeline.device import memory_format
 from loes.pipeline.inference import predict
 from loes.pipeline.messages import note
 from loes.pipeline.metrics import regression_metrics
@@ -69,7 +70,9 @@ def run_fold(
         config, data, folder, device, seed=fold_seed(config, fold), label=label
     )
     test_loader = loader(data.test, config, False, device)
-    network = predict(model, test_loader, device, config.training.amp).assign(model="network")
+    layout = memory_format(device, config.training.memory_format)
+    network = predict(model, test_loader, device, config.training.amp, layout)
+    network = network.assign(model="network")
 
     described = ["subject", "session", *(c for c in OPTIONAL_COLUMNS if c in table)]
     truth = table.loc[test, [*described, "loes_score"]].reset_index(drop=True)

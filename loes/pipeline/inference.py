@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from monai.data import DataLoader
+from monai.data import DataLoader, ThreadDataLoader
 from torch.utils.data import Dataset, Sampler
 
 from loes.data.loes_items import MAX_LOES_SCORE
@@ -77,15 +77,17 @@ def make_loader(
     num_workers: int = 0,
     on_gpu: bool = False,
 ) -> DataLoader:
-    """A MONAI ``DataLoader``: in order, or (``shuffle``) in the shuffled near-equal batches of
-    :class:`EvenBatchSampler`. ``on_gpu``: the items already live on the GPU (no workers, no
-    pinning)."""
+    """A MONAI ``ThreadDataLoader``: in order, or (``shuffle``) in the shuffled near-equal
+    batches of :class:`EvenBatchSampler`. A background thread makes the next batch (and runs
+    the augmentation, with ``num_workers=0``) while the network computes on this one, so the
+    training loop does not wait for it. ``on_gpu``: the items already live on the GPU (no
+    workers, no pinning)."""
     batching = (
         {"batch_sampler": EvenBatchSampler(len(dataset), batch_size)}
         if shuffle
         else {"batch_size": batch_size}
     )
-    return DataLoader(
+    return ThreadDataLoader(
         dataset,
         **batching,
         num_workers=0 if on_gpu else num_workers,
@@ -94,10 +96,10 @@ def make_loader(
 
 
 def batches(
-    loader: DataLoader, device: torch.device
+    loader: DataLoader, device: torch.device, memory_format=torch.contiguous_format
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict, float]]:
-    """Yield (images (B, 1, D, H, W) on ``device``, scores (B,) in Loes points, the batch dict,
-    seconds spent waiting for the batch)."""
+    """Yield (images (B, 1, D, H, W) on ``device`` in ``memory_format``, scores (B,) in Loes
+    points, the batch dict, seconds spent waiting for the batch)."""
     iterator = iter(loader)
     while True:
         start = time.perf_counter()
@@ -105,21 +107,33 @@ def batches(
             batch = next(iterator)
         except StopIteration:
             return
-        images = batch["image"].as_subclass(torch.Tensor).to(device, non_blocking=True)
+        images = (
+            batch["image"]
+            .as_subclass(torch.Tensor)
+            .to(device, non_blocking=True, memory_format=memory_format)
+        )
         scores = torch.as_tensor(batch["loes_score"], dtype=torch.float32, device=device)
         yield images, scores, batch, time.perf_counter() - start
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device, amp: bool = True):
+def predict(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    amp: bool = True,
+    memory_format: torch.memory_format = torch.contiguous_format,
+):
     """Scores for every scan ``loader`` yields, clipped to the scale's range [0, 34].
 
-    Items need ``image``, ``loes_score``, ``subject`` and ``session``. Returns a DataFrame
-    with columns ``subject, session, loes_score, predicted`` (Loes points), in loader order.
+    Items need ``image``, ``loes_score``, ``subject`` and ``session``. The model is put into
+    ``memory_format`` (see :func:`loes.pipeline.device.memory_format`), as are the batches.
+    Returns a DataFrame with columns ``subject, session, loes_score, predicted`` (Loes points),
+    in loader order.
     """
-    model.eval()
+    model.eval().to(memory_format=memory_format)
     rows = []
-    for images, scores, batch, _ in batches(loader, device):
+    for images, scores, batch, _ in batches(loader, device, memory_format):
         with autocast(device, amp):
             predicted = model(images).float().clamp(0.0, MAX_LOES_SCORE)
         for subject, session, true, pred in zip(
