@@ -1,5 +1,7 @@
-"""Cross-validation data flow: the cached pipeline against a naive loop that reloads and
-preprocesses every NIfTI file every epoch."""
+"""One fold of the CPU main job (``configs/cpu.yaml``, its synthetic cohort) as ``loes cv`` runs
+it: where each second of an epoch goes (waiting for data, computing, recomputing BatchNorm,
+validating) and the fold's time, then the cached data flow against a naive loop that reloads
+and preprocesses every NIfTI file every epoch. ``python -m benchmarks cv``."""
 
 from __future__ import annotations
 
@@ -7,89 +9,75 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
-from monai.data import CacheDataset, DataLoader, Dataset
-from monai.transforms import Compose, Lambdad
-from torch.utils.data import Subset
+from monai.data import DataLoader, Dataset
+from monai.transforms import Compose
 
-from loes.data import load_dataset
-from loes.data.synthetic import generate_cohort
-from loes.pipeline.cohort import augmentation_for, preprocessing_for, scan_items
+from loes.data import make_folds
+from loes.pipeline.cohort import (
+    augmentation_for,
+    load_table,
+    preprocess_cohort,
+    preprocessing_for,
+    scan_items,
+)
 from loes.pipeline.config import load_config
-from loes.pipeline.training import FoldData, train_fold
+from loes.pipeline.device import configure_cpu, memory_format
+from loes.pipeline.fold import run_fold
 
-SUBJECTS = 8  # about 30 native 1 mm scans
-
-
-def _counted(transform, counter: list[int]) -> Compose:
-    def count(path):
-        counter[0] += 1
-        return path
-
-    return Compose([Lambdad("image", count), transform]).flatten()  # flat: CacheDataset caches it
+PARTS = {
+    "data_seconds": "waiting for data",
+    "compute_seconds": "training steps",
+    "batchnorm_seconds": "BatchNorm recomputation",
+    "validation_seconds": "validation",
+}
 
 
 def main() -> None:
     preset = Path(__file__).parents[1] / "configs" / "cpu.yaml"
-    main_job = load_config(preset)
-    config = load_config(preset, ["training.epochs=1"])  # one epoch is enough to time one
+    config = load_config(preset)
+    device = torch.device("cpu")
+    threads = configure_cpu()
+    print(
+        f"main job, fold 0 of {config.cv.folds}: {config.model.name}, "
+        f"{config.training.epochs} epochs, batch {config.training.batch_size}, "
+        f"{list(config.preprocessing.spatial_size)} voxels at {config.preprocessing.pixdim[0]:g} "
+        f"mm, {threads} threads, layout {memory_format(device, config.training.memory_format)}"
+    )
+    table = load_table(config)
+    cohort = preprocess_cohort(table, config, device)
+    fold = make_folds(table, n_folds=config.cv.folds, seed=config.seed).folds[0]
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        table = load_dataset(
-            generate_cohort(Path(tmp) / "cohort", SUBJECTS, workers=2, progress=False)
-        )
-        print(
-            f"cohort: {len(table)} scans of {SUBJECTS} subjects "
-            f"({time.perf_counter() - start:.0f} s)"
-        )
-        pre = preprocessing_for(config)
-        aug = augmentation_for(config)
-        items = scan_items(table)
-        calls = [0]
-        start = time.perf_counter()
-        cache = CacheDataset(items, _counted(pre, calls), num_workers=2, progress=False)
-        cache_seconds = time.perf_counter() - start
-        half = len(items) // 2
-        data = FoldData(
-            train=Subset(cache, range(half, len(items))),
-            val=Subset(cache, range(half)),
-            test=Subset(cache, range(half)),
-            train_scores=table["loes_score"].to_numpy()[half:],
-            augment=aug,
-        )
-        _, history = train_fold(config, data, Path(tmp) / "fold", torch.device("cpu"), seed=0)
-        row = history.iloc[-1]
-        cached_epoch = row["data_seconds"] + row["compute_seconds"]
+        metrics = run_fold(cohort, fold, config, Path(tmp) / "fold", device)
+        fold_seconds = time.perf_counter() - start
+        history = pd.read_csv(Path(tmp) / "fold" / "history.csv")
 
-        naive_calls = [0]
-        naive = Dataset(items[half:], transform=Compose([_counted(pre, naive_calls), aug]))
-        start = time.perf_counter()
-        for _ in DataLoader(naive, batch_size=config.training.batch_size, shuffle=True):
-            pass
-        naive_data = time.perf_counter() - start
-        naive_epoch = naive_data + row["compute_seconds"]
+    epochs = history[list(PARTS)]
+    total = epochs.sum(axis=1)
+    print(f"{'per epoch':<26} {'mean s':>7} {'share':>6} {'max share':>9}")
+    for column, name in PARTS.items():
+        share = epochs[column] / total
+        print(f"{name:<26} {epochs[column].mean():7.2f} {share.mean():6.1%} {share.max():9.1%}")
+    print(f"{'epoch':<26} {total.mean():7.2f}")
+    print(
+        f"fold: {fold_seconds:.0f} s for {len(history)} epochs of {history['samples'].iloc[0]} "
+        f"training scans ({metrics['network']['mae']:.2f} MAE); the main job runs "
+        f"{config.cv.folds} such folds"
+    )
 
-    n = row["samples"]
-    print(f"cache: {len(items)} scans preprocessed once in {cache_seconds:.1f} s")
+    # the naive data flow: every training scan read and preprocessed again every epoch
+    train = cohort.indices(fold.train)
+    items = [scan_items(table)[i] for i in train]
+    naive = Dataset(items, transform=Compose([preprocessing_for(config), augmentation_for(config)]))
+    start = time.perf_counter()
+    for _ in DataLoader(naive, batch_size=config.training.batch_size, shuffle=True):
+        pass
+    naive_data = time.perf_counter() - start
+    cached = total.mean()
+    naive_epoch = naive_data + cached - epochs["data_seconds"].mean()
     print(
-        f"epoch, cached:  {cached_epoch:6.2f} s = data {row['data_seconds']:.2f} s "
-        f"+ compute {row['compute_seconds']:.2f} s"
-    )
-    print(f"epoch, naive:   {naive_epoch:6.2f} s = data {naive_data:.2f} s + compute (same)")
-    print(
-        f"training samples per second, cached {n / cached_epoch:.1f}, naive {n / naive_epoch:.1f}"
-    )
-    print(f"naive / cached epoch time: {naive_epoch / cached_epoch:.1f}x")
-    print(
-        f"BatchNorm recomputed after each epoch: {row['batchnorm_seconds']:.2f} s "
-        f"({row['batchnorm_seconds'] / cached_epoch:.0%} of a cached epoch)"
-    )
-    folds, epochs = main_job.cv.folds, main_job.training.epochs
-    # the naive loop preprocesses every non-test scan every epoch of every fold, and each test
-    # scan once; the cache preprocesses every scan once per run
-    naive_per_run = round((1 - 1 / folds) * len(items)) * epochs * folds + len(items)
-    print(
-        f"preprocessing calls per run of the main job ({folds} folds x {epochs} epochs) for these "
-        f"{len(items)} scans: cached {calls[0]}, naive {naive_per_run} "
-        f"({naive_per_run / calls[0]:.0f}x)"
+        f"naive epoch (reload and preprocess every scan): {naive_epoch:.1f} s, "
+        f"{naive_epoch / cached:.1f}x the cached epoch"
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from loes.data.problems import summarise
 from loes.errors import LoesError
 from loes.pipeline.baselines import downsampled_features
 from loes.pipeline.config import Config
+from loes.pipeline.device import available_cpus
 from loes.pipeline.messages import note
 from loes.transforms import augmentation, preprocessing
 
@@ -90,7 +90,7 @@ def load_table(config: Config) -> pd.DataFrame:
             seed=d.synthetic_seed,
             contrast=d.synthetic_contrast,
             resolution=d.synthetic_resolution,
-            workers=os.cpu_count() or 1,
+            workers=available_cpus(),
             progress=sys.stderr.isatty(),
         )
         note(
@@ -161,7 +161,7 @@ def preprocess_cohort(
     p = config.preprocessing
     transform = preprocessing_for(config)
     items = scan_items(table)
-    workers = os.cpu_count() or 1
+    workers = available_cpus()
     start = time.perf_counter()
     if p.cache == "disk":
         key = json.dumps(p.model_dump(mode="json", exclude={"cache"}), sort_keys=True).encode()

@@ -23,6 +23,7 @@ import torch
 from loes.errors import LoesError
 from loes.io import write_json, write_text
 from loes.pipeline.config import Config, read_yaml
+from loes.pipeline.device import available_cpus
 
 __all__ = [
     "CONFIG_FILE",
@@ -209,6 +210,7 @@ def environment(device: torch.device) -> dict:
         "machine": platform.machine(),
         "node": platform.node(),
         "cpu_count": os.cpu_count(),
+        "available_cpus": available_cpus(),
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,

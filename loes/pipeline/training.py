@@ -178,7 +178,8 @@ def train_fold(
 ) -> tuple[LoesModel, pd.DataFrame]:
     """Train on ``data.train``, choose the epoch on ``data.val``; return the best model and the
     history (one row per epoch: ``epoch, val_mae`` in Loes points, ``lr``, ``train_loss``,
-    seconds spent on data, compute and the BatchNorm recomputation).
+    ``samples``, and seconds spent waiting for data, computing, recomputing BatchNorm and
+    validating).
 
     Writes ``fold_dir/best.pt`` (the best epoch's :class:`~loes.models.LoesModel`) and
     ``fold_dir/last.pt`` (the latest epoch's model, optimiser, schedule and counters) after
@@ -238,7 +239,9 @@ def train_fold(
             trainer, model, augmented, weights, optimizer, scheduler, scaler, config, device
         )
         stats["batchnorm_seconds"] = _recompute_batchnorm(model, data.train, config, device)
+        start = time.perf_counter()
         val = predict(model, loader(data.val, config, False, device), device, t.amp, layout)
+        stats["validation_seconds"] = time.perf_counter() - start
         val_mae = float(np.abs(val["predicted"] - val["loes_score"]).mean())
         if scheduler is not None and t.scheduler == "plateau":
             scheduler.step(val_mae)
