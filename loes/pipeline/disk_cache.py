@@ -33,7 +33,7 @@ class SharedPersistentDataset(PersistentDataset):
 
     Examples::
 
-        >>> cache = SharedPersistentDataset(items, preprocessing(), cache_dir="cache")  # doctest: +SKIP
+        >>> cache = SharedPersistentDataset(items, preprocessing(), "cache")  # doctest: +SKIP
         >>> cache[0]["image"].shape  # doctest: +SKIP
         torch.Size([1, 72, 88, 72])
     """
