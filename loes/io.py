@@ -17,6 +17,7 @@ import numpy as np
 __all__ = [
     "atomic_path",
     "is_temporary",
+    "json_text",
     "jsonable",
     "remove_temporaries",
     "write_json",
@@ -112,9 +113,14 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
+def json_text(data: Any) -> str:
+    """``data`` as indented, strict JSON (NaN as null), ending with a newline."""
+    return json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n"
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` as indented, strict JSON (NaN as null) to ``path`` atomically."""
-    write_text(path, json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n")
+    write_text(path, json_text(data))
 
 
 def jsonable(value: Any) -> Any:
