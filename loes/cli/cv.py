@@ -24,6 +24,31 @@ def register(commands: argparse._SubParsersAction) -> None:
         "-m loes cv ...",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_settings_arguments(parser)
+    parser.add_argument(
+        "--fold",
+        type=int,
+        metavar="K",
+        help="train and score only fold K (0-based) of the run's splits.json, then exit",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        metavar="R",
+        help="the repeat of --fold (0-based; default 0), with cv.repeats > 1",
+    )
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train each fold with N processes (one per GPU) through torchrun",
+    )
+    parser.set_defaults(run=run)
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """SOURCE, ``--config``, the shortcut flags of :data:`_FLAGS` and ``key=value`` settings,
+    which ``loes cv`` and ``loes slurm`` share (read them with :func:`resolve_config`)."""
     parser.add_argument("source", nargs="?", help="manifest CSV/TSV, lab CSV or BIDS root")
     parser.add_argument("--config", help="YAML configuration (see configs/)")
     parser.add_argument("--folds", type=int, help="number of folds (cv.folds)")
@@ -45,26 +70,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         const=True,
         help="keep post-contrast sessions (data.include_gd)",
     )
-    parser.add_argument(
-        "--fold",
-        type=int,
-        metavar="K",
-        help="train and score only fold K (0-based) of the run's splits.json, then exit",
-    )
-    parser.add_argument(
-        "--repeat",
-        type=int,
-        metavar="R",
-        help="the repeat of --fold (0-based; default 0), with cv.repeats > 1",
-    )
-    parser.add_argument(
-        "--nproc",
-        type=int,
-        metavar="N",
-        help="train each fold with N processes (one per GPU) through torchrun",
-    )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="any setting")
-    parser.set_defaults(run=run)
 
 
 _FLAGS = {
@@ -160,9 +166,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.nproc > 1:
             return distributed.launch(args.nproc, _without_nproc(args._argv))
     if args.fold is not None:
-        metrics = cross_validate_fold(config, args.fold, args.repeat or 0)
-        if metrics is not None:
-            print(f"fold {args.fold} MAE {metrics['network']['mae']:.2f} (network)")
+        cross_validate_fold(config, args.fold, args.repeat or 0)  # says what it did
         return 0
     report = cross_validate(config)
     if report is not None:  # rank 0 of several processes, or the only one

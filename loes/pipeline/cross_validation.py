@@ -45,7 +45,15 @@ from loes.pipeline.run_folder import (
 )
 from loes.pipeline.training import build_model
 
-__all__ = ["check_config", "check_fold", "cross_validate", "cross_validate_fold", "run_splits"]
+__all__ = [
+    "check_config",
+    "check_fold",
+    "check_settings",
+    "cross_validate",
+    "cross_validate_fold",
+    "prepare_run",
+    "run_splits",
+]
 
 
 def check_config(config: Config) -> torch.device:
@@ -61,6 +69,17 @@ def check_config(config: Config) -> torch.device:
             f"preprocessing.cache=gpu needs a CUDA device, but this run uses {device}; "
             "use preprocessing.cache=memory or disk."
         )
+    check_settings(config)
+    return device
+
+
+def check_settings(config: Config) -> None:
+    """The checks of :func:`check_config` that need no device (``loes slurm`` runs them on a
+    login node): the transforms and the network, built on the meta device.
+
+    Raises:
+        LoesError: naming the setting at fault.
+    """
     preprocessing_for(config)
     augmentation_for(config)
     try:
@@ -68,7 +87,6 @@ def check_config(config: Config) -> torch.device:
             build_model(config, [0.0])
     except ValueError as error:
         raise LoesError(f"model.name={config.model.name}: {error}") from None
-    return device
 
 
 def run_splits(config: Config, table: pd.DataFrame) -> Splits:
@@ -125,14 +143,19 @@ def _span(numbers: list[int]) -> str:
     return str(numbers[0]) if len(numbers) == 1 else f"{numbers[0]}-{numbers[-1]}"
 
 
-def _prepare_run(
-    config: Config, device: torch.device, chosen: tuple[int, int] | None = None
+def prepare_run(
+    config: Config, device: torch.device | None, chosen: tuple[int, int] | None = None
 ) -> tuple[Path, pd.DataFrame, Splits]:
-    """Check everything, then write the run folder (rank 0): ``config.yaml``,
-    ``environment.json``, ``scans.csv`` and, unless another job wrote it first,
-    ``splits.json``. Returns the run folder, the scan table and the run's splits as written.
+    """Check the data, the run folder and the folds, then write the run folder (rank 0):
+    ``config.yaml``, ``environment.json`` (unless ``device`` is None: ``loes slurm`` on a
+    login node), ``scans.csv`` and, unless another job wrote it first, ``splits.json``.
+    Returns the run folder, the scan table and the run's splits as written.
 
     ``chosen``: the (repeat, fold) of a one-fold job, checked before anything is written.
+
+    Raises:
+        LoesError: for invalid data, a run folder holding another run, folds that do not fit
+            the data, or no such ``chosen`` fold.
     """
     with distributed.main_first():  # the synthetic cohort is generated once
         table = load_table(config)
@@ -147,7 +170,8 @@ def _prepare_run(
     run_dir = Path(config.out)
     if distributed.is_main():
         run_dir = prepare_run_folder(config)
-        write_environment(run_dir, device)
+        if device is not None:
+            write_environment(run_dir, device)
         write_scans(run_dir, table)
         # a given splits file is copied; drawn folds are written by the first job only
         splits.to_json(run_dir / "splits.json", exclusive=not config.cv.splits_file)
@@ -182,7 +206,7 @@ def cross_validate(config: Config) -> dict | None:
     """
     device = check_config(config)
     with distributed.process_group(device) as device:
-        run_dir, table, splits = _prepare_run(config, device)
+        run_dir, table, splits = prepare_run(config, device)
         folders = [fold_dir(run_dir, f.repeat, f.fold, config.cv.repeats) for f in splits.folds]
         pending = [(f, d) for f, d in zip(splits.folds, folders, strict=True) if not is_finished(d)]
         n = len(folders)
@@ -216,7 +240,7 @@ def cross_validate_fold(config: Config, fold: int, repeat: int = 0) -> dict | No
     """
     device = check_config(config)
     with distributed.process_group(device) as device:
-        run_dir, table, splits = _prepare_run(config, device, chosen=(repeat, fold))
+        run_dir, table, splits = prepare_run(config, device, chosen=(repeat, fold))
         chosen = splits.fold(repeat, fold)
         folder = fold_dir(run_dir, repeat, fold, config.cv.repeats)
         if is_finished(folder):
