@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         check_sbatch()  # before anything is written
     check_settings(config)
     run_dir, _, splits = prepare_run(config, device=None)
-    scripts = write_slurm_scripts(config, run_dir, resources, splits.n_folds, splits.repeats)
+    scripts = write_slurm_scripts(run_dir, resources, splits.n_folds, splits.repeats)
     print(f"wrote {scripts.folds} ({scripts.tasks} array tasks), {scripts.report},")
     print(f"      {scripts.submit} and {scripts.readme}")
     if not args.submit:

@@ -130,7 +130,7 @@ def _sbatch_lines(resources: SlurmResources, *, gpus: bool) -> list[str]:
 
 
 def _folds_script(
-    config: Config, run_dir: Path, folder: Path, resources: SlurmResources, n_folds: int, tasks: int
+    run_dir: Path, folder: Path, resources: SlurmResources, n_folds: int, tasks: int
 ) -> str:
     loes = [sys.executable, "-m", "loes", "cv", "--config", str(run_dir / CONFIG_FILE)]
     nproc = f" --nproc {resources.gpus_per_job}" if resources.gpus_per_job > 1 else ""
@@ -268,7 +268,7 @@ a partial run is labelled partial and names the missing folds. Open `{run_dir / 
 
 
 def write_slurm_scripts(
-    config: Config, run_dir: Path, resources: SlurmResources, n_folds: int, repeats: int
+    run_dir: Path, resources: SlurmResources, n_folds: int, repeats: int
 ) -> SlurmScripts:
     """Write the job scripts of the prepared run folder ``run_dir`` (``n_folds`` folds per
     repeat) into ``run_dir/slurm/`` (see the module docstring); paths in them are absolute,
