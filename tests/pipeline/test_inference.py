@@ -45,8 +45,8 @@ def test_batches_of_two_leave_no_scan_alone(n):
     batches = list(EvenBatchSampler(n, 2))
     sizes = [len(b) for b in batches]
     assert sorted(i for b in batches for i in b) == list(range(n))
-    assert min(sizes) == 2
-    assert max(sizes) == 3
+    assert min(sizes) >= 2  # 5 scans: 3 and 2, not 2, 2 and 1
+    assert max(sizes) <= 3
     assert len(batches) == n // 2
 
 
