@@ -6,7 +6,7 @@
 """
 
 from loes.pipeline.config import Config, load_config
-from loes.pipeline.cross_validation import cross_validate
+from loes.pipeline.cross_validation import cross_validate, cross_validate_fold
 from loes.pipeline.fold import run_fold
 from loes.pipeline.metrics import regression_metrics, summarize, threshold_metrics
 from loes.pipeline.report import format_summary, write_report
@@ -14,6 +14,7 @@ from loes.pipeline.report import format_summary, write_report
 __all__ = [
     "Config",
     "cross_validate",
+    "cross_validate_fold",
     "format_summary",
     "load_config",
     "regression_metrics",
