@@ -63,6 +63,7 @@ def augmentation_for(config: Config) -> Compose | None:
         return augmentation(
             keys="image",
             pixdim=config.preprocessing.pixdim,
+            spatial_size=config.preprocessing.spatial_size,
             **config.augmentation.preset_kwargs(),
         )
     except (ValueError, TypeError) as error:
