@@ -2,7 +2,7 @@
 subjects, atomic checkpoints and resumption.
 
 After every epoch the BatchNorm statistics are recomputed with that epoch's weights on a
-random sample of the un-augmented training scans ("precise BN", Wu and Johnson 2021,
+fixed random sample of the un-augmented training scans ("precise BN", Wu and Johnson 2021,
 "Rethinking 'Batch' in BatchNorm"; ``torch.optim.swa_utils.update_bn``). The running averages
 BatchNorm keeps while training lag behind weights that move fast near the one-cycle peak; on
 the synthetic main job they sent the inner-validation MAE to 8-10 points in mid-run epochs,
@@ -46,7 +46,14 @@ from loes.pipeline.optimization import (
     score_weights,
 )
 
-__all__ = ["FoldData", "build_model", "load_checkpoint", "seed_everything", "train_fold"]
+__all__ = [
+    "FoldData",
+    "batchnorm_scans",
+    "build_model",
+    "load_checkpoint",
+    "seed_everything",
+    "train_fold",
+]
 
 
 @dataclass
@@ -113,19 +120,24 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def batchnorm_scans(dataset: Dataset, n: int, seed: int) -> Dataset:
+    """The ``n`` scans of ``dataset`` (all of them when it has fewer) on which the BatchNorm
+    statistics are recomputed after every epoch of a fold: drawn once from ``seed``, so that
+    the statistics change between epochs with the weights only, not with the sample."""
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+    return Subset(dataset, order[: min(n, len(dataset))].tolist())
+
+
 def _recompute_batchnorm(
-    model: nn.Module, dataset: Dataset, config: Config, device: torch.device
+    model: nn.Module, scans: Dataset, config: Config, device: torch.device
 ) -> float:
-    """Recompute the BatchNorm statistics with the current weights on
-    ``training.batchnorm_scans`` scans of ``dataset`` drawn at random (all when it has fewer);
-    returns seconds."""
-    start = time.perf_counter()
-    n = min(config.training.batchnorm_scans, len(dataset))
-    if n == 0:
+    """Recompute the BatchNorm statistics on ``scans`` with the current weights; returns
+    seconds (0 when ``scans`` is empty: the running averages are kept)."""
+    if len(scans) == 0:
         return 0.0
-    sample = Subset(dataset, torch.randperm(len(dataset))[:n].tolist())
+    start = time.perf_counter()
     layout = memory_format(device, config.training.memory_format)
-    images = (b[0] for b in batches(loader(sample, config, True, device), device, layout))
+    images = (b[0] for b in batches(loader(scans, config, True, device), device, layout))
     with torch.no_grad(), autocast(device, config.training.amp):
         update_bn(images, model)
     return time.perf_counter() - start
@@ -241,7 +253,10 @@ def train_fold(
         leave=False,
         disable=None,
     )
-    board = _tensorboard(fold_dir / "tensorboard") if distributed.is_main() else None
+    board = _tensorboard(fold_dir / "tensorboard")
+    bn_scans = (
+        batchnorm_scans(data.train, t.batchnorm_scans, seed) if distributed.is_main() else None
+    )
     for epoch in epochs:
         if state["stale"] >= t.patience:
             break
@@ -250,7 +265,7 @@ def train_fold(
             trainer, model, augmented, weights, optimizer, scheduler, scaler, config, device
         )
         stats["train_loss"] = distributed.mean(stats["train_loss"])
-        stats["batchnorm_seconds"] = _recompute_batchnorm(model, data.train, config, device)
+        stats["batchnorm_seconds"] = _recompute_batchnorm(model, bn_scans, config, device)
         distributed.average_batchnorm(model)
         start = time.perf_counter()
         val = predict(model, loader(data.val, config, False, device), device, t.amp, layout)
