@@ -253,10 +253,8 @@ def train_fold(
         leave=False,
         disable=None,
     )
-    board = _tensorboard(fold_dir / "tensorboard")
-    bn_scans = (
-        batchnorm_scans(data.train, t.batchnorm_scans, seed) if distributed.is_main() else None
-    )
+    board = _tensorboard(fold_dir / "tensorboard") if distributed.is_main() else None
+    bn_scans = batchnorm_scans(data.train, t.batchnorm_scans, seed)  # the same on every rank
     for epoch in epochs:
         if state["stale"] >= t.patience:
             break
