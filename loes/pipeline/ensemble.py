@@ -245,7 +245,7 @@ class FoldEnsemble:
         pending: list[tuple[int, dict]] = []
         seconds = {"preprocessing": 0.0, "network": 0.0}
         iterator = iter(loader)
-        bar = tqdm(total=len(items), desc="scans", unit="scan", disable=not progress)
+        bar = tqdm(total=len(items), desc="scans", unit="scan", disable=None if progress else True)
         for index in range(len(items)):
             start = time.perf_counter()
             item = next(iterator)
