@@ -74,10 +74,10 @@ def _torchscript(ensemble: FoldEnsemble, path: Path) -> str | None:
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(module, example, check_trace=False)
             same = torch.allclose(traced(example), module(example), atol=1e-4)
-        if not same:
-            return "the traced ensemble's outputs differ from the eager ones"
-        with atomic_path(path) as tmp:
-            torch.jit.save(traced, str(tmp))
+            if not same:
+                return "the traced ensemble's outputs differ from the eager ones"
+            with atomic_path(path) as tmp:
+                torch.jit.save(traced, str(tmp))
     except Exception as error:  # tracing is optional: any failure leaves it out, with the reason
         return f"{type(error).__name__}: {error}"
     return None

@@ -64,6 +64,7 @@ def test_every_weight_file_loads_with_weights_only(bundle):
         assert set(torch.load(path, weights_only=True)) == {"spec", "model"}
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 def test_the_torchscript_gives_the_members_flip_averaged(bundle, tiny_manifest):
     table = load_dataset(tiny_manifest).iloc[:2]
     ensemble = load_ensemble(bundle)
