@@ -225,6 +225,10 @@ class FoldEnsemble:
             raise LoesError("batch size must be at least 1 and workers at least 0.")
         if not isinstance(scans, pd.DataFrame):
             scans = read_scans([scans] if isinstance(scans, (str, os.PathLike)) else scans)
+        if "image" not in scans:
+            raise LoesError("the scans table needs an image column (paths of NIfTI files).")
+        defaults = {"subject": "", "session": "", "loes_score": np.nan}
+        scans = scans.assign(**{k: v for k, v in defaults.items() if k not in scans})
         device = resolve_device(device) if isinstance(device, str) else device
         chosen = self._chosen(members)
         for member in chosen:

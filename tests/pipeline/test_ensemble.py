@@ -151,3 +151,12 @@ def test_a_saved_ensemble_predicts_the_same(ensemble, table, predicted, tmp_path
         assert set(checkpoint) == {"spec", "model"}
     again = load_ensemble(tmp_path / "models").predict(table, device="cpu")
     pd.testing.assert_frame_equal(again, predicted)
+
+
+def test_a_table_of_images_alone_is_enough(ensemble, table, predicted):
+    out = ensemble.predict(table[["image"]].iloc[:2], device="cpu")
+    assert out["subject"].tolist() == ["", ""]
+    assert out["loes_score"].isna().all()
+    np.testing.assert_allclose(out["predicted"], predicted["predicted"].iloc[:2], atol=1e-5)
+    with pytest.raises(LoesError, match="image column"):
+        ensemble.predict(table[["subject"]], device="cpu")
