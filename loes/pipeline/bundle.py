@@ -207,7 +207,9 @@ def _readme(ensemble: FoldEnsemble, report: dict | None, torchscript: str | None
         "adrenoleukodystrophy from a 3D brain MRI of the contrast the run was trained on. "
         "Each prediction comes with a conformal prediction interval calibrated on the run's "
         f"{ensemble.calibration.n} out-of-fold predictions, and the call at Loes >= "
-        f"{ensemble.threshold:g}. Scans unlike the training scans are flagged, not refused.",
+        f"{ensemble.threshold:g}. The residuals are those of single fold models, so the "
+        "ensemble's intervals tend to be conservative (wider than needed). Scans unlike the "
+        "training scans are flagged, not refused.",
         "",
         "## Cross-validation figures of the run",
         "",

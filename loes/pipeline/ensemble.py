@@ -199,7 +199,8 @@ class FoldEnsemble:
             coverage: the share of true scores the interval should hold, in (0, 1).
             device: ``"auto"``, ``"cpu"``, ``"cuda"`` or a ``torch.device``.
             batch_size: scans per forward pass (default: the run's).
-            workers: preprocessing worker processes (0: in this process).
+            workers: preprocessing worker processes (0: in this process); resampling there
+                can differ from the in-process one by about 1e-6 Loes points.
             members: names of the members to use (default: all).
 
         Returns:
