@@ -39,7 +39,7 @@ from loes.errors import LoesError
 from loes.io import write_json
 from loes.models import LoesModel
 from loes.pipeline.conformal import ConformalCalibration
-from loes.pipeline.device import resolve_device
+from loes.pipeline.device import memory_format, resolve_device
 from loes.pipeline.inference import load_fold_model, make_loader, predict
 from loes.pipeline.messages import note
 from loes.pipeline.metrics import NETWORK, TRANSPLANT_THRESHOLD
@@ -121,6 +121,9 @@ class FoldEnsemble:
         profile: the training scans' profile, or None when their images were not readable.
         batch_size: scans per forward pass by default (the run's ``training.batch_size``).
         amp: mixed precision on CUDA (the run's ``training.amp``).
+        layout: the memory layout of model and batches (the run's ``training.memory_format``:
+            ``"auto"``, ``"channels_last"``, ``"contiguous"``; see
+            :func:`loes.pipeline.device.memory_format`).
         source: where the ensemble was loaded from, for messages.
 
     Raises:
@@ -134,6 +137,7 @@ class FoldEnsemble:
     profile: TrainingProfile | None = None
     batch_size: int = 8
     amp: bool = True
+    layout: str = "auto"
     source: str = ""
     _transform: object = field(init=False, repr=False)
 
@@ -247,6 +251,7 @@ class FoldEnsemble:
         loader = DataLoader(dataset, batch_size=1, collate_fn=_single, num_workers=workers)
         done: list[dict] = []
         outputs: dict[int, np.ndarray] = {}
+        layout = memory_format(device, self.layout)
         pending: list[tuple[int, dict]] = []
         seconds = {"preprocessing": 0.0, "network": 0.0}
         iterator = iter(loader)
@@ -260,7 +265,7 @@ class FoldEnsemble:
                 pending.append((index, item))
             if len(pending) == batch_size or (index == len(items) - 1 and pending):
                 start = time.perf_counter()
-                outputs |= self._network(pending, chosen, tta, batch_size, device)
+                outputs |= self._network(pending, chosen, tta, batch_size, device, layout)
                 seconds["network"] += time.perf_counter() - start
                 pending = []
             bar.update()
@@ -277,6 +282,7 @@ class FoldEnsemble:
         tta: str,
         batch_size: int,
         device: torch.device,
+        layout: torch.memory_format,
     ) -> dict[int, np.ndarray]:
         """Each pending scan's prediction by each member (flip-averaged), (n_members,)."""
         inputs = [item["input"] for _, item in pending]
@@ -298,7 +304,8 @@ class FoldEnsemble:
                     for image, (_, item) in zip(view, pending, strict=True)
                 ]
                 loader = make_loader(batch, batch_size, False, device)
-                per_view.append(predict(member.model, loader, device, self.amp)["predicted"])
+                predicted = predict(member.model, loader, device, self.amp, layout)
+                per_view.append(predicted["predicted"])
             by_member.append(np.mean(per_view, axis=0))
         values = np.stack(by_member, axis=1)  # (scans, members)
         return {index: values[i] for i, (index, _) in enumerate(pending)}
@@ -375,6 +382,7 @@ class FoldEnsemble:
             "profile": None if self.profile is None else self.profile.to_dict(),
             "batch_size": self.batch_size,
             "amp": self.amp,
+            "layout": self.layout,
         }
         write_json(folder / ENSEMBLE_FILE, description)
         return folder / ENSEMBLE_FILE
@@ -456,6 +464,7 @@ def _from_run(run_dir: Path) -> FoldEnsemble:
         score_range=(float(oof["loes_score"].min()), float(oof["loes_score"].max())),
         batch_size=int(config.training.batch_size),
         amp=bool(config.training.amp),
+        layout=config.training.memory_format,
         source=str(run_dir),
     )
     ensemble.profile = _run_profile(run_dir, ensemble)
@@ -482,6 +491,7 @@ def _from_description(path: Path) -> FoldEnsemble:
         profile=None if data.get("profile") is None else TrainingProfile.from_dict(data["profile"]),
         batch_size=int(data.get("batch_size", 8)),
         amp=bool(data.get("amp", True)),
+        layout=str(data.get("layout", "auto")),
         source=str(path.parent),
     )
 
