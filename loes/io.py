@@ -14,22 +14,25 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_path", "jsonable", "remove_temporaries", "write_json", "write_text"]
+__all__ = [
+    "atomic_path",
+    "is_temporary",
+    "json_text",
+    "jsonable",
+    "remove_temporaries",
+    "write_json",
+    "write_new",
+    "write_text",
+]
 
 #: the name :func:`atomic_path` gives its temporary file: ``.NAME.<8 hex digits><suffixes>``
 _TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{8}(\.[^.]+)*")
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
-
-    Examples::
-
-        >>> with atomic_path("out/result.nii.gz") as tmp:  # doctest: +SKIP
-        ...     nib.save(image, tmp)
-    """
-    path = Path(path)
+def _temporary_beside(path: Path) -> Iterator[Path]:
+    """A new, empty temporary file beside ``path`` (same folder, so the same file system, where
+    a rename is atomic), removed on the way out unless renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # keep the full suffix (".nii.gz") so libraries that pick a format by name still work;
     # created like any new file (0666 less the umask), not owner-only as mkstemp would
@@ -42,9 +45,53 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             continue
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
+
+    Examples::
+
+        >>> with atomic_path("out/result.nii.gz") as tmp:  # doctest: +SKIP
+        ...     nib.save(image, tmp)
+    """
+    path = Path(path)
+    with _temporary_beside(path) as tmp_path:
+        yield tmp_path
+        os.replace(tmp_path, path)
+
+
+def write_new(path: str | os.PathLike, text: str) -> bool:
+    """Write ``text`` to ``path`` atomically unless ``path`` exists; return whether this call
+    created it.
+
+    When several processes (cluster jobs starting together) race to create the same file,
+    exactly one wins and the others find its whole file: the file is written beside ``path``
+    and hard-linked to its name, which fails when the name exists (POSIX ``link``; NFS and
+    Lustre support it). On a file system without hard links it falls back to a rename when
+    ``path`` is still absent, where two racing writers may both write (the last whole file
+    stays).
+    """
+    path = Path(path)
+    with _temporary_beside(path) as tmp:
+        tmp.write_text(text)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links here (some FUSE and SMB mounts)
+            if path.exists():
+                return False
+            os.replace(tmp, path)
+        return True
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named like an :func:`atomic_path` temporary (``.NAME.<8 hex>...``)."""
+    return _TEMPORARY.fullmatch(Path(path).name) is not None
 
 
 def remove_temporaries(folder: str | os.PathLike, names: list[str] | None = None) -> list[Path]:
@@ -66,9 +113,14 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
+def json_text(data: Any) -> str:
+    """``data`` as indented, strict JSON (NaN as null), ending with a newline."""
+    return json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n"
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` as indented, strict JSON (NaN as null) to ``path`` atomically."""
-    write_text(path, json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n")
+    write_text(path, json_text(data))
 
 
 def jsonable(value: Any) -> Any:

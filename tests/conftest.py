@@ -47,3 +47,34 @@ def tiny_run(tiny_config, tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny_run") / "run"
     cross_validate(tiny_config(out))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run_file(tiny_config, tmp_path_factory):
+    """``tiny_run_file(out, *overrides)``: the tiny configuration written to a YAML file, for
+    commands run in other processes (``loes cv --config FILE``); returns its path."""
+    folder = tmp_path_factory.mktemp("configs")
+
+    def make(out, *extra):
+        path = folder / f"{len(list(folder.iterdir()))}.yaml"
+        path.write_text(tiny_config(out, *extra).to_yaml())
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def one_thread_run(tiny_run_file, tmp_path_factory):
+    """The tiny cross-validation run one fold after the other in a fresh process with one
+    torch thread (``OMP_NUM_THREADS=1``): the reference that one-fold jobs, run with one
+    thread each, must reproduce byte for byte. Returns the run folder."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("runs") / "sequential"
+    command = [sys.executable, "-m", "loes", "cv", "--config", str(tiny_run_file(out))]
+    subprocess.run(
+        command, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    return out

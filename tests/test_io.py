@@ -70,3 +70,29 @@ def test_temporaries_of_a_killed_write_are_removed_and_nothing_else(tmp_path):
     with atomic_path(tmp_path / "scan.nii.gz") as tmp:
         assert remove_temporaries(tmp_path) == [tmp]
         tmp.write_text("rewritten")
+
+
+def test_of_writers_racing_for_a_new_file_exactly_one_wins_and_its_file_is_whole(tmp_path):
+    import threading
+
+    from loes.io import write_new
+
+    path = tmp_path / "splits.json"
+    start = threading.Barrier(8)
+    won = {}
+
+    def writer(i):
+        start.wait()
+        won[i] = write_new(path, f"writer {i}\n" * 1000)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [i for i, created in won.items() if created]
+    assert len(winners) == 1
+    assert path.read_text() == f"writer {winners[0]}\n" * 1000
+    assert os.listdir(tmp_path) == ["splits.json"]  # the losers' temporaries are gone
+    assert not write_new(path, "late\n")
+    assert path.read_text() == f"writer {winners[0]}\n" * 1000

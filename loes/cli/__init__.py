@@ -40,7 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ...``) and exits with status 2 (``SystemExit``), like any argparse error.
     """
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
+    args._argv = argv  # as typed, for a command that starts itself again (loes cv --nproc)
     # argparse takes positionals (key=value settings, SOURCE) in one run between flags; accept
     # them anywhere: the command sorts settings from the source (`loes.cli.cv`)
     if extra and hasattr(args, "overrides") and all(e[:1] != "-" for e in extra):

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from loes.errors import LoesError
-from loes.io import write_json
+from loes.io import json_text, write_new, write_text
 
 __all__ = ["SIDES", "Fold", "Splits", "make_folds", "score_bins"]
 
@@ -111,9 +111,18 @@ class Splits:
             ],
         }
 
-    def to_json(self, path: str | os.PathLike) -> None:
-        """Write the splits to ``path`` atomically."""
-        write_json(path, self.to_dict())
+    def to_json(self, path: str | os.PathLike, exclusive: bool = False) -> bool:
+        """Write the splits to ``path`` atomically; return whether they were written.
+
+        ``exclusive``: only when ``path`` does not exist yet, so that of several jobs starting
+        together exactly one writes the run's folds and the others read them
+        (:func:`loes.io.write_new`).
+        """
+        text = json_text(self.to_dict())
+        if exclusive:
+            return write_new(path, text)
+        write_text(path, text)
+        return True
 
     @classmethod
     def from_json(cls, path: str | os.PathLike, table: pd.DataFrame) -> Splits:

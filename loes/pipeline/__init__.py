@@ -7,7 +7,7 @@ new scans, with ``conformal`` intervals and ``scan_profile`` flags) and ``bundle
 """
 
 from loes.pipeline.config import Config, load_config
-from loes.pipeline.cross_validation import cross_validate
+from loes.pipeline.cross_validation import cross_validate, cross_validate_fold
 from loes.pipeline.ensemble import FoldEnsemble, load_ensemble
 from loes.pipeline.fold import run_fold
 from loes.pipeline.metrics import regression_metrics, summarize, threshold_metrics
@@ -17,6 +17,7 @@ __all__ = [
     "Config",
     "FoldEnsemble",
     "cross_validate",
+    "cross_validate_fold",
     "format_summary",
     "load_config",
     "load_ensemble",

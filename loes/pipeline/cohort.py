@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from monai.data import CacheDataset, Dataset, PersistentDataset
+from monai.data import CacheDataset, Dataset
 from monai.transforms import Compose, ToDeviced
 from tqdm.auto import tqdm
 
@@ -24,6 +24,7 @@ from loes.errors import LoesError
 from loes.pipeline.baselines import downsampled_features
 from loes.pipeline.config import Config
 from loes.pipeline.device import available_cpus
+from loes.pipeline.disk_cache import SharedPersistentDataset
 from loes.pipeline.messages import note
 from loes.transforms import augmentation, preprocessing
 
@@ -63,6 +64,7 @@ def augmentation_for(config: Config) -> Compose | None:
         return augmentation(
             keys="image",
             pixdim=config.preprocessing.pixdim,
+            spatial_size=config.preprocessing.spatial_size,
             **config.augmentation.preset_kwargs(),
         )
     except (ValueError, TypeError) as error:
@@ -165,7 +167,9 @@ def preprocess_cohort(
 
     ``memory``: a MONAI ``CacheDataset``; ``gpu``: the same, moved to ``device``; ``disk``: a
     ``PersistentDataset`` under ``data.cache_dir/persistent/<hash of the preprocessing
-    settings>``, shared by runs with the same preprocessing.
+    settings>``, shared by runs with the same preprocessing and by fold jobs running at the
+    same time (:class:`~loes.pipeline.disk_cache.SharedPersistentDataset` writes each file
+    atomically).
     """
     p = config.preprocessing
     transform = preprocessing_for(config)
@@ -175,7 +179,7 @@ def preprocess_cohort(
     if p.cache == "disk":
         key = json.dumps(p.model_dump(mode="json", exclude={"cache"}), sort_keys=True).encode()
         folder = Path(config.data.cache_dir) / "persistent" / hashlib.sha1(key).hexdigest()[:16]
-        cache: Dataset = PersistentDataset(items, transform, cache_dir=folder)
+        cache: Dataset = SharedPersistentDataset(items, transform, cache_dir=folder)
     else:
         if p.cache == "gpu":
             # flat, or CacheDataset would see a nested Compose as random and cache nothing

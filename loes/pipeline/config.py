@@ -215,9 +215,9 @@ class TrainingConfig(_Section):
     """Mixed precision on CUDA (bf16 where supported); never used on a CPU."""
     num_workers: Annotated[int, Field(ge=0)] = 0
     """Data-loader worker processes (augmentation runs in them)."""
-    batchnorm_scans: Annotated[int, Field(ge=0)] = 32
-    """Training scans (un-augmented, drawn afresh each epoch) on which the BatchNorm
-    statistics are recomputed after every epoch; 0: keep BatchNorm's running averages."""
+    batchnorm_scans: Annotated[int, Field(ge=0)] = 64
+    """Training scans (un-augmented, drawn once per fold) on which the BatchNorm statistics are
+    recomputed after every epoch; 0: keep BatchNorm's running averages."""
     memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"
     """Memory layout of the network and its batches: channels_last (NDHWC), contiguous
     (NCDHW), or auto, the layout measured fastest on the device (channels_last on a CPU);

@@ -1,7 +1,9 @@
 """One fold, the unit of work of a cross-validation: train the network on the fold's training
 subjects, choose its epoch on the inner validation subjects, predict the test subjects, fit
 the baselines on the same sides, and write the fold's folder. Several folds can run in
-separate processes (a cluster job per fold), each writing only its own folder."""
+separate processes (a cluster job per fold, ``loes cv --fold K``), each writing only its own
+folder; several processes can train one fold together under ``torchrun``
+(:mod:`loes.pipeline.distributed`)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from loes.data import Fold
 from loes.data.problems import plural
 from loes.errors import LoesError
 from loes.io import write_json, write_text
+from loes.pipeline import distributed
 from loes.pipeline.baselines import median_baseline, ridge_baseline
 from loes.pipeline.cohort import PreprocessedCohort, augmentation_for
 from loes.pipeline.config import Config
@@ -45,6 +48,9 @@ def run_fold(
     median and ridge baselines) and, last, ``metrics.json``, so a folder holding that file is
     finished. A fold interrupted before then resumes from ``last.pt``.
 
+    Under ``torchrun`` every rank calls it and trains; rank 0 alone predicts, scores and
+    writes, and the other ranks return an empty dict.
+
     Raises:
         LoesError: when the fold has no training or no validation subjects.
     """
@@ -69,6 +75,8 @@ def run_fold(
     model, history = train_fold(
         config, data, folder, device, seed=fold_seed(config, fold), label=label
     )
+    if not distributed.is_main():
+        return {}
     test_loader = loader(data.test, config, False, device)
     layout = memory_format(device, config.training.memory_format)
     network = predict(model, test_loader, device, config.training.amp, layout)

@@ -49,22 +49,35 @@ class EvenBatchSampler(Sampler[list[int]]):
     ``ceil(n / batch_size)`` batches whose sizes differ by at most one (``np.array_split`` of a
     ``torch.randperm``): no scan is dropped, as ``drop_last`` would drop the same few of a small
     training set every epoch, and no batch is left with one scan, which BatchNorm trains on
-    badly (or not at all, where its input has one value per channel).
+    badly (or not at all, where its input has one value per channel): where ``batch_size`` >= 2
+    would leave one (5 scans in batches of 2), there are fewer, larger batches (3 and 2).
+
+    ``indices``: batch these item indices, in their order, instead of a fresh permutation of
+    ``range(n)`` (``n`` is then their number): one rank's share of a
+    ``torch.utils.data.DistributedSampler`` (:func:`loes.pipeline.distributed.batch_sampler`).
 
     Examples::
 
         >>> [len(b) for b in EvenBatchSampler(17, batch_size=8)]
         [6, 6, 5]
+        >>> [len(b) for b in EvenBatchSampler(5, batch_size=2)]
+        [3, 2]
     """
 
-    def __init__(self, n: int, batch_size: int):
-        self.n, self.batch_size = n, batch_size
+    def __init__(self, n: int, batch_size: int, indices: Sampler[int] | None = None):
+        self.n, self.batch_size, self.indices = n, batch_size, indices
 
     def __len__(self) -> int:
-        return -(-self.n // self.batch_size)
+        batches = -(-self.n // self.batch_size)
+        if self.batch_size > 1:
+            batches = min(batches, max(1, self.n // 2))
+        return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        order = torch.randperm(self.n).numpy()
+        if self.indices is None:
+            order = torch.randperm(self.n).numpy()
+        else:
+            order = np.fromiter(self.indices, dtype=np.int64)
         for batch in np.array_split(order, len(self)):
             yield batch.tolist()
 
@@ -76,17 +89,17 @@ def make_loader(
     device: torch.device,
     num_workers: int = 0,
     on_gpu: bool = False,
+    batch_sampler: Sampler[list[int]] | None = None,
 ) -> DataLoader:
     """A MONAI ``ThreadDataLoader``: in order, or (``shuffle``) in the shuffled near-equal
-    batches of :class:`EvenBatchSampler`. A background thread makes the next batch (and runs
-    the augmentation, with ``num_workers=0``) while the network computes on this one, so the
-    training loop does not wait for it. ``on_gpu``: the items already live on the GPU (no
-    workers, no pinning)."""
-    batching = (
-        {"batch_sampler": EvenBatchSampler(len(dataset), batch_size)}
-        if shuffle
-        else {"batch_size": batch_size}
-    )
+    batches of :class:`EvenBatchSampler` (or of ``batch_sampler``, when given). A background
+    thread makes the next batch (and runs the augmentation, with ``num_workers=0``) while the
+    network computes on this one. ``on_gpu``: the items already live on the GPU (no workers,
+    no pinning)."""
+    if shuffle:
+        batching = {"batch_sampler": batch_sampler or EvenBatchSampler(len(dataset), batch_size)}
+    else:
+        batching = {"batch_size": batch_size}
     return ThreadDataLoader(
         dataset,
         **batching,

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from loes.errors import LoesError
-from loes.io import write_json, write_text
+from loes.io import is_temporary, write_json, write_new, write_text
 from loes.pipeline.config import Config, read_yaml
 from loes.pipeline.device import available_cpus
 
@@ -116,7 +116,9 @@ def check_run_folder(config: Config) -> Path:
             f"{run_dir} holds fold results but no {CONFIG_FILE} saying how they were made; "
             f"restore {run_dir / CONFIG_FILE}, or choose another --out."
         )
-    elif run_dir.is_dir() and any(run_dir.iterdir()):  # never write into someone's data
+    elif run_dir.is_dir() and any(not is_temporary(p) for p in run_dir.iterdir()):
+        # never write into someone's data; a fold job starting at the same moment may be
+        # writing config.yaml's temporary beside it
         raise LoesError(
             f"{run_dir} is not empty and holds no loes run ({CONFIG_FILE}); choose a new or "
             "empty folder for --out."
@@ -165,9 +167,10 @@ def check_scans(run_dir: Path, table: pd.DataFrame) -> None:
 
 def write_scans(run_dir: Path, table: pd.DataFrame) -> None:
     """Record the scans and scores of a new run in ``run_dir/scans.csv`` (kept when it exists:
-    :func:`check_scans` has already compared it)."""
+    :func:`check_scans` has already compared it; of fold jobs starting together, one writes
+    it)."""
     if not (run_dir / SCANS_FILE).exists():
-        write_text(run_dir / SCANS_FILE, table[_SCAN_COLUMNS].to_csv(index=False))
+        write_new(run_dir / SCANS_FILE, table[_SCAN_COLUMNS].to_csv(index=False))
 
 
 def prepare_run_folder(config: Config) -> Path:

@@ -37,3 +37,19 @@ def test_the_training_loader_keeps_the_scans_drop_last_would_lose():
     assert seen == [float(i) for i in range(9)]
     ordered = make_loader(items, batch_size=8, shuffle=False, device=torch.device("cpu"))
     assert [len(batch["loes_score"]) for batch in ordered] == [8, 1]
+
+
+@pytest.mark.parametrize("n", [3, 5, 7, 9])
+def test_batches_of_two_leave_no_scan_alone(n):
+    torch.manual_seed(0)
+    batches = list(EvenBatchSampler(n, 2))
+    sizes = [len(b) for b in batches]
+    assert sorted(i for b in batches for i in b) == list(range(n))
+    assert min(sizes) >= 2  # 5 scans: 3 and 2, not 2, 2 and 1
+    assert max(sizes) <= 3
+    assert len(batches) == n // 2
+
+
+def test_batches_of_given_indices_keep_their_order():
+    batches = list(EvenBatchSampler(5, 2, indices=[9, 4, 7, 1, 3]))
+    assert batches == [[9, 4, 7], [1, 3]]

@@ -58,3 +58,18 @@ def test_the_environment_record():
     assert record["device"] == "cpu"
     assert record["gpu"] is None
     assert torch.__version__.startswith(record["packages"]["torch"])
+
+
+def test_a_job_starting_beside_another_is_not_refused_for_its_temporary(tmp_path):
+    """Two fold jobs start together: one has created the run folder and is writing
+    config.yaml's temporary; the other must not take the folder for someone else's files."""
+    from loes.pipeline.run_folder import check_run_folder
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".config.yaml.0a1b2c3d.yaml").write_text("half")
+    config = load_config(overrides=[f"out={run}"])
+    assert check_run_folder(config) == run
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(LoesError, match="is not empty and holds no loes run"):
+        check_run_folder(config)

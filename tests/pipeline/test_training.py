@@ -122,9 +122,9 @@ def test_batchnorm_statistics_come_from_the_unaugmented_training_scans(tmp_path)
 
 
 @pytest.mark.parametrize("scans", [0, 3, 8, 50])
-def test_batchnorm_is_recomputed_on_a_random_sample_of_the_training_scans(scans):
-    """``training.batchnorm_scans`` scans drawn with the epoch's seed (all 8 when asked for
-    more); 0 keeps the running averages."""
+def test_batchnorm_is_recomputed_on_a_fixed_sample_of_the_training_scans(scans):
+    """``training.batchnorm_scans`` scans drawn once from the fold's seed (all 8 when asked
+    for more); 0 keeps the running averages."""
     import copy
 
     import torch
@@ -132,24 +132,22 @@ def test_batchnorm_is_recomputed_on_a_random_sample_of_the_training_scans(scans)
 
     from loes.models import get_network
     from loes.pipeline.config import load_config
-    from loes.pipeline.training import _recompute_batchnorm
+    from loes.pipeline.training import _recompute_batchnorm, batchnorm_scans
 
     config = load_config(overrides=[f"training.batchnorm_scans={scans}"])
     train = _random_fold().train
+    sample = batchnorm_scans(train, scans, seed=5)
+    assert len(sample) == min(scans, 8)
+    assert list(sample.indices) == list(batchnorm_scans(train, scans, seed=5).indices)
+    assert len(set(sample.indices)) == len(sample)
+    if scans == 3:  # another fold's seed, another sample
+        assert list(sample.indices) != list(batchnorm_scans(train, scans, seed=6).indices)
     model = get_network("sfcn", (32, 32, 32))
     expected = copy.deepcopy(model)
-    torch.manual_seed(7)
-    seconds = _recompute_batchnorm(model, train, config, torch.device("cpu"))
-    torch.manual_seed(7)
-    chosen = torch.randperm(len(train))[: min(scans, len(train))].tolist()
-    if chosen:
-        update_bn([torch.stack([train[i]["image"] for i in chosen])], expected)
+    seconds = _recompute_batchnorm(model, sample, config, torch.device("cpu"))
     assert (seconds > 0) == bool(scans)
+    if scans:
+        update_bn([torch.stack([train[i]["image"] for i in sample.indices])], expected)
     for key, value in expected.state_dict().items():
         if key.endswith(("running_mean", "running_var")):
             torch.testing.assert_close(model.state_dict()[key], value, rtol=1e-4, atol=1e-5)
-    if scans == 3:  # another draw, other statistics
-        torch.manual_seed(8)
-        _recompute_batchnorm(model, train, config, torch.device("cpu"))
-        key = "features.1.running_mean"
-        assert not torch.allclose(model.state_dict()[key], expected.state_dict()[key])

@@ -197,6 +197,18 @@ def test_seeded_augmentation_is_reproducible(kind):
     assert set(np.unique(np.asarray(outputs[0]["label"]))) <= {0.0, 1.0}
 
 
+@pytest.mark.parametrize("kind", ["numpy", "metatensor"])
+def test_augmentation_with_the_input_size_gives_the_same_volumes(kind):
+    """``spatial_size`` only lets the random affine reuse a cached grid: the same outputs."""
+    outputs = []
+    for size in (None, _item(kind)["image"].shape[1:]):
+        aug = augmentation(label_keys="label", affine_prob=1.0, spatial_size=size)
+        outputs.append(aug.set_random_state(seed=3)(_item(kind)))
+    for key in ("image", "label"):
+        assert_allclose(outputs[1][key], outputs[0][key], atol=1e-6)
+        assert outputs[1][key].shape == outputs[0][key].shape
+
+
 def test_flip_is_left_right_only():
     aug = augmentation(affine_prob=0, flip_prob=1, bias_prob=0, noise_prob=0, contrast_prob=0)
     item = _item()

@@ -1,0 +1,7 @@
+"""``python -m loes``: the ``loes`` command, as ``torchrun -m loes`` starts it."""
+
+import sys
+
+from loes.cli import main
+
+sys.exit(main())

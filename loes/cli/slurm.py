@@ -1,0 +1,91 @@
+"""``loes slurm``: a cross-validation as a SLURM job array (one task per fold and repeat) plus
+a report job; written into the run folder, submitted with ``--submit``."""
+
+from __future__ import annotations
+
+import argparse
+
+from loes.cli.cv import add_settings_arguments
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "slurm",
+        help="write (and submit) SLURM jobs: one per fold, then the report",
+        description="Prepare the run folder as `loes cv` would (config.yaml, scans.csv, "
+        "splits.json) and write into RUN_DIR/slurm/ a job-array script with one task per fold "
+        "and repeat (each runs `loes cv --fold K --repeat R` and resumes from its checkpoint "
+        "when requeued), a report job, submit.sh and a README. Takes the settings of `loes cv`.",
+        epilog="examples:\n"
+        "  loes slurm --config configs/gpu.yaml --partition gpu --gpus-per-job 1 --cpus-per-job 8 "
+        "--mem 32G --time 04:00:00 --submit\n"
+        "  loes slurm data/manifest.csv --folds 10 --cpus-per-job 4 --mem 16G   # then: bash "
+        "runs/manifest/slurm/submit.sh",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_settings_arguments(parser)
+    parser.add_argument("--partition", help="SLURM partition (queue) of every job")
+    parser.add_argument("--account", help="SLURM account the jobs are charged to")
+    parser.add_argument(
+        "--gpus-per-job",
+        type=int,
+        default=0,
+        metavar="N",
+        help="GPUs per fold task (--gres=gpu:N; N > 1 trains each fold with N processes "
+        "through torchrun); default 0",
+    )
+    parser.add_argument(
+        "--cpus-per-job", type=int, metavar="N", help="CPU cores per fold task (--cpus-per-task)"
+    )
+    parser.add_argument("--mem", metavar="SIZE", help="memory per fold task, e.g. 32G (--mem)")
+    parser.add_argument(
+        "--time", metavar="LIMIT", help="time limit per fold task, e.g. 04:00:00 (--time)"
+    )
+    parser.add_argument(
+        "--report-after",
+        choices=["ok", "any"],
+        default="ok",
+        help="with --submit: the report job runs when every fold succeeded (ok, the default) "
+        "or when the array ends whatever happened (any)",
+    )
+    parser.add_argument(
+        "--submit", action="store_true", help="submit the jobs with sbatch and print their ids"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from loes.cli.cv import resolve_config
+    from loes.pipeline.cross_validation import check_settings, prepare_run
+    from loes.pipeline.slurm import (
+        SlurmResources,
+        check_resources,
+        check_sbatch,
+        submit,
+        write_slurm_scripts,
+    )
+
+    config = resolve_config(args)
+    resources = SlurmResources(
+        partition=args.partition,
+        account=args.account,
+        gpus_per_job=args.gpus_per_job,
+        cpus_per_job=args.cpus_per_job,
+        mem=args.mem,
+        time=args.time,
+    )
+    check_resources(resources, config)
+    if args.submit:
+        check_sbatch()  # before anything is written
+    check_settings(config)
+    run_dir, _, splits = prepare_run(config, device=None)
+    scripts = write_slurm_scripts(run_dir, resources, splits.n_folds, splits.repeats)
+    print(f"wrote {scripts.folds} ({scripts.tasks} array tasks), {scripts.report},")
+    print(f"      {scripts.submit} and {scripts.readme}")
+    if not args.submit:
+        print(f"submit with: bash {scripts.submit}")
+        return 0
+    array, report = submit(scripts, args.report_after)
+    print(f"submitted: fold array {array} ({scripts.tasks} tasks), report job {report}")
+    print(f"check with: squeue -j {array},{report}; logs in {scripts.folder / 'logs'}")
+    return 0
