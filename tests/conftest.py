@@ -39,6 +39,17 @@ def tiny_config(tiny_manifest):
 
 
 @pytest.fixture(scope="session")
+def tiny_run(tiny_config, tmp_path_factory):
+    """A finished tiny cross-validation run folder (2 folds x 2 epochs of SFCN at 4 mm) on
+    ``tiny_manifest``; do not modify it."""
+    from loes.pipeline import cross_validate
+
+    out = tmp_path_factory.mktemp("tiny_run") / "run"
+    cross_validate(tiny_config(out))
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_run_file(tiny_config, tmp_path_factory):
     """``tiny_run_file(out, *overrides)``: the tiny configuration written to a YAML file, for
     commands run in other processes (``loes cv --config FILE``); returns its path."""

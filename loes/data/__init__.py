@@ -18,6 +18,7 @@ from loes.data.readers import (
     detect_format,
     load_dataset,
 )
+from loes.data.scan_sources import read_scans
 from loes.data.splits import SIDES, Fold, Splits, make_folds, score_bins
 from loes.data.validation import check_image, validate_dataset
 
@@ -36,6 +37,7 @@ __all__ = [
     "detect_format",
     "load_dataset",
     "make_folds",
+    "read_scans",
     "score_bins",
     "validate_dataset",
 ]

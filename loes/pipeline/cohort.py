@@ -35,6 +35,7 @@ __all__ = [
     "preprocess_cohort",
     "preprocessing_for",
     "scan_items",
+    "synthetic_cohort_dir",
 ]
 
 
@@ -70,6 +71,18 @@ def augmentation_for(config: Config) -> Compose | None:
         raise LoesError(f"augmentation: {error}") from None
 
 
+def synthetic_cohort_dir(config: Config) -> Path:
+    """The folder of the built-in synthetic cohort a run with ``data.source: null`` uses, under
+    ``data.cache_dir``, named after its generator version and parameters."""
+    from loes.data.synthetic import GENERATOR_VERSION
+
+    d = config.data
+    return Path(d.cache_dir) / (  # a new generator version writes a new folder
+        f"synthetic-v{GENERATOR_VERSION}-n{d.synthetic_subjects}-seed{d.synthetic_seed}"
+        f"-{d.synthetic_contrast}-{d.synthetic_resolution:g}mm"
+    )
+
+
 def load_table(config: Config) -> pd.DataFrame:
     """The validated scan table, one row per scan: the user's ``data.source``, or the built-in
     synthetic cohort, generated once into ``data.cache_dir``.
@@ -79,15 +92,11 @@ def load_table(config: Config) -> pd.DataFrame:
     """
     d = config.data
     if d.source is None:
-        from loes.data.synthetic import GENERATOR_VERSION, generate_cohort
+        from loes.data.synthetic import generate_cohort
 
-        name = (  # a new generator version writes a new folder instead of refusing the old
-            f"synthetic-v{GENERATOR_VERSION}-n{d.synthetic_subjects}-seed{d.synthetic_seed}"
-            f"-{d.synthetic_contrast}-{d.synthetic_resolution:g}mm"
-        )
         start = time.perf_counter()
         source = generate_cohort(
-            Path(d.cache_dir) / name,
+            synthetic_cohort_dir(config),
             subjects=d.synthetic_subjects,
             seed=d.synthetic_seed,
             contrast=d.synthetic_contrast,

@@ -18,7 +18,7 @@ def test_help_lists_every_command_without_importing_torch():
     ).stdout
     heavy, help_text = out.split("\n", 1)
     assert heavy == "[]"
-    for command in ("cv", "models", "report", "slurm", "synth", "validate"):
+    for command in ("cv", "export", "models", "predict", "report", "slurm", "synth", "validate"):
         assert command in help_text
 
 

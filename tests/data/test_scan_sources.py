@@ -1,0 +1,78 @@
+"""The scans to predict: NIfTI files, folders of them and tables, scores optional."""
+
+import math
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from loes.data import load_dataset
+from loes.data.scan_sources import SCAN_COLUMNS, read_scans
+from loes.errors import LoesError
+
+
+def _nifti(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.int16), np.eye(4)), path)
+    return path
+
+
+def test_files_and_folders_give_one_row_each_with_ids_from_bids_names(tmp_path):
+    bids_named = _nifti(tmp_path / "scans" / "sub-07_ses-2_T1w.nii.gz")
+    plain = _nifti(tmp_path / "scans" / "nested" / "patient A.nii")
+    (tmp_path / "scans" / "ignored.txt").write_text("not NIfTI by name")
+    alone = _nifti(tmp_path / "sub-09_T1w.nii.gz")
+    table = read_scans([tmp_path / "scans", alone])
+    assert list(table.columns[:4]) == list(SCAN_COLUMNS)
+    assert table["image"].tolist() == [str(plain), str(bids_named), str(alone)]
+    assert table["subject"].tolist() == ["patient A", "sub-07", "sub-09"]
+    assert table["session"].tolist() == ["", "ses-2", ""]
+    assert table["loes_score"].isna().all()
+
+
+def test_a_manifest_with_blank_scores_is_read_with_the_scores_it_has(tiny_manifest, tmp_path):
+    shutil.copytree(tiny_manifest.parent, tmp_path / "cohort")
+    path = tmp_path / "cohort" / tiny_manifest.name
+    manifest = pd.read_csv(path, dtype=str)
+    manifest.loc[[0, 2], "loes_score"] = ""
+    manifest.to_csv(path, index=False)
+    table = read_scans([path])
+    expected = load_dataset(tiny_manifest)
+    assert len(table) == len(expected)
+    assert math.isnan(table.loc[0, "loes_score"])
+    assert table.loc[1, "loes_score"] == expected.loc[1, "loes_score"]
+
+
+def test_a_bids_root_reads_the_same_scans_as_its_manifest(tiny_manifest):
+    table = read_scans([tiny_manifest.parent])
+    expected = load_dataset(tiny_manifest)
+    assert sorted(table["image"]) == sorted(expected["image"])
+    assert table["loes_score"].sum() == pytest.approx(expected["loes_score"].sum())
+
+
+def test_a_table_with_errors_other_than_scores_is_refused_naming_the_row(tiny_manifest, tmp_path):
+    path = tmp_path / "manifest.csv"
+    manifest = pd.read_csv(tiny_manifest, dtype=str)
+    manifest.loc[1, "subject"] = ""
+    manifest.to_csv(path, index=False)
+    with pytest.raises(LoesError, match=r"row 3.*subject is empty"):
+        read_scans([path], images_dir=tiny_manifest.parent)
+
+
+@pytest.mark.parametrize("name", ["missing.csv", "missing_folder"])
+def test_a_missing_source_is_named(tmp_path, name):
+    with pytest.raises(LoesError, match=f"{name} does not exist"):
+        read_scans([tmp_path / name])
+
+
+def test_a_folder_without_nifti_files_is_named(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(LoesError, match="holds no NIfTI file"):
+        read_scans([tmp_path])
+
+
+def test_no_source_is_refused():
+    with pytest.raises(LoesError, match="no SOURCE"):
+        read_scans([])
