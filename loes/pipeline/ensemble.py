@@ -39,7 +39,7 @@ from loes.errors import LoesError
 from loes.io import write_json
 from loes.models import LoesModel
 from loes.pipeline.conformal import ConformalCalibration
-from loes.pipeline.device import memory_format, resolve_device
+from loes.pipeline.device import configure_cpu, memory_format, resolve_device
 from loes.pipeline.inference import load_fold_model, make_loader, predict
 from loes.pipeline.messages import note
 from loes.pipeline.metrics import NETWORK, TRANSPLANT_THRESHOLD
@@ -235,6 +235,7 @@ class FoldEnsemble:
         defaults = {"subject": "", "session": "", "loes_score": np.nan}
         scans = scans.assign(**{k: v for k, v in defaults.items() if k not in scans})
         device = resolve_device(device) if isinstance(device, str) else device
+        configure_cpu()  # the threads and allocator of the run's training
         chosen = self._chosen(members)
         for member in chosen:
             member.model.to(device)
