@@ -238,6 +238,10 @@ class CrossValidationConfig(_Section):
     """Leave one site out per fold."""
     splits_file: str | None = None
     """A ``splits.json`` to use instead of drawing folds."""
+    tta: Literal["flip", "none"] = "flip"
+    """Test-time augmentation of the test scans' predictions: ``flip``, the mean over the scan
+    and its left-right mirror (the Loes total is symmetric; what ``loes predict`` does), or
+    ``none``."""
 
 
 class ReportConfig(_Section):

@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 import torch
 from monai.data import DataLoader
-from monai.transforms import Flip
 from monai.utils import convert_to_tensor
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
@@ -40,7 +39,7 @@ from loes.io import write_json
 from loes.models import LoesModel
 from loes.pipeline.conformal import ConformalCalibration
 from loes.pipeline.device import configure_cpu, memory_format, resolve_device
-from loes.pipeline.inference import load_fold_model, make_loader, predict
+from loes.pipeline.inference import left_right_axis, load_fold_model, make_loader, predict
 from loes.pipeline.messages import note
 from loes.pipeline.metrics import NETWORK, TRANSPLANT_THRESHOLD
 from loes.pipeline.run_folder import CONFIG_FILE, is_finished, load_run_config
@@ -165,11 +164,7 @@ class FoldEnsemble:
     @property
     def lr_axis(self) -> int:
         """The spatial axis of the model input that runs left-right (0 in RAS)."""
-        preprocessing = self.spec["preprocessing"]
-        if preprocessing.get("register"):
-            return 0  # the template grid is RAS
-        orientation = str(preprocessing.get("orientation", "RAS")).upper()
-        return next(i for i, code in enumerate(orientation) if code in "LR")
+        return left_right_axis(self.spec["preprocessing"])
 
     def _chosen(self, members: Sequence[str] | None) -> list[Member]:
         if members is None:
@@ -286,28 +281,21 @@ class FoldEnsemble:
         layout: torch.memory_format,
     ) -> dict[int, np.ndarray]:
         """Each pending scan's prediction by each member (flip-averaged), (n_members,)."""
-        inputs = [item["input"] for _, item in pending]
-        views = [inputs]
-        if tta == "flip":
-            flip = Flip(spatial_axis=self.lr_axis)
-            views.append([convert_to_tensor(flip(x), track_meta=False) for x in inputs])
+        batch = [
+            {
+                "image": item["input"],
+                "loes_score": item["loes_score"],
+                "subject": item["subject"],
+                "session": item["session"],
+            }
+            for _, item in pending
+        ]
+        flip_axis = self.lr_axis if tta == "flip" else None
         by_member = []
         for member in members:
-            per_view = []
-            for view in views:
-                batch = [
-                    {
-                        "image": image,
-                        "loes_score": item["loes_score"],
-                        "subject": item["subject"],
-                        "session": item["session"],
-                    }
-                    for image, (_, item) in zip(view, pending, strict=True)
-                ]
-                loader = make_loader(batch, batch_size, False, device)
-                predicted = predict(member.model, loader, device, self.amp, layout)
-                per_view.append(predicted["predicted"])
-            by_member.append(np.mean(per_view, axis=0))
+            loader = make_loader(batch, batch_size, False, device)
+            predicted = predict(member.model, loader, device, self.amp, layout, flip_axis)
+            by_member.append(predicted["predicted"].to_numpy())
         values = np.stack(by_member, axis=1)  # (scans, members)
         return {index: values[i] for i, (index, _) in enumerate(pending)}
 

@@ -23,7 +23,7 @@ from loes.pipeline.baselines import median_baseline, ridge_baseline
 from loes.pipeline.cohort import PreprocessedCohort, augmentation_for
 from loes.pipeline.config import Config
 from loes.pipeline.device import memory_format
-from loes.pipeline.inference import predict
+from loes.pipeline.inference import left_right_axis, predict
 from loes.pipeline.messages import note
 from loes.pipeline.metrics import regression_metrics
 from loes.pipeline.report.predictions import OPTIONAL_COLUMNS
@@ -79,7 +79,8 @@ def run_fold(
         return {}
     test_loader = loader(data.test, config, False, device)
     layout = memory_format(device, config.training.memory_format)
-    network = predict(model, test_loader, device, config.training.amp, layout)
+    flip_axis = left_right_axis(model.spec["preprocessing"]) if config.cv.tta == "flip" else None
+    network = predict(model, test_loader, device, config.training.amp, layout, flip_axis)
     network = network.assign(model="network")
 
     described = ["subject", "session", *(c for c in OPTIONAL_COLUMNS if c in table)]

@@ -20,7 +20,14 @@ from loes.models import LoesModel
 from loes.pipeline.device import autocast
 from loes.pipeline.run_folder import load_run_config, run_dir_of
 
-__all__ = ["EvenBatchSampler", "batches", "load_fold_model", "make_loader", "predict"]
+__all__ = [
+    "EvenBatchSampler",
+    "batches",
+    "left_right_axis",
+    "load_fold_model",
+    "make_loader",
+    "predict",
+]
 
 
 def load_fold_model(folder: str | os.PathLike) -> tuple[LoesModel, dict]:
@@ -129,6 +136,15 @@ def batches(
         yield images, scores, batch, time.perf_counter() - start
 
 
+def left_right_axis(preprocessing: dict) -> int:
+    """The spatial axis of a model input that runs left-right, from the preprocessing settings
+    (``LoesModel.spec["preprocessing"]``): 0 in RAS and on the template grid."""
+    if preprocessing.get("register"):
+        return 0  # the template grid is RAS
+    orientation = str(preprocessing.get("orientation", "RAS")).upper()
+    return next(i for i, code in enumerate(orientation) if code in "LR")
+
+
 @torch.no_grad()
 def predict(
     model: torch.nn.Module,
@@ -136,19 +152,28 @@ def predict(
     device: torch.device,
     amp: bool = True,
     memory_format: torch.memory_format = torch.contiguous_format,
+    flip_axis: int | None = None,
 ):
     """Scores for every scan ``loader`` yields, clipped to the scale's range [0, 34].
 
     Items need ``image``, ``loes_score``, ``subject`` and ``session``. The model is put into
     ``memory_format`` (see :func:`loes.pipeline.device.memory_format`), as are the batches.
-    Returns a DataFrame with columns ``subject, session, loes_score, predicted`` (Loes points),
-    in loader order.
+    ``flip_axis``: a spatial axis (see :func:`left_right_axis`); the score is then the mean of
+    the clipped scores of the scan and its mirror image along that axis (flip test-time
+    augmentation, as nnU-Net's mirroring). Returns a DataFrame with columns ``subject, session,
+    loes_score, predicted`` (Loes points), in loader order.
     """
     model.eval().to(memory_format=memory_format)
     rows = []
     for images, scores, batch, _ in batches(loader, device, memory_format):
-        with autocast(device, amp):
-            predicted = model(images).float().clamp(0.0, MAX_LOES_SCORE)
+        views = [images]
+        if flip_axis is not None:
+            views.append(images.flip(2 + flip_axis).contiguous(memory_format=memory_format))
+        predicted = []
+        for view in views:
+            with autocast(device, amp):
+                predicted.append(model(view).float().clamp(0.0, MAX_LOES_SCORE).double())
+        predicted = torch.stack(predicted).mean(dim=0)
         for subject, session, true, pred in zip(
             batch["subject"], batch["session"], scores.tolist(), predicted.tolist(), strict=True
         ):

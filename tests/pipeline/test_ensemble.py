@@ -52,7 +52,7 @@ def test_each_test_scan_with_its_own_fold_model_reproduces_the_run_exactly(
         tested = table.merge(run[["subject", "session"]], on=["subject", "session"])
         # the run's own order and batches: the fold's test scans in table order
         tested = table[table["image"].isin(tested["image"])]
-        out = ensemble.predict(tested, tta="none", members=[f"fold_{fold}"], device="cpu")
+        out = ensemble.predict(tested, tta="flip", members=[f"fold_{fold}"], device="cpu")
         merged = out.merge(run, on=["subject", "session"], suffixes=("", "_run"))
         assert len(merged) == len(run) > 0
         assert (merged[f"member_fold_{fold}"] == merged["predicted_run"]).all()

@@ -53,3 +53,29 @@ def test_batches_of_two_leave_no_scan_alone(n):
 def test_batches_of_given_indices_keep_their_order():
     batches = list(EvenBatchSampler(5, 2, indices=[9, 4, 7, 1, 3]))
     assert batches == [[9, 4, 7], [1, 3]]
+
+
+@pytest.mark.parametrize("flip_axis", [None, 0, 1])
+def test_flip_tta_is_the_mean_of_the_clipped_scores_of_the_scan_and_its_mirror(flip_axis):
+    from loes.pipeline.inference import predict
+
+    class Weighted(torch.nn.Module):  # Loes points (B,) that depend on where the voxels are
+        def forward(self, x):
+            position = torch.arange(x[0].numel(), dtype=x.dtype).reshape(x.shape[1:])
+            return (x * position).mean(dim=(1, 2, 3, 4)) * 5 - 20
+
+    generator = torch.Generator().manual_seed(0)
+    images = [torch.rand(1, 3, 4, 2, generator=generator) for _ in range(3)]
+    items = [
+        {"image": image, "loes_score": 1.0, "subject": f"s{i}", "session": "1"}
+        for i, image in enumerate(images)
+    ]
+    loader = make_loader(items, batch_size=2, shuffle=False, device=torch.device("cpu"))
+    got = predict(Weighted(), loader, torch.device("cpu"), flip_axis=flip_axis)["predicted"]
+    for image, value in zip(images, got, strict=True):
+        scores = [Weighted()(image[None]).clamp(0, 34)]
+        if flip_axis is not None:
+            scores.append(Weighted()(image.flip(1 + flip_axis)[None]).clamp(0, 34))
+        assert value == pytest.approx(torch.cat(scores).double().mean().item(), rel=1e-6)
+    assert got.between(0, 34).all()
+    assert got.nunique() == 3
