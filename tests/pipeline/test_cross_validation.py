@@ -283,8 +283,11 @@ def test_a_fold_model_is_rebuilt_from_its_folder_alone(finished_run, manifest, t
             for r in network.itertuples()
         ]
     )
-    with torch.no_grad():
-        predicted = model.eval()(images.as_subclass(torch.Tensor)).clamp(0, 34).numpy()
+    images = images.as_subclass(torch.Tensor)
+    with torch.no_grad():  # cv.tta=flip: the mean over the scan and its left-right mirror
+        views = [model.eval()(x).clamp(0, 34) for x in (images, images.flip(2))]
+    predicted = torch.stack(views).mean(dim=0).numpy()
+    assert config.cv.tta == "flip"
     np.testing.assert_allclose(predicted, network["predicted"], rtol=1e-5, atol=1e-5)
 
     # a checkpoint from before models described themselves: the run's config.yaml describes it
