@@ -88,6 +88,18 @@ def run(args: argparse.Namespace) -> int:
         raise LoesError(f"--workers must be 0 or more, got {args.workers}.")
     if args.out.is_dir():
         raise LoesError(f"--out {args.out} is a folder; give the CSV file to write.")
+    if args.out.suffix.lower() != ".csv":
+        raise LoesError(
+            f"--out {args.out}: give a .csv file; the page is written beside it as .html."
+        )
+    out = args.out.resolve()
+    if out.is_relative_to(Path(args.run_dir).resolve()):
+        raise LoesError(
+            f"--out {args.out} is inside the run folder {args.run_dir}, whose files loes keeps; "
+            "write the predictions elsewhere."
+        )
+    if any(out == Path(source).resolve() for source in args.sources):
+        raise LoesError(f"--out {args.out} is one of the scans' sources; it would be overwritten.")
     ensemble = load_ensemble(args.run_dir)
     scans = read_scans(
         args.sources, images_dir=args.images_dir, include_gd=args.include_gd, suffix=args.suffix

@@ -98,6 +98,12 @@ class _Preprocessed(Dataset):
         except Exception as error:  # any failure of a user's scan is that scan's row
             return {**item, "error": f"cannot be preprocessed ({type(error).__name__}: {error})"}
         item["input"] = convert_to_tensor(image, track_meta=False)
+        if not torch.isfinite(item["input"]).all() or item["input"].amin() == item["input"].amax():
+            return {
+                **item,
+                "error": "holds no image after preprocessing (every voxel the same value): the "
+                "file has NaN voxels or no signal; `loes validate --deep` names the cause",
+            }
         item["thumbnail"] = item["input"][0, :, :, item["input"].shape[-1] // 2].half().numpy()
         item["seconds"] = time.perf_counter() - start
         return item

@@ -67,6 +67,33 @@ def test_bad_flags_are_named(tiny_run, tiny_manifest, tmp_path, capsys, args, me
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("page.html", "give a .csv file"),
+        ("run/predictions.csv", "is inside the run folder"),
+        ("run/fold_0/predictions.csv", "is inside the run folder"),
+        ("source", "is one of the scans' sources"),
+    ],
+)
+def test_out_never_overwrites_the_run_or_the_input(
+    tiny_run, tiny_manifest, tmp_path, capsys, where, message
+):
+    source = tmp_path / "copy.csv"
+    source.write_text(tiny_manifest.read_text())  # the manifest's image paths are absolute
+    out = {
+        "page.html": tmp_path / "page.html",
+        "run/predictions.csv": tiny_run / "predictions.csv",
+        "run/fold_0/predictions.csv": tiny_run / "fold_0" / "predictions.csv",
+        "source": source,
+    }[where]
+    before = {p: p.read_bytes() for p in [source, *tiny_run.rglob("*.csv")]}
+    assert main(["predict", str(tiny_run), str(source), "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in before} == before
+    assert not (tmp_path / "page.html").exists()
+
+
 def test_a_missing_run_folder_is_named(tiny_manifest, tmp_path, capsys):
     assert main(["predict", str(tmp_path / "nothing"), str(tiny_manifest)]) == 2
     assert "nothing is not a folder" in capsys.readouterr().err

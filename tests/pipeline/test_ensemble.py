@@ -109,6 +109,24 @@ def test_a_bad_scan_is_its_own_row_and_the_others_are_scored(ensemble, table, tm
     assert out.loc[[0, 3], "predicted"].notna().all()
 
 
+@pytest.mark.parametrize("voxels", ["one NaN", "all zero"])
+def test_a_scan_without_an_image_is_an_error_not_a_score(ensemble, table, tmp_path, voxels):
+    import nibabel as nib
+
+    image = nib.load(table.loc[0, "image"])
+    data = np.asarray(image.dataobj, dtype=np.float32)
+    if voxels == "one NaN":
+        data[tuple(s // 2 for s in data.shape)] = np.nan
+    else:
+        data[:] = 0
+    path = tmp_path / "blank.nii.gz"
+    nib.save(nib.Nifti1Image(data, image.affine), path)
+    out = ensemble.predict([path, table.loc[1, "image"]], device="cpu")
+    assert "holds no image after preprocessing" in out.loc[0, "error"]
+    assert np.isnan(out.loc[0, "predicted"])
+    assert out.loc[1, "error"] == ""
+
+
 def test_a_scan_unlike_the_training_scans_is_flagged(ensemble, table, tmp_path):
     import nibabel as nib
 
