@@ -112,7 +112,6 @@ def metadata_for(ensemble: FoldEnsemble, report: dict | None) -> dict:
             "crepes": _version("crepes"),
             "fire": _version("fire"),
         },
-        "optional_packages_version": {},
         "task": "Loes score (0-34) of cerebral X-linked adrenoleukodystrophy from a 3D brain MRI",
         "description": (
             f"An ensemble of {len(ensemble.members)} cross-validation fold models "
@@ -233,7 +232,7 @@ def _readme(ensemble: FoldEnsemble, report: dict | None, torchscript: str | None
         "## Use",
         "",
         "```bash",
-        "pip install loes            # the bundle's components are loes code",
+        "pip install -e /path/to/loes   # a loes checkout: the bundle runs loes code",
         "python -m monai.bundle run --config_file configs/inference.json \\",
         "    --bundle_root . --dataset_dir /path/to/niftis --output_dir eval",
         "```",

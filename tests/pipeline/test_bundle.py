@@ -23,7 +23,6 @@ REQUIRED = {
     "pytorch_version": str,
     "numpy_version": str,
     "required_packages_version": dict,
-    "optional_packages_version": dict,
     "task": str,
     "description": str,
     "authors": str,
@@ -55,6 +54,13 @@ def test_the_metadata_has_what_the_bundle_schema_requires(bundle):
             assert isinstance(tensor[key], kind), key
     assert formats["inputs"]["image"]["spatial_shape"] == [32, 40, 32]
     assert meta["required_packages_version"]["fire"]  # MONAI's bundle command line needs it
+    # MONAI reads the metadata as the bundle's users will: the required packages stay listed
+    # (a deprecated optional_packages_version, even empty, would replace them)
+    from monai.bundle import ConfigParser
+
+    read = ConfigParser()
+    read.read_meta(bundle / "configs" / "metadata.json")
+    assert set(read.get("_meta_")["required_packages_version"]) >= {"loes", "fire", "nibabel"}
 
 
 def test_every_weight_file_loads_with_weights_only(bundle):
