@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from loes.errors import LoesError
 from loes.transforms import augmentation, preprocessing
@@ -93,6 +100,13 @@ class DataConfig(_Section):
     """Contrast of the synthetic scans."""
     cache_dir: str = ".cache/loes"
     """Folder of the generated synthetic cohort and of the disk cache of preprocessed scans."""
+
+    @field_validator("source", "images_dir")
+    @classmethod
+    def _absolute(cls, path: str | None) -> str | None:
+        """Saved as absolute paths, so that a run folder names its data wherever it is read
+        (a fold job started in another folder, a moved run)."""
+        return None if path is None else str(Path(path).expanduser().absolute())
 
 
 with warnings.catch_warnings():  # the preset's `register` shadows nothing pydantic needs

@@ -1,5 +1,6 @@
 import inspect
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -182,3 +183,14 @@ def test_a_flag_contradicting_a_setting_is_refused():
         load_config(overrides=["cv.folds=2"], values={"cv.folds": 3})
     assert load_config(overrides=["cv.folds=3"], values={"cv.folds": 3}).cv.folds == 3
     assert load_config(overrides=["cv.folds=2", "cv.folds=4"]).cv.folds == 4  # layered
+
+
+def test_data_paths_are_kept_absolute(tmp_path, monkeypatch):
+    """A run's config.yaml names its data wherever it is read from (another folder, a job)."""
+    monkeypatch.chdir(tmp_path)
+    config = load_config(overrides=["data.source=data/cohort.csv", "data.images_dir=scans"])
+    assert config.data.source == str(tmp_path / "data" / "cohort.csv")
+    assert config.data.images_dir == str(tmp_path / "scans")
+    assert load_config(overrides=["data.source=/abs/x.csv"]).data.source == "/abs/x.csv"
+    assert load_config().data.source is None
+    assert config.out == str(Path("runs") / "cohort")  # the run folder keeps its short name
