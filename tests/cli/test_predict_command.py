@@ -94,6 +94,19 @@ def test_out_never_overwrites_the_run_or_the_input(
     assert not (tmp_path / "page.html").exists()
 
 
+def test_a_partial_run_is_named(tiny_run, tiny_manifest, tmp_path, capsys):
+    import shutil
+
+    partial = tmp_path / "partial"
+    shutil.copytree(tiny_run, partial)
+    shutil.rmtree(partial / "fold_1")
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(partial), str(tiny_manifest), "--out", str(out)]) == 0
+    assert "is a partial run: predicting with 1 of its 2 fold models" in capsys.readouterr().err
+    assert main(["predict", str(tiny_run), str(tiny_manifest), "--out", str(out)]) == 0
+    assert "partial" not in capsys.readouterr().err
+
+
 def test_a_missing_run_folder_is_named(tiny_manifest, tmp_path, capsys):
     assert main(["predict", str(tmp_path / "nothing"), str(tiny_manifest)]) == 2
     assert "nothing is not a folder" in capsys.readouterr().err
