@@ -20,7 +20,7 @@ from loes.data.problems import Problem, errors_message
 from loes.data.readers import read_table
 from loes.errors import LoesError
 
-__all__ = ["SCAN_COLUMNS", "is_nifti", "read_scans"]
+__all__ = ["SCAN_COLUMNS", "TABLE_SUFFIXES", "is_nifti", "read_scans"]
 
 #: the columns of :func:`read_scans`' table, in this order, before any the source adds
 SCAN_COLUMNS = ("subject", "session", "image", "loes_score")
@@ -71,6 +71,11 @@ def _table_rows(source: Path, include_gd: bool, images_dir, suffix: str, fmt) ->
     return reading.table
 
 
+TABLE_SUFFIXES = frozenset({"", ".csv", ".tsv", ".tab", ".txt", ".xlsx", ".xls", ".ods"})
+"""File suffixes read as tables; any other file that is not NIfTI is a scan of its own that
+cannot be scored (a DICOM slice, a picture)."""
+
+
 def read_scans(
     sources: Iterable[str | os.PathLike],
     *,
@@ -82,10 +87,11 @@ def read_scans(
     """One row per scan from every source, in the order given.
 
     Each source is a NIfTI file (``.nii``/``.nii.gz``; it need not exist: predicting reports
-    it), a folder (a BIDS dataset when it holds ``dataset_description.json``,
-    ``participants.tsv`` or ``sub-*`` folders, else every NIfTI file under it, sorted), or a
-    table read by :func:`loes.data.readers.read_table` (``format``, ``images_dir``,
-    ``include_gd`` and ``suffix`` as there).
+    it; another file whose suffix is not in :data:`TABLE_SUFFIXES` is a scan too), a folder (a
+    BIDS dataset when it holds ``dataset_description.json``, ``participants.tsv`` or ``sub-*``
+    folders, else every NIfTI file under it, sorted), or a table read by
+    :func:`loes.data.readers.read_table` (``format``, ``images_dir``, ``include_gd`` and
+    ``suffix`` as there).
 
     Returns a DataFrame with ``subject``, ``session`` (``""`` when unknown; BIDS ``sub-``/``ses-``
     entities of a loose file's name are used), ``image`` (absolute path) and ``loes_score``
@@ -108,6 +114,8 @@ def read_scans(
                     "give NIfTI files, a folder of them, a manifest, the lab's CSV or a BIDS root."
                 )
             tables.append(_file_rows(images))
+        elif path.is_file() and path.suffix.lower() not in TABLE_SUFFIXES:
+            tables.append(_file_rows([path]))  # DICOM, PNG, ...: its row says it is not NIfTI
         elif path.exists():
             tables.append(_table_rows(path, include_gd, images_dir, suffix, format))
         else:

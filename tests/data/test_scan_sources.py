@@ -32,6 +32,16 @@ def test_files_and_folders_give_one_row_each_with_ids_from_bids_names(tmp_path):
     assert table["loes_score"].isna().all()
 
 
+@pytest.mark.parametrize("name", ["slice.dcm", "preview.png", "brain.mgz"])
+def test_a_file_that_is_no_table_is_a_scan_of_its_own(tmp_path, name):
+    """Not read as a spreadsheet: predicting gives it its own row saying it is not NIfTI."""
+    other = tmp_path / name
+    other.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    scan = _nifti(tmp_path / "sub-01_T1w.nii.gz")
+    table = read_scans([other, scan])
+    assert table["image"].tolist() == [str(other), str(scan)]
+
+
 def test_a_manifest_with_blank_scores_is_read_with_the_scores_it_has(tiny_manifest, tmp_path):
     shutil.copytree(tiny_manifest.parent, tmp_path / "cohort")
     path = tmp_path / "cohort" / tiny_manifest.name
