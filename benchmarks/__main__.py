@@ -18,6 +18,9 @@ def main(names: list[str]) -> int:
         for m in pkgutil.iter_modules(benchmarks.__path__)
         if m.name.startswith("bench_")
     )
+    if {"-h", "--help"} & set(names):
+        print(f"usage: python -m benchmarks [NAME ...]; names: {' '.join(available)} (all)")
+        return 0
     unknown = sorted(set(names) - set(available))
     if unknown:
         print(f"unknown benchmark(s) {unknown}; available: {available}", file=sys.stderr)

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -48,6 +49,10 @@ PositiveInt = Annotated[int, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 Triple = tuple[Positive, Positive, Positive]
+#: a voxel size in mm per axis, or one number for all three (as the presets take it)
+Spacing = Annotated[
+    Triple, BeforeValidator(lambda v: (v, v, v) if isinstance(v, int | float) else v)
+]
 
 #: dotted settings that change where or how fast a run goes, or how its results are reported,
 #: never the results: a run folder may be resumed (or re-reported) with other values of these
@@ -119,7 +124,7 @@ with warnings.catch_warnings():  # the preset's `register` shadows nothing pydan
             preprocessing, "spatial_size"
         )
         """Network input size in voxels (x, y, z, RAS), after cropping to the head and padding."""
-        pixdim: Triple = _preset_default(preprocessing, "pixdim")
+        pixdim: Spacing = _preset_default(preprocessing, "pixdim")
         """Voxel size in mm the scans are resampled to."""
         orientation: str = _preset_default(preprocessing, "orientation")
         """Axis codes the scans are reoriented to (MONAI ``Orientationd``)."""

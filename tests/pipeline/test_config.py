@@ -194,3 +194,10 @@ def test_data_paths_are_kept_absolute(tmp_path, monkeypatch):
     assert load_config(overrides=["data.source=/abs/x.csv"]).data.source == "/abs/x.csv"
     assert load_config().data.source is None
     assert config.out == str(Path("runs") / "cohort")  # the run folder keeps its short name
+
+
+def test_one_voxel_size_stands_for_all_three_axes():
+    assert load_config(overrides=["preprocessing.pixdim=4"]).preprocessing.pixdim == (4, 4, 4)
+    assert load_config(overrides=["preprocessing.pixdim=1.5"]).preprocessing.pixdim == (1.5,) * 3
+    with pytest.raises(LoesError, match=r"preprocessing.pixdim\[0\] must be positive"):
+        load_config(overrides=["preprocessing.pixdim=0"])
