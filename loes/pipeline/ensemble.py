@@ -74,6 +74,10 @@ class Member:
     fold: int
 
 
+#: a BIDS ``ce-`` (contrast enhancement) entity in a file name: a post-contrast scan
+_POST_CONTRAST = re.compile(r"(?:^|_)ce-[A-Za-z0-9]+")
+
+
 class _Preprocessed(Dataset):
     """Each scan checked (header checks of ``loes validate``) and preprocessed, or the reason it
     could not be: a bad scan becomes an item with ``error``, never an exception."""
@@ -130,6 +134,8 @@ class FoldEnsemble:
             ``"auto"``, ``"channels_last"``, ``"contiguous"``; see
             :func:`loes.pipeline.device.memory_format`).
         source: where the ensemble was loaded from, for messages.
+        include_gd: the run trained on post-contrast scans too (the run's ``data.include_gd``);
+            when not, a scan whose file name has a BIDS ``ce-`` entity is flagged.
 
     Raises:
         LoesError: when there is no member, or members differ in preprocessing or input size.
@@ -143,6 +149,7 @@ class FoldEnsemble:
     batch_size: int = 8
     amp: bool = True
     layout: str = "auto"
+    include_gd: bool = False
     source: str = ""
     _transform: object = field(init=False, repr=False)
 
@@ -333,6 +340,11 @@ class FoldEnsemble:
                 flags.append(
                     f"predicted {predicted:.1f}, above the highest score trained on ({high:g})"
                 )
+            if not self.include_gd and _POST_CONTRAST.search(Path(item["image"]).name):
+                flags.append(
+                    "post-contrast (ce- in the file name); the run trained on pre-contrast "
+                    "scans only"
+                )
             score = item["loes_score"]
             if np.isfinite(score) and not low <= score <= high:
                 flags.append(
@@ -378,6 +390,7 @@ class FoldEnsemble:
             "batch_size": self.batch_size,
             "amp": self.amp,
             "layout": self.layout,
+            "include_gd": self.include_gd,
         }
         write_json(folder / ENSEMBLE_FILE, description)
         return folder / ENSEMBLE_FILE
@@ -460,6 +473,7 @@ def _from_run(run_dir: Path) -> FoldEnsemble:
         batch_size=int(config.training.batch_size),
         amp=bool(config.training.amp),
         layout=config.training.memory_format,
+        include_gd=bool(config.data.include_gd),
         source=str(run_dir),
     )
     ensemble.profile = _run_profile(run_dir, ensemble)
@@ -487,6 +501,7 @@ def _from_description(path: Path) -> FoldEnsemble:
         batch_size=int(data.get("batch_size", 8)),
         amp=bool(data.get("amp", True)),
         layout=str(data.get("layout", "auto")),
+        include_gd=bool(data.get("include_gd", False)),
         source=str(path.parent),
     )
 

@@ -127,6 +127,20 @@ def test_a_scan_without_an_image_is_an_error_not_a_score(ensemble, table, tmp_pa
     assert out.loc[1, "error"] == ""
 
 
+def test_a_post_contrast_file_is_flagged_when_the_run_trained_without_them(
+    ensemble, table, tmp_path
+):
+    import shutil
+
+    assert not ensemble.include_gd
+    post = tmp_path / "sub-9_ses-1_ce-gadolinium_T1w.nii.gz"
+    shutil.copy(table.loc[0, "image"], post)
+    out = ensemble.predict([post, table.loc[0, "image"]], device="cpu")
+    assert "post-contrast (ce- in the file name)" in out.loc[0, "flags"]
+    assert "post-contrast" not in out.loc[1, "flags"]
+    assert out.loc[0, "predicted"] == out.loc[1, "predicted"]  # flagged, still scored
+
+
 def test_a_scan_unlike_the_training_scans_is_flagged(ensemble, table, tmp_path):
     import nibabel as nib
 
