@@ -5,13 +5,11 @@ against the threshold, the call and its flags), rendered with Jinja2."""
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-import jinja2
 import numpy as np
 import pandas as pd
 from matplotlib import image as mpimg
@@ -19,6 +17,7 @@ from matplotlib import image as mpimg
 from loes import __version__
 from loes.data.loes_items import MAX_LOES_SCORE
 from loes.io import write_text
+from loes.pipeline.templates import package_template
 
 __all__ = ["render_page", "write_predictions"]
 
@@ -28,18 +27,6 @@ def write_predictions(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     atomically; returns the path."""
     write_text(path, table.to_csv(index=False))
     return Path(path)
-
-
-@functools.cache
-def _template() -> jinja2.Template:
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("loes.pipeline.prediction_page", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return environment.get_template("predictions.html.j2")
 
 
 def _thumbnail(slice_: np.ndarray | None) -> str | None:
@@ -83,7 +70,7 @@ def render_page(
                 "x_true": None if pd.isna(row.loes_score) else _percent(row.loes_score),
             }
         )
-    return _template().render(
+    return package_template("loes.pipeline.prediction_page", "predictions.html.j2").render(
         rows=rows,
         threshold=f"{threshold:g}",
         x_threshold=_percent(threshold),

@@ -9,12 +9,10 @@ cards, the tables of :mod:`loes.pipeline.report.tables`, the figures of
 from __future__ import annotations
 
 import base64
-import functools
 import json
 from collections.abc import Callable
 from typing import Any
 
-import jinja2
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -32,21 +30,9 @@ from loes.pipeline.report.tables import (
     tables,
     what_was_run,
 )
+from loes.pipeline.templates import package_template
 
 __all__ = ["render_html"]
-
-
-@functools.cache
-def _template() -> jinja2.Template:
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("loes.pipeline.report", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    return environment.get_template("report.html.j2")
 
 
 def _cards(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -181,7 +167,7 @@ def render_html(
     """
     text, counts = headline(report)
     config = report.get("config")
-    return _template().render(
+    return package_template("loes.pipeline.report", "report.html.j2").render(
         run=what_was_run(report),
         notices=notices(report),
         counts=counts,
