@@ -15,8 +15,9 @@ processes from the environment ``torchrun`` sets (``RANK``, ``LOCAL_RANK``, ``WO
 - **Writes**: rank 0 alone writes files and prints; the others wait for it where they read
   what it wrote (:func:`barrier`, :func:`main_first`).
 - **BatchNorm recomputation**: each rank recomputes the statistics on its share of the
-  training scans, then :func:`average_batchnorm` averages them over the ranks, so every rank
-  holds the same statistics (an average of batch statistics, as ``update_bn`` itself takes).
+  fold's BatchNorm sample (``training.batchnorm_scans``), then :func:`average_batchnorm`
+  averages them over the ranks, so every rank holds the same statistics (an average of batch
+  statistics, as ``update_bn`` itself takes).
 - **Decisions** (best epoch, early stopping): every rank validates with identical weights, and
   rank 0's validation MAE is :func:`broadcast`, so no rank stops while another trains on.
 
