@@ -52,6 +52,7 @@ __all__ = [
     "FoldEnsemble",
     "Member",
     "load_ensemble",
+    "run_table",
 ]
 
 #: the description of a saved ensemble (a bundle's ``models/``)
@@ -408,17 +409,23 @@ def _fold_members(run_dir: Path) -> list[Member]:
     return sorted(members, key=lambda m: (m.repeat, m.fold))
 
 
-def _run_scan_images(run_dir: Path) -> list[str]:
-    """The image paths of a run's scans, when its source can still be read here."""
+def run_table(run_dir: str | os.PathLike) -> pd.DataFrame | None:
+    """The table of the scans a run was made with (its ``data`` settings read again), or None
+    when its source cannot be read here."""
     from loes.pipeline.cohort import synthetic_cohort_dir
 
     config = load_run_config(run_dir)
     d = config.data
     source = d.source if d.source is not None else synthetic_cohort_dir(config) / "manifest.csv"
-    reading = read_table(source, d.format, d.images_dir, d.include_gd, d.suffix)
-    if reading.table is None:
+    return read_table(source, d.format, d.images_dir, d.include_gd, d.suffix).table
+
+
+def _run_scan_images(run_dir: Path) -> list[str]:
+    """The image paths of a run's scans, when its source can still be read here."""
+    table = run_table(run_dir)
+    if table is None:
         return []
-    return [p for p in reading.table["image"] if p and Path(p).is_file()]
+    return [p for p in table["image"] if p and Path(p).is_file()]
 
 
 def _run_profile(run_dir: Path, ensemble: FoldEnsemble) -> TrainingProfile | None:

@@ -1,0 +1,239 @@
+"""Where a Loes model looks: saliency maps from ``monai.visualize``, for a network with one
+regression output.
+
+Every method is MONAI's; this module only adapts a :class:`~loes.models.LoesModel` (which
+returns (B,) Loes points) to the (B, classes) logits MONAI's explainers expect, picks the layer,
+and makes every map positive, so maps of every method can be compared on the same terms:
+
+======================  =====================================================================
+``gradcam``             ``GradCAM`` (Selvaraju et al. 2017, ICCV) on the last 3D convolution,
+                        trilinearly upsampled to the input; ReLU of the weighted activations
+``gradcampp``           ``GradCAMpp`` (Chattopadhay et al. 2018, WACV), the same layer
+``vanillagrad``         ``VanillaGrad`` (Simonyan et al. 2014, ICLR workshop): the gradient's
+                        magnitude, in Loes points per unit of normalised intensity
+``smoothgrad``          ``SmoothGrad`` (Smilkov et al. 2017): root mean square of the gradients
+                        of noisy copies of the scan
+``occlusion``           ``OcclusionSensitivity`` (Zeiler and Fergus 2014, ECCV): how many Loes
+                        points the prediction loses when a cube of the scan is blurred away
+                        (MONAI's Gaussian occlusion), positive part
+======================  =====================================================================
+
+GradCAM and gradient maps cost about one backward pass per scan; occlusion costs one forward
+pass per window (:func:`occlusion_windows`). :func:`randomized` gives the same network with
+re-initialised weights, the model randomisation test of Adebayo et al. 2018 (NeurIPS, "Sanity
+checks for saliency maps"): a map that barely changes does not depend on what was learnt.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from monai.data.utils import dense_patch_slices
+from monai.visualize import GradCAM, GradCAMpp, OcclusionSensitivity, SmoothGrad, VanillaGrad
+from torch import nn
+
+from loes.errors import LoesError
+
+__all__ = [
+    "SALIENCY_METHODS",
+    "SaliencySettings",
+    "last_convolution",
+    "occlusion_windows",
+    "randomized",
+    "saliency_map",
+]
+
+SALIENCY_METHODS: tuple[str, ...] = (
+    "gradcam",
+    "gradcampp",
+    "vanillagrad",
+    "smoothgrad",
+    "occlusion",
+)
+"""The methods :func:`saliency_map` knows, cheapest first."""
+
+
+@dataclass(frozen=True)
+class SaliencySettings:
+    """How the maps are made.
+
+    Attributes:
+        layer: module name of the layer GradCAM and GradCAM++ weight (``"network.features.14"``);
+            None: the network's last 3D convolution (:func:`last_convolution`).
+        smoothgrad_samples: noisy copies SmoothGrad averages over (MONAI's default, 25).
+        smoothgrad_noise: SD of SmoothGrad's Gaussian noise as a share of the scan's intensity
+            range (Smilkov et al. suggest 0.1-0.2).
+        occlusion_size: edge of the occluded cube, voxels of the model input.
+        occlusion_stride: voxels between neighbouring cubes (at most ``occlusion_size``).
+        occlusion_batch: occluded copies per forward pass.
+    """
+
+    layer: str | None = None
+    smoothgrad_samples: int = 25
+    smoothgrad_noise: float = 0.15
+    occlusion_size: int = 16
+    occlusion_stride: int = 8
+    occlusion_batch: int = 16
+
+    def __post_init__(self) -> None:
+        if self.smoothgrad_samples < 1:
+            raise LoesError(
+                f"smoothgrad samples must be at least 1, got {self.smoothgrad_samples}."
+            )
+        if not 0 < self.smoothgrad_noise < 1:
+            raise LoesError(f"smoothgrad noise must be in (0, 1), got {self.smoothgrad_noise}.")
+        if not 1 <= self.occlusion_stride <= self.occlusion_size:
+            raise LoesError(
+                f"the occlusion stride must be between 1 and the cube's size "
+                f"({self.occlusion_size} voxels), got {self.occlusion_stride}."
+            )
+        if self.occlusion_batch < 1:
+            raise LoesError(f"the occlusion batch must be at least 1, got {self.occlusion_batch}.")
+
+    def of(self, method: str) -> dict:
+        """The settings that shape ``method``'s maps (what a saved map must match to be reused)."""
+        prefix = {"smoothgrad": "smoothgrad_", "occlusion": "occlusion_"}.get(method)
+        settings = asdict(self)
+        if method in ("gradcam", "gradcampp"):
+            return {"layer": self.layer}
+        if prefix is None:
+            return {}
+        return {
+            k: v for k, v in settings.items() if k.startswith(prefix) and k != "occlusion_batch"
+        }
+
+
+class _Logits(nn.Module):
+    """A Loes model's (B,) output as the (B, 1) logits MONAI's explainers select a class from."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)[:, None]
+
+
+def last_convolution(model: nn.Module) -> str:
+    """The name of the last ``nn.Conv3d`` in ``model`` (``"network.features.14"`` for
+    AlexNet3D in a :class:`~loes.models.LoesModel`).
+
+    Raises:
+        LoesError: when the model has no 3D convolution.
+    """
+    names = [name for name, module in model.named_modules() if isinstance(module, nn.Conv3d)]
+    if not names:
+        raise LoesError("the network has no 3D convolution for GradCAM; choose another method.")
+    return names[-1]
+
+
+def _layer(model: nn.Module, layer: str | None) -> str:
+    name = layer or last_convolution(model)
+    modules = dict(model.named_modules())
+    if name not in modules:
+        convolutions = [n for n, m in modules.items() if isinstance(m, nn.Conv3d)]
+        raise LoesError(
+            f"the network has no layer {name!r}; its 3D convolutions are {', '.join(convolutions)}."
+        )
+    return name
+
+
+def _occlusion_overlap(size: int, stride: int) -> float:
+    """MONAI's sliding-window ``overlap`` that steps ``stride`` voxels over a ``size`` cube
+    (``int(size * (1 - overlap))`` is the step there; the small margin keeps it from rounding
+    down)."""
+    return (size - stride) / size - 0.1 / size
+
+
+def occlusion_windows(shape: Sequence[int], settings: SaliencySettings) -> int:
+    """The number of occluded copies (forward passes) one scan of spatial ``shape`` costs."""
+    size = tuple(min(settings.occlusion_size, s) for s in shape)
+    step = tuple(min(settings.occlusion_stride, s) for s in size)
+    return len(dense_patch_slices(tuple(shape), size, step))
+
+
+def saliency_map(
+    model: nn.Module,
+    image: torch.Tensor,
+    method: str,
+    settings: SaliencySettings | None = None,
+) -> torch.Tensor:
+    """The positive saliency map of one scan for ``model``'s prediction.
+
+    Args:
+        model: a network returning (B,) scores (a :class:`~loes.models.LoesModel`); put in eval
+            mode (BatchNorm uses its running statistics).
+        image: (1, 1, D, H, W) model input, on the model's device.
+        method: one of :data:`SALIENCY_METHODS`.
+        settings: layer, SmoothGrad and occlusion settings (default: :class:`SaliencySettings`).
+
+    Returns:
+        (D, H, W) float32 map, >= 0, on the input's grid (CPU). Units: see the module table.
+
+    Raises:
+        LoesError: for an unknown method or layer, or an image that is not one scan.
+    """
+    if method not in SALIENCY_METHODS:
+        raise LoesError(f"unknown method {method!r}; choose one of {', '.join(SALIENCY_METHODS)}.")
+    if image.ndim != 5 or image.shape[:2] != (1, 1):
+        raise LoesError(f"expected one scan of shape (1, 1, D, H, W), got {tuple(image.shape)}.")
+    settings = settings or SaliencySettings()
+    model.eval()
+    net = _Logits(model)
+    image = image.detach().float()
+    if method in ("gradcam", "gradcampp"):
+        explainer = GradCAM if method == "gradcam" else GradCAMpp
+        cam = explainer(
+            net, target_layers=f"model.{_layer(model, settings.layer)}", postprocessing=_identity
+        )
+        result = cam(image)
+    elif method == "vanillagrad":
+        result = VanillaGrad(net)(image.clone()).abs()
+    elif method == "smoothgrad":
+        smooth = SmoothGrad(
+            net,
+            stdev_spread=settings.smoothgrad_noise,
+            n_samples=settings.smoothgrad_samples,
+            magnitude=True,
+            verbose=False,
+        )
+        # MONAI returns sqrt(sum g^2) / n; times sqrt(n): the root mean square gradient
+        result = smooth(image) * settings.smoothgrad_samples**0.5
+    else:
+        size = settings.occlusion_size
+        occlusion = OcclusionSensitivity(
+            net,
+            mask_size=size,
+            n_batch=settings.occlusion_batch,
+            verbose=False,
+            overlap=_occlusion_overlap(size, settings.occlusion_stride),
+            activate=False,
+        )
+        with torch.no_grad(), warnings.catch_warnings():
+            # MONAI indexes a MetaTensor once per window, each time with a UserWarning
+            warnings.simplefilter("ignore", UserWarning)
+            occluded, _ = occlusion(image)  # (1, 1, D, H, W): the score with each cube blurred
+            result = net(image)[0, 0] - occluded[0, 0]
+    return result.detach().float().reshape(image.shape[2:]).cpu().clamp(min=0.0)
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    """Keep CAM maps in their own units (MONAI rescales each to [0, 1] by default)."""
+    return x
+
+
+def randomized(model: nn.Module, seed: int = 0) -> nn.Module:
+    """A copy of ``model`` with every layer re-initialised (``reset_parameters``, seeded; a
+    BatchNorm's running statistics too), buffers such as the score scaling kept: the cascade's
+    last step of Adebayo et al. 2018's model randomisation test."""
+    copied = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in copied.modules():
+            if module is not copied and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    return copied.eval()
