@@ -31,6 +31,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from monai.data.utils import dense_patch_slices
 from monai.visualize import GradCAM, GradCAMpp, OcclusionSensitivity, SmoothGrad, VanillaGrad
@@ -119,8 +120,9 @@ class _Logits(nn.Module):
 
 
 def last_convolution(model: nn.Module) -> str:
-    """The name of the last ``nn.Conv3d`` in ``model`` (``"network.features.14"`` for
-    AlexNet3D in a :class:`~loes.models.LoesModel`).
+    """The name of the last ``nn.Conv3d`` of the network's ``features`` (``"network.features.14"``
+    for AlexNet3D in a :class:`~loes.models.LoesModel`), or of the whole network when it has no
+    ``features``: the last layer that still has a spatial grid.
 
     Raises:
         LoesError: when the model has no 3D convolution.
@@ -128,7 +130,8 @@ def last_convolution(model: nn.Module) -> str:
     names = [name for name, module in model.named_modules() if isinstance(module, nn.Conv3d)]
     if not names:
         raise LoesError("the network has no 3D convolution for GradCAM; choose another method.")
-    return names[-1]
+    in_features = [n for n in names if ".features." in f".{n}"]
+    return (in_features or names)[-1]
 
 
 def _layer(model: nn.Module, layer: str | None) -> str:
@@ -146,7 +149,7 @@ def _occlusion_overlap(size: int, stride: int) -> float:
     """MONAI's sliding-window ``overlap`` that steps ``stride`` voxels over a ``size`` cube
     (``int(size * (1 - overlap))`` is the step there; the small margin keeps it from rounding
     down)."""
-    return (size - stride) / size - 0.1 / size
+    return max(0.0, (size - stride - 0.1) / size)
 
 
 def occlusion_windows(shape: Sequence[int], settings: SaliencySettings) -> int:
@@ -165,8 +168,8 @@ def saliency_map(
     """The positive saliency map of one scan for ``model``'s prediction.
 
     Args:
-        model: a network returning (B,) scores (a :class:`~loes.models.LoesModel`); put in eval
-            mode (BatchNorm uses its running statistics).
+        model: a network returning (B,) scores (a :class:`~loes.models.LoesModel`); run in eval
+            mode (BatchNorm uses its running statistics), and left in the mode it came in.
         image: (1, 1, D, H, W) model input, on the model's device.
         method: one of :data:`SALIENCY_METHODS`.
         settings: layer, SmoothGrad and occlusion settings (default: :class:`SaliencySettings`).
@@ -182,8 +185,8 @@ def saliency_map(
     if image.ndim != 5 or image.shape[:2] != (1, 1):
         raise LoesError(f"expected one scan of shape (1, 1, D, H, W), got {tuple(image.shape)}.")
     settings = settings or SaliencySettings()
-    model.eval()
-    net = _Logits(model)
+    training = model.training
+    net = _Logits(model).eval()  # MONAI restores the wrapper's mode, and so its children's
     image = image.detach().float()
     if method in ("gradcam", "gradcampp"):
         explainer = GradCAM if method == "gradcam" else GradCAMpp
@@ -218,6 +221,7 @@ def saliency_map(
             warnings.simplefilter("ignore", UserWarning)
             occluded, _ = occlusion(image)  # (1, 1, D, H, W): the score with each cube blurred
             result = net(image)[0, 0] - occluded[0, 0]
+    model.train(training)
     return result.detach().float().reshape(image.shape[2:]).cpu().clamp(min=0.0)
 
 
@@ -232,7 +236,8 @@ def randomized(model: nn.Module, seed: int = 0) -> nn.Module:
     last step of Adebayo et al. 2018's model randomisation test."""
     copied = copy.deepcopy(model)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        # a stream of its own: torch.manual_seed(seed) would redraw a model built after it
+        torch.manual_seed(int(np.random.SeedSequence([seed, 2018]).generate_state(1)[0]))
         for module in copied.modules():
             if module is not copied and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
