@@ -1,0 +1,254 @@
+"""``explain`` on a tiny finished run: every scan by its own fold model, the files it writes
+(the native-space map on the scan's own grid), the truth metrics, resuming, new scans with the
+ensemble, and bad input."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from loes.errors import LoesError
+from loes.pipeline.explain import EXPLANATIONS_FILE, PAGE_FILE, SUMMARY_FILE, explain
+from loes.pipeline.saliency import SaliencySettings
+from tests.browser import measure_page, needs_chromium
+
+pytestmark = pytest.mark.slow
+
+METHODS = ["gradcam", "vanillagrad"]
+
+
+@pytest.fixture(scope="module")
+def explained(tiny_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("explain") / "out"
+    return explain(tiny_run, methods=METHODS, scans=4, out=out, device="cpu"), out
+
+
+def test_each_scan_is_explained_by_the_fold_that_tested_it(explained, tiny_run):
+    table, _ = explained
+    assert len(table) == 4 * len(METHODS)
+    assert (table["error"] == "").all()
+    assert list(table["method"].unique()) == METHODS
+    for row in table.itertuples():
+        fold = pd.read_csv(tiny_run / row.fold / "predictions.csv", dtype={"session": str})
+        tested = fold[(fold["subject"] == row.subject) & (fold["session"] == row.session)]
+        assert len(tested), (row.subject, row.session, row.fold)
+        # the prediction is the same model's on the same input (without the flip of cv.tta)
+        assert abs(row.predicted - tested["predicted"].iloc[0]) < 3.0
+    scores = table.drop_duplicates("image")["loes_score"]
+    assert scores.is_monotonic_increasing  # spread over the scores, lowest first
+    assert scores.iloc[0] == 0
+    assert scores.iloc[-1] == scores.max()
+
+
+def test_the_native_map_lies_on_the_scans_own_grid(explained):
+    table, out = explained
+    for row in table.drop_duplicates("image").itertuples():
+        folder = out / "scans" / f"{row.subject}_{row.session}"
+        scan = nib.load(row.image)
+        native = nib.load(folder / f"{row.method}_native.nii.gz")
+        assert native.shape == scan.shape[:3]
+        np.testing.assert_allclose(native.affine, scan.affine, atol=1e-4)
+        model_space = nib.load(folder / f"{row.method}.nii.gz")
+        assert model_space.shape == (32, 40, 32)
+        assert np.asarray(model_space.dataobj).min() >= 0
+        # the peak written in the row is the model-space map's, in millimetres
+        data = np.asarray(model_space.dataobj)
+        peak = nib.affines.apply_affine(
+            model_space.affine, np.unravel_index(data.argmax(), data.shape)
+        )
+        if data.max() > 0:
+            np.testing.assert_allclose(peak, [row.peak_x, row.peak_y, row.peak_z], atol=1e-4)
+        assert (folder / f"{row.method}.png").stat().st_size > 10_000
+
+
+def test_the_native_map_carries_the_model_space_map(explained):
+    """Resampled back, the map keeps where its mass is: its centre of mass in millimetres
+    lies within a voxel of the model input (4 mm) of the model-space map's."""
+    table, out = explained
+    row = table[(table["method"] == "vanillagrad") & (table["loes_score"] > 0)].iloc[0]
+    folder = out / "scans" / f"{row.subject}_{row.session}"
+
+    def centre(image):
+        data = np.asarray(image.dataobj, dtype=np.float64)
+        voxel = (np.indices(data.shape) * data).reshape(3, -1).sum(axis=1) / data.sum()
+        return nib.affines.apply_affine(image.affine, voxel)
+
+    native, model_space = (nib.load(folder / f"vanillagrad{s}.nii.gz") for s in ("_native", ""))
+    assert np.linalg.norm(centre(native) - centre(model_space)) < 4.0
+
+
+def test_scans_with_lesions_get_truth_metrics_and_baselines(explained):
+    table, _ = explained
+    lesioned = table[table["loes_score"] > 0]
+    assert len(lesioned)
+    assert lesioned["lesion_share"].between(0, 1, inclusive="neither").all()
+    np.testing.assert_allclose(
+        lesioned["brain_mask_relevance_mass_accuracy"], lesioned["lesion_share"]
+    )
+    assert (lesioned["brain_mask_auc"] == 0.5).all()
+    assert lesioned["random_auc"].between(0.4, 0.6).all()
+    correlation = lesioned["random_weights_rank_correlation"]
+    assert correlation.dropna().between(-1, 1).all()
+    # NaN only where a map is flat over the brain (a GradCAM the ReLU zeroed)
+    gradients = lesioned["method"] == "vanillagrad"
+    assert correlation[gradients].notna().all()
+    healthy = table[table["loes_score"] == 0]
+    assert healthy["auc"].isna().all()
+    assert (healthy["mass"] >= 0).all()
+
+
+def test_the_synthetic_scans_lie_in_mni_space_and_get_area_shares(explained):
+    table, _ = explained
+    assert (table["mni_overlap"] > 0.7).all()
+    assert table["in_mni"].all()
+    areas = table[[c for c in table.columns if c.startswith("area_")]]
+    with_mass = table["mass"] > 0
+    np.testing.assert_allclose(areas[with_mass].sum(axis=1), 1.0)
+
+
+def test_the_files_agree_with_the_table(explained):
+    table, out = explained
+    written = pd.read_csv(out / EXPLANATIONS_FILE, dtype={"session": str}, keep_default_na=False)
+    assert list(written.columns) == list(table.columns)
+    np.testing.assert_allclose(written["predicted"], table["predicted"])
+    summary = json.loads((out / SUMMARY_FILE).read_text())
+    assert summary == table.attrs["summary"]
+    for method in METHODS:
+        entry = summary["methods"][method]
+        assert entry["scans"] == 4
+        rows = table[(table["method"] == method) & table["lesion_share"].notna()]
+        assert entry["scans_with_lesions"] == len(rows)
+        assert entry["map"]["auc"] == pytest.approx(rows["auc"].mean())
+        assert entry["baselines"]["random"]["auc"] == pytest.approx(rows["random_auc"].mean())
+        assert sum(e["scans"] for e in entry["by_fold"].values()) == 4
+    page = (out / PAGE_FILE).read_text()
+    figures = [
+        line.split('src="')[1].split('"')[0] for line in page.splitlines() if "<img " in line
+    ]
+    assert len(figures) == len(table)
+    assert all((out / f).is_file() for f in figures)
+
+
+@needs_chromium
+def test_the_page_shows_every_figure_without_overflow(explained):
+    _, out = explained
+    measured = measure_page((out / PAGE_FILE).read_text(), out)
+    assert len(measured["images"]) == 4 * len(METHODS)
+    assert all(image["width"] > 0 for image in measured["images"]), measured["images"]
+    assert measured["overflowing"] == [], measured["overflowing"]
+
+
+def test_a_second_run_reuses_finished_maps_and_redoes_changed_ones(tiny_run, tmp_path):
+    out = tmp_path / "out"
+    first = explain(
+        tiny_run,
+        methods=["smoothgrad"],
+        scans=2,
+        out=out,
+        device="cpu",
+        settings=SaliencySettings(smoothgrad_samples=2),
+    )
+    records = sorted(out.glob("scans/*/smoothgrad.json"))
+    stamps = [p.stat().st_mtime_ns for p in records]
+    again = explain(
+        tiny_run,
+        methods=["smoothgrad"],
+        scans=2,
+        out=out,
+        device="cpu",
+        settings=SaliencySettings(smoothgrad_samples=2),
+    )
+    assert [p.stat().st_mtime_ns for p in records] == stamps
+    pd.testing.assert_frame_equal(first, again)
+    explain(
+        tiny_run,
+        methods=["smoothgrad"],
+        scans=2,
+        out=out,
+        device="cpu",
+        settings=SaliencySettings(smoothgrad_samples=3),
+    )
+    assert all(p.stat().st_mtime_ns != s for p, s in zip(records, stamps, strict=True))
+
+
+def test_new_scans_are_explained_by_the_ensemble(tiny_run, tiny_manifest, tmp_path):
+    table = explain(
+        tiny_run,
+        [tiny_manifest],
+        methods=["gradcam"],
+        scans=2,
+        out=tmp_path / "new",
+        device="cpu",
+        sanity=False,
+    )
+    assert len(table) == 2
+    assert (table["fold"] == "ensemble").all()
+    assert "random_weights_rank_correlation" not in table
+    assert table["lesion_share"].notna().sum() == (table["loes_score"] > 0).sum()
+
+
+def test_an_unreadable_scan_is_its_own_row(tiny_run, tmp_path):
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"not a nifti file")
+    table = explain(tiny_run, [bad], out=tmp_path / "out", device="cpu")
+    assert len(table) == 1
+    assert "broken.nii.gz" in table["image"].iloc[0]
+    assert table["error"].iloc[0]
+
+
+def test_a_mask_off_its_scans_grid_is_refused(tiny_run, tiny_manifest, tmp_path):
+    manifest = pd.read_csv(tiny_manifest)
+    row = manifest[manifest["loes_score"] > 0].iloc[0]
+    folder = tiny_manifest.parent
+    mask = nib.load(folder / row["lesion_mask"])
+    shifted = mask.affine.copy()
+    shifted[:3, 3] += 5.0  # the same voxels, 5 mm away
+    moved = tmp_path / "moved_dseg.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(mask.dataobj), shifted), moved)
+    table = pd.DataFrame(
+        {
+            "subject": [row["subject"]],
+            "session": [row["session"]],
+            "image": [str(folder / row["image"])],
+            "loes_score": [row["loes_score"]],
+            "lesion_mask": [str(moved)],
+        }
+    )
+    path = tmp_path / "manifest.csv"
+    table.to_csv(path, index=False)
+    with pytest.raises(LoesError, match=r"moved_dseg\.nii\.gz\): the mask's affine differs"):
+        explain(tiny_run, [path], out=tmp_path / "out", device="cpu")
+    cropped = tmp_path / "cropped_dseg.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(mask.dataobj)[1:], mask.affine), cropped)
+    table.assign(lesion_mask=str(cropped)).to_csv(path, index=False)
+    with pytest.raises(LoesError, match=r"the mask's grid .* is not the scan's"):
+        explain(tiny_run, [path], out=tmp_path / "out", device="cpu")
+
+
+def test_bad_arguments_are_refused_before_any_work(tiny_run, tmp_path):
+    with pytest.raises(LoesError, match="unknown method 'lime'; choose from gradcam"):
+        explain(tiny_run, methods=["lime"], out=tmp_path / "a")
+    with pytest.raises(LoesError, match="is a run folder, whose files loes keeps"):
+        explain(tiny_run, out=tiny_run)
+    with pytest.raises(LoesError, match="scans must be at least 1"):
+        explain(tiny_run, scans=0, out=tmp_path / "b")
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_run_without_a_finished_fold_is_refused(tiny_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("metrics.json", "explanations"))
+    with pytest.raises(LoesError, match="holds no finished fold model"):
+        explain(run, out=tmp_path / "out")
+
+
+def test_a_bundle_needs_scans(tiny_run, tmp_path):
+    from loes.pipeline.ensemble import load_ensemble
+
+    load_ensemble(tiny_run).save(tmp_path / "bundle")
+    with pytest.raises(LoesError, match="exported ensemble, not a run folder"):
+        explain(tmp_path / "bundle", out=tmp_path / "out")
