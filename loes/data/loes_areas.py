@@ -23,6 +23,7 @@ import functools
 
 import nibabel as nib
 import numpy as np
+from scipy import ndimage
 
 from loes.data.loes_items import LESION_ITEMS, lesion_label
 
@@ -84,10 +85,12 @@ def _sample(image: nib.Nifti1Image, points_mm) -> np.ndarray:
     return values
 
 
-def _voxel_mm(shape, affine) -> np.ndarray:
-    """The (*shape, 3) millimetre coordinates of every voxel of a grid."""
-    voxels = np.moveaxis(np.indices(shape), 0, -1)
-    return nib.affines.apply_affine(np.asarray(affine, dtype=np.float64), voxels)
+def _on_grid(image: nib.Nifti1Image, shape, affine) -> np.ndarray:
+    """``image``'s values on the grid of ``shape`` and ``affine`` (voxel -> mm): the nearest
+    voxel's value, 0 outside ``image`` (``scipy.ndimage.affine_transform`` of order 0)."""
+    matrix = np.linalg.inv(image.affine) @ np.asarray(affine, dtype=np.float64)
+    data = np.asarray(image.dataobj)
+    return ndimage.affine_transform(data, matrix, output_shape=tuple(shape), order=0, cval=0)
 
 
 def area_labels(points_mm) -> np.ndarray:
@@ -116,7 +119,7 @@ def area_shares(saliency, affine) -> dict[str, float]:
         summing to 1; NaN everywhere for a map without mass.
     """
     values = np.clip(np.asarray(saliency, dtype=np.float64), 0.0, None)
-    labels = area_labels(_voxel_mm(values.shape, affine))
+    labels = _on_grid(area_atlas(), values.shape, affine)
     mass = np.bincount(labels.ravel(), weights=values.ravel(), minlength=len(LOES_AREAS) + 1)
     total = mass.sum()
     shares = mass / total if total > 0 else np.full(mass.shape, np.nan)
@@ -135,6 +138,6 @@ def mni_overlap(brain, affine) -> float:
 
     brain = np.asarray(brain) > 0
     template = load_template("brain_mask", resolution=2)
-    inside = _sample(template, _voxel_mm(brain.shape, affine)) > 0.5
+    inside = _on_grid(template, brain.shape, affine) > 0.5
     total = brain.sum() + inside.sum()
     return float(2 * (brain & inside).sum() / total) if total else 0.0
