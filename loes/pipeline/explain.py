@@ -394,18 +394,27 @@ def _figure(native: nib.Nifti1Image, scan: _Scan, method: str, row: dict, path: 
     figure = plt.figure(figsize=(7.5, 2.6))
     with warnings.catch_warnings():  # nilearn casts integer scans to float, with a warning
         warnings.simplefilter("ignore", UserWarning)
-        display = plotting.plot_stat_map(
-            native,
-            bg_img=scan.image,
-            cut_coords=peak if np.all(np.isfinite(peak)) else None,
-            display_mode="ortho",
-            threshold=0.2 * top if top > 0 else None,
-            vmax=top if top > 0 else None,
-            cmap="hot",
-            title=title,
-            black_bg=True,
-            figure=figure,
-        )
+        if top > 0:
+            display = plotting.plot_stat_map(
+                native,
+                bg_img=scan.image,
+                cut_coords=peak,
+                display_mode="ortho",
+                threshold=0.2 * top,
+                vmax=top,
+                cmap="hot",
+                title=title,
+                black_bg=True,
+                figure=figure,
+            )
+        else:  # nothing to overlay: the scan alone, said so
+            display = plotting.plot_anat(
+                scan.image,
+                display_mode="ortho",
+                title=f"{title}; the map is 0",
+                figure=figure,
+                colorbar=False,
+            )
         if scan.lesion_mask and np.any(np.asarray(nib.load(scan.lesion_mask).dataobj)):
             display.add_contours(scan.lesion_mask, levels=[0.5], colors="cyan", linewidths=0.6)
         with atomic_path(path) as tmp:
@@ -556,7 +565,12 @@ def _mean(values: pd.Series) -> float | None:
 
 def _metrics(rows: pd.DataFrame) -> dict:
     lesioned = rows[rows["lesion_share"].notna()] if "lesion_share" in rows else rows.iloc[:0]
-    result: dict = {"scans": len(rows), "scans_with_lesions": len(lesioned)}
+    result: dict = {
+        "scans": len(rows),
+        "scans_with_lesions": len(lesioned),
+        "empty_maps": int((rows["mass"] == 0).sum()),
+        "empty_maps_with_lesions": int((lesioned["mass"] == 0).sum()),
+    }
     if len(lesioned):
         result["map"] = {k: _mean(lesioned[k]) for k in TRUTH_METRICS}
         result["baselines"] = {
@@ -580,8 +594,10 @@ def _metrics(rows: pd.DataFrame) -> dict:
 
 
 def summarize_explanations(table: pd.DataFrame) -> dict:
-    """Per method, over the explained scans (errors left out), and per method and fold: the
-    mean truth metrics of the maps and of the baselines on scans with lesions, the mean rank
+    """Per method, over the explained scans (errors left out), and per method and fold: how
+    many maps are 0 over the whole brain (a GradCAM whose ReLU zeroed it: no mass, so no mass
+    accuracy or peak), the mean truth metrics of the maps and of the baselines on scans with
+    lesions (over the maps with mass, for mass accuracy and pointing), the mean rank
     correlation with randomised weights, the mean area shares and, for scans scored 0, the
     map's mass beside its mass on scans with lesions."""
     done = table[table["error"] == ""] if "error" in table else table

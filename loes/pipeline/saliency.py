@@ -187,7 +187,7 @@ def saliency_map(
     settings = settings or SaliencySettings()
     training = model.training
     net = _Logits(model).eval()  # MONAI restores the wrapper's mode, and so its children's
-    image = image.detach().float()
+    image = image.detach().float().contiguous()  # a preprocessed scan may come transposed
     if method in ("gradcam", "gradcampp"):
         explainer = GradCAM if method == "gradcam" else GradCAMpp
         cam = explainer(

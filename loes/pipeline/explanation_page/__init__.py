@@ -12,6 +12,7 @@ import pandas as pd
 
 from loes import __version__
 from loes.data.loes_areas import LOES_AREAS
+from loes.data.problems import plural
 from loes.pipeline.templates import package_template
 
 __all__ = ["render_page"]
@@ -57,10 +58,11 @@ def _summary_rows(summary: dict) -> list[dict]:
                     )
                 ],
                 "sanity": _number(entry.get("random_weights_rank_correlation")),
+                "empty": entry["empty_maps"],
                 "zero": None
                 if not zero
-                else f"{_number(zero['mass'], 3)} on {zero['scans']} scans scored 0, "
-                f"{_number(zero['mass_on_scans_with_lesions'], 3)} on scans with lesions",
+                else f"{zero['mass']:.3g} on {plural(zero['scans'], 'scan')} scored 0; "
+                f"{zero['mass_on_scans_with_lesions']:.3g} on scans with lesions",
             }
         )
     return rows
