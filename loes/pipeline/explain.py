@@ -88,6 +88,23 @@ class _Scan:
         return "+".join(m.name for m in self.members) if len(self.members) == 1 else "ensemble"
 
 
+@dataclass
+class _Prepared:
+    """A preprocessed scan and what every method's row shares: the model input ``x``
+    (1, 1, D, H, W), its affine (voxel -> mm), brain and lesion masks on its grid, the MNI
+    check, the prediction (Loes points) and the baselines' truth metrics."""
+
+    item: dict
+    x: torch.Tensor
+    affine: np.ndarray
+    brain: np.ndarray
+    lesion: np.ndarray | None
+    mni_overlap: float
+    in_mni: bool
+    predicted: float
+    baselines: dict
+
+
 def _mask_path(value) -> str | None:
     return None if value is None or pd.isna(value) or not str(value).strip() else str(value)
 
@@ -277,80 +294,90 @@ class _Explainer:
             "loes_score": scan.loes_score,
         }
 
-    def _explain(self, scan: _Scan, methods: list[str]) -> dict[str, dict]:
-        start = time.perf_counter()
+    def _prepare(self, scan: _Scan) -> _Prepared | str:
+        """The scan (and its mask) through the run's preprocessing, with what every method's
+        row shares; or why it cannot be explained."""
         problems = check_image(scan.image, pixdim=self.pixdim)
         errors = [message for severity, message in problems if severity == "error"]
-        item = None
-        if not errors:
-            keys = {"image": scan.image}
-            if scan.lesion_mask:
-                keys["lesion_mask"] = scan.lesion_mask
-            try:
-                item = self.transforms[bool(scan.lesion_mask)](keys)
-            except Exception as error:  # any failure of a user's scan is that scan's row
-                errors = [f"cannot be preprocessed ({type(error).__name__}: {error})"]
         if errors:
-            return {m: {**self._base_row(scan, m), "error": " ".join(errors)} for m in methods}
+            return " ".join(errors)
+        keys = {"image": scan.image}
+        if scan.lesion_mask:
+            keys["lesion_mask"] = scan.lesion_mask
+        try:
+            item = self.transforms[bool(scan.lesion_mask)](keys)
+        except Exception as error:  # any failure of a user's scan is that scan's row
+            return f"cannot be preprocessed ({type(error).__name__}: {error})"
         image = item["image"]
         affine = np.asarray(image.affine, dtype=np.float64)
-        x = image.as_tensor()[None].float().to(self.device)
+        x = image.as_tensor()[None].float().contiguous().to(self.device)
         brain = np.asarray(BrainForeground()(image.as_tensor())[0])
         lesion = None
         if scan.lesion_mask:
             lesion = np.asarray(item["lesion_mask"].as_tensor()[0]) > 0
         overlap = mni_overlap(brain, affine)
-        in_mni = self.registered or overlap >= MNI_OVERLAP
         with torch.no_grad():
-            predicted = float(
-                np.mean([m.model(x).clamp(0.0, MAX_LOES_SCORE).item() for m in scan.members])
-            )
+            scores = [m.model(x).clamp(0.0, MAX_LOES_SCORE).item() for m in scan.members]
         baselines = {}
         if lesion is not None:
             baselines = {
                 "random": truth_metrics(random_map(brain, self.seed), lesion, brain),
                 "brain_mask": truth_metrics(brain.astype(np.float32), lesion, brain),
             }
+        return _Prepared(
+            item=item,
+            x=x,
+            affine=affine,
+            brain=brain,
+            lesion=lesion,
+            mni_overlap=overlap,
+            in_mni=self.registered or overlap >= MNI_OVERLAP,
+            predicted=float(np.mean(scores)),
+            baselines=baselines,
+        )
+
+    def _row(self, scan: _Scan, prepared: _Prepared, method: str, saliency: np.ndarray) -> dict:
+        """What ``explanations.csv`` says of one map."""
+        p = prepared
+        row = {
+            **self._base_row(scan, method),
+            "predicted": p.predicted,
+            "mni_overlap": p.mni_overlap,
+            "in_mni": p.in_mni,
+        }
+        peak = np.unravel_index(int(np.argmax(saliency)), saliency.shape)
+        peak_mm = nib.affines.apply_affine(p.affine, peak) if saliency.max() > 0 else [np.nan] * 3
+        row |= dict(zip(("peak_x", "peak_y", "peak_z"), peak_mm, strict=True))
+        areas = area_shares(saliency, p.affine) if p.in_mni else {}
+        row |= {f"area_{a}": areas.get(a, np.nan) for a in (*LOES_AREAS, "elsewhere")}
+        lesion = p.lesion if p.lesion is not None else np.zeros_like(p.brain)
+        row |= truth_metrics(saliency, lesion, p.brain)
+        for baseline, values in p.baselines.items():
+            row |= {f"{baseline}_{k}": values[k] for k in TRUTH_METRICS if k != "lesion_share"}
+        if self.sanity:
+            randomised = self._map(scan.members, p.x, method, random=True)
+            row["random_weights_rank_correlation"] = rank_correlation(saliency, randomised, p.brain)
+        return row
+
+    def _explain(self, scan: _Scan, methods: list[str]) -> dict[str, dict]:
+        start = time.perf_counter()
+        prepared = self._prepare(scan)
+        if isinstance(prepared, str):
+            return {m: {**self._base_row(scan, m), "error": prepared} for m in methods}
         folder = self.out / "scans" / scan.name
         folder.mkdir(parents=True, exist_ok=True)
-        setup = time.perf_counter() - start
+        shared = (time.perf_counter() - start) / len(methods)
         made = {}
         for method in methods:
             start = time.perf_counter()
-            saliency = self._map(scan.members, x, method, random=False)
-            row = {
-                **self._base_row(scan, method),
-                "predicted": predicted,
-                "mni_overlap": overlap,
-                "in_mni": in_mni,
-            }
-            peak = np.unravel_index(int(np.argmax(saliency)), saliency.shape)
-            peak_mm = nib.affines.apply_affine(affine, peak) if saliency.max() > 0 else [np.nan] * 3
-            row |= dict(zip(("peak_x", "peak_y", "peak_z"), peak_mm, strict=True))
-            areas = area_shares(saliency, affine) if in_mni else {}
-            row |= {f"area_{a}": areas.get(a, np.nan) for a in (*LOES_AREAS, "elsewhere")}
-            if lesion is not None:
-                metrics = truth_metrics(saliency, lesion, brain)
-            else:
-                metrics = truth_metrics(saliency, np.zeros_like(brain), brain)
-            row |= metrics
-            for baseline, values in baselines.items():
-                row |= {f"{baseline}_{k}": values[k] for k in TRUTH_METRICS if k != "lesion_share"}
-            if self.sanity:
-                randomised = self._map(scan.members, x, method, random=True)
-                row["random_weights_rank_correlation"] = rank_correlation(
-                    saliency, randomised, brain
-                )
-            self._write_maps(scan, item, saliency, method, folder, row)
-            row["seconds"] = time.perf_counter() - start + setup / len(methods)
-            row["error"] = ""
-            with atomic_path(folder / f"{method}.json") as tmp:
-                tmp.write_text(
-                    json.dumps(
-                        {"settings": self.settings_of(scan, method), "row": _jsonable(row)},
-                        indent=1,
-                    )
-                )
+            saliency = self._map(scan.members, prepared.x, method, random=False)
+            row = self._row(scan, prepared, method, saliency)
+            self._write_maps(scan, prepared.item, saliency, method, folder, row)
+            row |= {"seconds": time.perf_counter() - start + shared, "error": ""}
+            # written last: a row on disk means its maps and figure are there
+            write_json(
+                folder / f"{method}.json", {"settings": self.settings_of(scan, method), "row": row}
+            )
             made[method] = row
         return made
 
@@ -421,17 +448,6 @@ def _figure(native: nib.Nifti1Image, scan: _Scan, method: str, row: dict, path: 
             display.savefig(str(tmp), dpi=90)
     display.close()
     plt.close(figure)
-
-
-def _jsonable(row: dict) -> dict:
-    out = {}
-    for key, value in row.items():
-        if isinstance(value, (np.floating, np.integer, np.bool_)):
-            value = value.item()
-        if isinstance(value, float) and not np.isfinite(value):
-            value = None
-        out[key] = value
-    return out
 
 
 def _announce_occlusion(
