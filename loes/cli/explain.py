@@ -156,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
     out, summary = table.attrs["out"], table.attrs["summary"]
     for method, entry in summary["methods"].items():
         line = f"{method}: {plural(entry['scans'], 'scan')}"
+        if entry["flat_maps"]:
+            line += f" ({entry['flat_maps']} flat: no place stands out)"
         lesioned = entry.get("map")
         if lesioned:
             random = entry["baselines"]["random"]
@@ -166,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{_fmt(random['relevance_mass_accuracy'])}), ROC AUC {_fmt(lesioned['auc'])} "
                 f"(random {_fmt(random['auc'])}), pointing game {_fmt(lesioned['pointing'])}"
             )
-        if "random_weights_rank_correlation" in entry:
+        if entry.get("random_weights_rank_correlation") is not None:
             line += (
                 "; rank correlation with randomised weights "
                 f"{_fmt(entry['random_weights_rank_correlation'])}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -77,8 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from loes.data.scan_sources import read_scans
     from loes.errors import LoesError
     from loes.io import write_text
-    from loes.pipeline.ensemble import load_ensemble
-    from loes.pipeline.messages import note
+    from loes.pipeline.ensemble import load_ensemble, warn_if_partial
     from loes.pipeline.metrics import regression_metrics, threshold_metrics
     from loes.pipeline.prediction_page import render_page, write_predictions
 
@@ -103,15 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if any(out == Path(source).resolve() for source in args.sources):
         raise LoesError(f"--out {args.out} is one of the scans' sources; it would be overwritten.")
     ensemble = load_ensemble(args.run_dir)
-    splits = Path(args.run_dir) / "splits.json"
-    if splits.is_file():  # a run folder (a bundle holds its finished folds only)
-        planned = len(json.loads(splits.read_text())["folds"])
-        if len(ensemble.members) < planned:
-            note(
-                f"warning: {args.run_dir} is a partial run: predicting with "
-                f"{len(ensemble.members)} of its {planned} fold models (`loes cv` with the run's "
-                "settings finishes it)"
-            )
+    warn_if_partial(args.run_dir, ensemble, "predicting")
     scans = read_scans(
         args.sources, images_dir=args.images_dir, include_gd=args.include_gd, suffix=args.suffix
     )

@@ -106,19 +106,23 @@ def area_labels(points_mm) -> np.ndarray:
     return _sample(area_atlas(), points_mm).astype(np.uint8)
 
 
-def area_shares(saliency, affine) -> dict[str, float]:
-    """The share of a map's positive mass in each Loes area.
+def area_shares(saliency, affine, brain=None) -> dict[str, float]:
+    """The share of a map's positive mass (in the brain) in each Loes area.
 
     Args:
-        saliency: (D, H, W) map (negative values count as 0).
+        saliency: (D, H, W) map (negative values count as 0); a brain mask gives the areas'
+            shares of the brain's volume, the chance level of a map.
         affine: (4, 4) voxel -> MNI millimetres of the map's grid (valid for scans in MNI
             space, or registered to it: check with :func:`mni_overlap`).
+        brain: (D, H, W) bool mask; only the map's mass inside it counts (None: all of it).
 
     Returns:
         ``{area: share}`` for every :data:`LOES_AREAS` name, plus ``"elsewhere"`` (the rest),
         summing to 1; NaN everywhere for a map without mass.
     """
     values = np.clip(np.asarray(saliency, dtype=np.float64), 0.0, None)
+    if brain is not None:
+        values = np.where(np.asarray(brain) > 0, values, 0.0)
     labels = _on_grid(area_atlas(), values.shape, affine)
     mass = np.bincount(labels.ravel(), weights=values.ravel(), minlength=len(LOES_AREAS) + 1)
     total = mass.sum()

@@ -51,8 +51,10 @@ __all__ = [
     "TTA_MODES",
     "FoldEnsemble",
     "Member",
+    "blank_input",
     "load_ensemble",
     "run_table",
+    "warn_if_partial",
 ]
 
 #: the description of a saved ensemble (a bundle's ``models/``)
@@ -103,15 +105,37 @@ class _Preprocessed(Dataset):
         except Exception as error:  # any failure of a user's scan is that scan's row
             return {**item, "error": f"cannot be preprocessed ({type(error).__name__}: {error})"}
         item["input"] = convert_to_tensor(image, track_meta=False)
-        if not torch.isfinite(item["input"]).all() or item["input"].amin() == item["input"].amax():
-            return {
-                **item,
-                "error": "holds no image after preprocessing (every voxel the same value): the "
-                "file has NaN voxels or no signal; `loes validate --deep` names the cause",
-            }
+        blank = blank_input(item["input"])
+        if blank:
+            return {**item, "error": blank}
         item["thumbnail"] = item["input"][0, :, :, item["input"].shape[-1] // 2].half().numpy()
         item["seconds"] = time.perf_counter() - start
         return item
+
+
+def blank_input(image: torch.Tensor) -> str | None:
+    """Why a preprocessed model input holds no image (NaN voxels, or one value everywhere), or
+    None when it does."""
+    if not torch.isfinite(image).all() or image.amin() == image.amax():
+        return (
+            "holds no image after preprocessing (every voxel the same value): the file has NaN "
+            "voxels or no signal; `loes validate --deep` names the cause"
+        )
+    return None
+
+
+def warn_if_partial(run_dir: str | os.PathLike, ensemble: FoldEnsemble, doing: str) -> None:
+    """Warn when a run folder has fewer finished fold models than its ``splits.json`` plans
+    (``doing``: ``"predicting"``, ``"explaining"``)."""
+    splits = Path(run_dir) / "splits.json"
+    if not splits.is_file():  # a bundle holds its finished folds only
+        return
+    planned = len(json.loads(splits.read_text())["folds"])
+    if len(ensemble.members) < planned:
+        note(
+            f"warning: {run_dir} is a partial run: {doing} with {len(ensemble.members)} of its "
+            f"{planned} fold models (`loes cv` with the run's settings finishes it)"
+        )
 
 
 def _single(batch: list[dict]) -> dict:

@@ -22,13 +22,15 @@ and the brain mask's, and the model randomisation test. Layout of ``OUT``::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import time
 import warnings
+import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nibabel as nib
@@ -45,13 +47,21 @@ from loes.data.validation import check_image
 from loes.errors import LoesError
 from loes.io import atomic_path, write_json, write_text
 from loes.pipeline.device import configure_cpu, resolve_device
-from loes.pipeline.ensemble import FoldEnsemble, Member, load_ensemble, run_table
+from loes.pipeline.ensemble import (
+    FoldEnsemble,
+    Member,
+    blank_input,
+    load_ensemble,
+    run_table,
+    warn_if_partial,
+)
 from loes.pipeline.messages import note
 from loes.pipeline.metrics import NETWORK
 from loes.pipeline.run_folder import CONFIG_FILE, load_run_config
 from loes.pipeline.saliency import (
     SALIENCY_METHODS,
     SaliencySettings,
+    check_layer,
     occlusion_windows,
     randomized,
     saliency_map,
@@ -88,6 +98,26 @@ class _Scan:
         return "+".join(m.name for m in self.members) if len(self.members) == 1 else "ensemble"
 
 
+#: the layout of a saved row; rows of another layout are made again
+_ROW_FORMAT = 2
+_AREA_NAMES = (*LOES_AREAS, "elsewhere")
+
+
+def _fingerprint(model: torch.nn.Module) -> str:
+    """A short hash of a model's weights and buffers: which model made a saved row."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _scan_seed(seed: int, scan: _Scan) -> int:
+    """A seed of the scan's own (random map, SmoothGrad noise): the same whatever the scans
+    explained before it."""
+    return int(np.random.SeedSequence([seed, zlib.crc32(scan.image.encode())]).generate_state(1)[0])
+
+
 @dataclass
 class _Prepared:
     """A preprocessed scan and what every method's row shares: the model input ``x``
@@ -95,6 +125,7 @@ class _Prepared:
     check, the prediction (Loes points) and the baselines' truth metrics."""
 
     item: dict
+    brain_areas: dict
     x: torch.Tensor
     affine: np.ndarray
     brain: np.ndarray
@@ -123,6 +154,11 @@ def _check_masks(scans: list[_Scan]) -> None:
             mask, image = nib.load(scan.lesion_mask), nib.load(scan.image)
         except (OSError, ValueError, nib.filebasedimages.ImageFileError) as error:
             raise LoesError(f"{where}: cannot be read ({error}).") from None
+        if len(mask.shape) > 3 and any(n > 1 for n in mask.shape[3:]):
+            raise LoesError(
+                f"{where}: the mask is {len(mask.shape)}D {mask.shape}; a lesion mask is one 3D "
+                "label image on its scan's voxels."
+            )
         if mask.shape[:3] != image.shape[:3]:
             raise LoesError(
                 f"{where}: the mask's grid {mask.shape[:3]} is not the scan's {image.shape[:3]}; "
@@ -160,9 +196,15 @@ def _own_scans(run_dir: Path, ensemble: FoldEnsemble, scans: int | None) -> list
         )
     table = run_table(run_dir)
     if table is None:
+        config = load_run_config(run_dir)
+        where = (
+            config.data.source
+            or f"the synthetic cohort under data.cache_dir {config.data.cache_dir}"
+        )
         raise LoesError(
-            f"the scans of {run_dir} cannot be read here (its data.source moved?); name the "
-            "scans to explain (SOURCE)."
+            f"the scans of {run_dir} cannot be read here: {where} (a relative path is relative "
+            "to the folder loes runs in: run from the folder `loes cv` ran in, or name the scans "
+            "to explain as SOURCE)."
         )
     oof = collect_predictions(run_dir)
     oof = oof[oof["model"] == NETWORK].sort_values(["repeat", "fold"])
@@ -175,7 +217,7 @@ def _own_scans(run_dir: Path, ensemble: FoldEnsemble, scans: int | None) -> list
     )
     merged = merged.sort_values(["loes_score", "subject", "session"], kind="stable")
     if scans is not None and scans < len(merged):
-        merged = merged.iloc[np.linspace(0, len(merged) - 1, scans).round().astype(int)]
+        merged = merged.iloc[_spread(merged["loes_score"].to_numpy(), scans)]
     return [
         _Scan(
             subject=row.subject,
@@ -187,6 +229,22 @@ def _own_scans(run_dir: Path, ensemble: FoldEnsemble, scans: int | None) -> list
         )
         for row in merged.itertuples()
     ]
+
+
+def _spread(scores: np.ndarray, n: int) -> list[int]:
+    """Positions of ``n`` scans whose scores lie nearest to ``n`` targets evenly spaced over the
+    scores' range (the middle of each of ``n`` equal bins: one scan is a mid-range score), each
+    scan taken once, in score order."""
+    low, high = float(scores.min()), float(scores.max())
+    targets = low + (high - low) * (np.arange(n) + 0.5) / n
+    free = np.ones(len(scores), bool)
+    chosen = []
+    for target in targets:
+        distance = np.where(free, np.abs(scores - target), np.inf)
+        best = int(np.argmin(distance))
+        free[best] = False
+        chosen.append(best)
+    return sorted(chosen)
 
 
 def _new_scans(sources, ensemble: FoldEnsemble, scans: int | None, **reading) -> list[_Scan]:
@@ -206,11 +264,18 @@ def _new_scans(sources, ensemble: FoldEnsemble, scans: int | None, **reading) ->
     ]
 
 
+#: files that mark a folder as someone else's: a run, a fold, a bundle, a data set
+_NOT_OURS = (CONFIG_FILE, "metrics.json", "best.pt", "ensemble.json", "manifest.csv")
+_NOT_OURS += ("dataset_description.json", "participants.tsv")
+
+
 def _check_out(out: Path, run_dir: Path) -> None:
-    if out.resolve() == run_dir.resolve() or (out / CONFIG_FILE).exists():
+    taken = [name for name in _NOT_OURS if (out / name).exists()]
+    if out.resolve() == run_dir.resolve() or taken:
+        what = f"holds {taken[0]}" if taken else "is the run folder"
         raise LoesError(
-            f"--out {out} is a run folder, whose files loes keeps; choose a folder of its own "
-            f"(default: {run_dir / 'explanations'})."
+            f"--out {out} {what}: its files are not explain's to overwrite; choose a folder of "
+            f"its own (default: {run_dir / 'explanations'})."
         )
     if out.exists() and not out.is_dir():
         raise LoesError(f"--out {out} is a file; choose a folder.")
@@ -240,6 +305,7 @@ class _Explainer:
         self.pixdim = spec.get("pixdim")
         for member in ensemble.members:
             member.model.to(device).eval()
+        self.fingerprints = {m.name: _fingerprint(m.model) for m in ensemble.members}
         self._random: dict[str, torch.nn.Module] = {}
 
     def random_model(self, member: Member) -> torch.nn.Module:
@@ -247,10 +313,17 @@ class _Explainer:
             self._random[member.name] = randomized(member.model, self.seed).to(self.device)
         return self._random[member.name]
 
-    def _map(self, members: list[Member], image: torch.Tensor, method: str, random: bool):
+    def _map(self, scan: _Scan, image: torch.Tensor, method: str, random: bool) -> np.ndarray:
+        """The members' mean map (with randomised weights: the sanity check's)."""
         maps = [
-            saliency_map(self.random_model(m) if random else m.model, image, method, self.settings)
-            for m in members
+            saliency_map(
+                self.random_model(m) if random else m.model,
+                image,
+                method,
+                self.settings,
+                seed=_scan_seed(self.seed, scan),
+            )
+            for m in scan.members
         ]
         return torch.stack(maps).mean(dim=0).numpy()
 
@@ -260,9 +333,10 @@ class _Explainer:
             "method": method,
             **self.settings.of(method),
             "sanity": self.sanity,
-            "members": [m.name for m in scan.members],
+            "models": {m.name: self.fingerprints[m.name] for m in scan.members},
             "image": scan.image,
             "lesion_mask": scan.lesion_mask,
+            "format": _ROW_FORMAT,
         }
 
     def saved_row(self, scan: _Scan, method: str) -> dict | None:
@@ -272,6 +346,9 @@ class _Explainer:
         except (OSError, ValueError):
             return None
         if saved.get("settings") != self.settings_of(scan, method):
+            return None
+        files = (f"{method}.nii.gz", f"{method}_native.nii.gz", f"{method}.png")
+        if not all((path.parent / name).is_file() for name in files):
             return None
         return saved.get("row")
 
@@ -309,29 +386,38 @@ class _Explainer:
         except Exception as error:  # any failure of a user's scan is that scan's row
             return f"cannot be preprocessed ({type(error).__name__}: {error})"
         image = item["image"]
+        blank = blank_input(image.as_tensor())
+        if blank:
+            return blank
         affine = np.asarray(image.affine, dtype=np.float64)
         x = image.as_tensor()[None].float().contiguous().to(self.device)
         brain = np.asarray(BrainForeground()(image.as_tensor())[0])
+        if not brain.any():
+            return "holds no brain after preprocessing: nothing to explain"
         lesion = None
         if scan.lesion_mask:
             lesion = np.asarray(item["lesion_mask"].as_tensor()[0]) > 0
         overlap = mni_overlap(brain, affine)
+        in_mni = self.registered or overlap >= MNI_OVERLAP
         with torch.no_grad():
             scores = [m.model(x).clamp(0.0, MAX_LOES_SCORE).item() for m in scan.members]
         baselines = {}
         if lesion is not None:
             baselines = {
-                "random": truth_metrics(random_map(brain, self.seed), lesion, brain),
+                "random": truth_metrics(
+                    random_map(brain, _scan_seed(self.seed, scan)), lesion, brain
+                ),
                 "brain_mask": truth_metrics(brain.astype(np.float32), lesion, brain),
             }
         return _Prepared(
             item=item,
+            brain_areas=area_shares(brain, affine) if in_mni else {},
             x=x,
             affine=affine,
             brain=brain,
             lesion=lesion,
             mni_overlap=overlap,
-            in_mni=self.registered or overlap >= MNI_OVERLAP,
+            in_mni=in_mni,
             predicted=float(np.mean(scores)),
             baselines=baselines,
         )
@@ -348,14 +434,16 @@ class _Explainer:
         peak = np.unravel_index(int(np.argmax(saliency)), saliency.shape)
         peak_mm = nib.affines.apply_affine(p.affine, peak) if saliency.max() > 0 else [np.nan] * 3
         row |= dict(zip(("peak_x", "peak_y", "peak_z"), peak_mm, strict=True))
-        areas = area_shares(saliency, p.affine) if p.in_mni else {}
-        row |= {f"area_{a}": areas.get(a, np.nan) for a in (*LOES_AREAS, "elsewhere")}
+        areas = area_shares(saliency, p.affine, p.brain) if p.in_mni else {}
+        row |= {f"area_{a}": areas.get(a, np.nan) for a in _AREA_NAMES}
+        row |= {f"brain_area_{a}": p.brain_areas.get(a, np.nan) for a in _AREA_NAMES}
         lesion = p.lesion if p.lesion is not None else np.zeros_like(p.brain)
         row |= truth_metrics(saliency, lesion, p.brain)
         for baseline, values in p.baselines.items():
             row |= {f"{baseline}_{k}": values[k] for k in TRUTH_METRICS if k != "lesion_share"}
+        row["random_weights_rank_correlation"] = np.nan
         if self.sanity:
-            randomised = self._map(scan.members, p.x, method, random=True)
+            randomised = self._map(scan, p.x, method, random=True)
             row["random_weights_rank_correlation"] = rank_correlation(saliency, randomised, p.brain)
         return row
 
@@ -370,7 +458,14 @@ class _Explainer:
         made = {}
         for method in methods:
             start = time.perf_counter()
-            saliency = self._map(scan.members, prepared.x, method, random=False)
+            saliency = self._map(scan, prepared.x, method, random=False)
+            if not np.isfinite(saliency).all():
+                made[method] = {
+                    **self._base_row(scan, method),
+                    "error": f"the {method} map has NaN or infinite values (the network's "
+                    "gradients overflow on this scan)",
+                }
+                continue
             row = self._row(scan, prepared, method, saliency)
             self._write_maps(scan, prepared.item, saliency, method, folder, row)
             row |= {"seconds": time.perf_counter() - start + shared, "error": ""}
@@ -477,8 +572,8 @@ def explain(
     run_dir: str | os.PathLike,
     sources: Sequence[str | os.PathLike] | None = None,
     *,
-    methods: Sequence[str] = ("gradcam",),
-    scans: int | None = 8,
+    methods: str | Sequence[str] = ("gradcam",),
+    scans: int | str | None = 8,
     out: str | os.PathLike | None = None,
     settings: SaliencySettings | None = None,
     sanity: bool = True,
@@ -495,9 +590,9 @@ def explain(
         sources: new scans (NIfTI files, folders, tables as :func:`loes.data.read_scans` reads
             them, with an optional ``lesion_mask`` column); None: the run's own scans, out of
             fold.
-        methods: names from :data:`~loes.pipeline.saliency.SALIENCY_METHODS`.
-        scans: how many scans: the run's own, evenly spread over the scores; of ``sources``,
-            the first. None: all.
+        methods: names from :data:`~loes.pipeline.saliency.SALIENCY_METHODS` (or one name).
+        scans: how many scans: the run's own, spread evenly over the range of their scores;
+            of ``sources``, the first. None or ``"all"``: all.
         out: the output folder (default ``run_dir/explanations``, or ``explanations`` with
             ``sources``).
         settings: layer, SmoothGrad and occlusion settings (default: :class:`SaliencySettings`).
@@ -520,18 +615,22 @@ def explain(
         LoesError: for an unknown method, a run without a finished fold, a lesion mask off its
             scan's grid, or an ``out`` that is a run folder.
     """
+    methods = [methods] if isinstance(methods, str) else list(methods)
+    methods = list(dict.fromkeys(m.strip().lower() for m in methods))
     unknown = [m for m in methods if m not in SALIENCY_METHODS]
     if unknown or not methods:
         raise LoesError(
             f"unknown method {', '.join(map(repr, unknown)) or '(none given)'}; choose from "
             f"{', '.join(SALIENCY_METHODS)}."
         )
-    if scans is not None and scans < 1:
-        raise LoesError(f"scans must be at least 1 (or all), got {scans}.")
-    methods = list(dict.fromkeys(methods))
+    if scans == "all":
+        scans = None
+    if scans is not None and (not isinstance(scans, int) or scans < 1):
+        raise LoesError(f"scans must be a number of scans, at least 1, or 'all'; got {scans!r}.")
     settings = settings or SaliencySettings()
     run_dir = Path(run_dir)
     ensemble = load_ensemble(run_dir)
+    settings = _check_settings(ensemble, methods, settings)
     if sources:
         chosen = _new_scans(
             sources, ensemble, scans, images_dir=images_dir, include_gd=include_gd, suffix=suffix
@@ -544,6 +643,7 @@ def explain(
     _check_out(out, run_dir)
     _check_masks(chosen)
     _name_scans(chosen)
+    warn_if_partial(run_dir, ensemble, "explaining")
     seed = load_run_config(run_dir).seed if (run_dir / CONFIG_FILE).is_file() else 0
     device = resolve_device(device) if isinstance(device, str) else device
     configure_cpu()
@@ -567,6 +667,29 @@ def explain(
     return table
 
 
+def _check_settings(
+    ensemble: FoldEnsemble, methods: list[str], settings: SaliencySettings
+) -> SaliencySettings:
+    """``settings`` checked against the ensemble's network and input before any work, with
+    GradCAM's layer resolved (the name a saved row records).
+
+    Raises:
+        LoesError: for a layer the network lacks, or an occlusion cube larger than the input.
+    """
+    size = tuple(ensemble.spec["spatial_size"])
+    if {"gradcam", "gradcampp"} & set(methods):
+        layer = check_layer(ensemble.members[0].model, settings.layer, size)
+        settings = replace(settings, layer=layer)
+    elif settings.layer is not None:
+        note(f"warning: --layer {settings.layer} is GradCAM's; {', '.join(methods)} ignore it")
+    if "occlusion" in methods and settings.occlusion_size > min(size):
+        raise LoesError(
+            f"the occlusion cube ({settings.occlusion_size} voxels) is larger than the model's "
+            f"input {'x'.join(map(str, size))}; choose --occlusion-size {min(size)} or less."
+        )
+    return settings
+
+
 def _columns(table: pd.DataFrame) -> list[str]:
     first = ["subject", "session", "image", "fold", "method", "loes_score", "predicted"]
     last = ["seconds", "error"]
@@ -584,8 +707,8 @@ def _metrics(rows: pd.DataFrame) -> dict:
     result: dict = {
         "scans": len(rows),
         "scans_with_lesions": len(lesioned),
-        "empty_maps": int((rows["mass"] == 0).sum()),
-        "empty_maps_with_lesions": int((lesioned["mass"] == 0).sum()),
+        "flat_maps": int(rows["flat"].astype(bool).sum()),
+        "flat_maps_with_lesions": int(lesioned["flat"].astype(bool).sum()),
     }
     if len(lesioned):
         result["map"] = {k: _mean(lesioned[k]) for k in TRUTH_METRICS}
@@ -596,9 +719,11 @@ def _metrics(rows: pd.DataFrame) -> dict:
         }
     if "random_weights_rank_correlation" in rows:
         result["random_weights_rank_correlation"] = _mean(rows["random_weights_rank_correlation"])
-    areas = [f"area_{a}" for a in (*LOES_AREAS, "elsewhere")]
-    if rows[areas].notna().any().any():
-        result["areas"] = {a.removeprefix("area_"): _mean(rows[a]) for a in areas}
+    if rows[[f"area_{a}" for a in _AREA_NAMES]].notna().any().any():
+        result["areas"] = {
+            a: {"map": _mean(rows[f"area_{a}"]), "brain": _mean(rows[f"brain_area_{a}"])}
+            for a in _AREA_NAMES
+        }
     healthy = rows[rows["loes_score"] == 0]
     if len(healthy) and len(lesioned):
         result["score_zero"] = {
@@ -611,10 +736,11 @@ def _metrics(rows: pd.DataFrame) -> dict:
 
 def summarize_explanations(table: pd.DataFrame) -> dict:
     """Per method, over the explained scans (errors left out), and per method and fold: how
-    many maps are 0 over the whole brain (a GradCAM whose ReLU zeroed it: no mass, so no mass
-    accuracy or peak), the mean truth metrics of the maps and of the baselines on scans with
-    lesions (over the maps with mass, for mass accuracy and pointing), the mean rank
-    correlation with randomised weights, the mean area shares and, for scans scored 0, the
+    many maps are flat (one value everywhere, 0 included: a GradCAM whose ReLU zeroed it; they
+    score chance), the mean truth metrics of the maps and of the baselines on the same scans
+    with lesions, the mean rank
+    correlation with randomised weights, the mean area shares of the maps beside the areas'
+    shares of the brain (chance) and, for scans scored 0, the
     map's mass beside its mass on scans with lesions."""
     done = table[table["error"] == ""] if "error" in table else table
     summary: dict = {"methods": {}}

@@ -42,6 +42,7 @@ from loes.errors import LoesError
 __all__ = [
     "SALIENCY_METHODS",
     "SaliencySettings",
+    "check_layer",
     "last_convolution",
     "occlusion_windows",
     "randomized",
@@ -119,30 +120,74 @@ class _Logits(nn.Module):
         return self.model(x)[:, None]
 
 
-def last_convolution(model: nn.Module) -> str:
-    """The name of the last ``nn.Conv3d`` of the network's ``features`` (``"network.features.14"``
-    for AlexNet3D in a :class:`~loes.models.LoesModel`), or of the whole network when it has no
-    ``features``: the last layer that still has a spatial grid.
+def _grids(model: nn.Module, spatial_size: Sequence[int]) -> dict[str, tuple[int, ...]]:
+    """The output grid (spatial shape) of every 3D convolution for one input of
+    ``spatial_size``, from a forward pass on zeros with hooks."""
+    grids: dict[str, tuple[int, ...]] = {}
+
+    def record(name: str):
+        def hook(_module, _inputs, output) -> None:  # None: the output stays as it is
+            grids.setdefault(name, tuple(output.shape[2:]))
+
+        return hook
+
+    hooks = [
+        module.register_forward_hook(record(name))
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Conv3d)
+    ]
+    training = model.training
+    try:
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            model.eval()(torch.zeros((1, 1, *spatial_size), device=device))
+    finally:
+        model.train(training)
+        for hook in hooks:
+            hook.remove()
+    return grids
+
+
+def last_convolution(model: nn.Module, spatial_size: Sequence[int] | None = None) -> str:
+    """The name of the last ``nn.Conv3d`` of the network's ``features`` (of the whole network
+    when it has no ``features``) whose output grid, for an input of ``spatial_size``, is at least
+    2 voxels along every axis: the last layer that can still tell places apart
+    (``"network.features.14"``, a 3x4x3 grid, for AlexNet3D at 72x88x72). Without
+    ``spatial_size``, the last one.
 
     Raises:
-        LoesError: when the model has no 3D convolution.
+        LoesError: when the model has no 3D convolution, or none with such a grid.
     """
     names = [name for name, module in model.named_modules() if isinstance(module, nn.Conv3d)]
+    names = [n for n in names if ".features." in f".{n}"] or names
     if not names:
         raise LoesError("the network has no 3D convolution for GradCAM; choose another method.")
-    in_features = [n for n in names if ".features." in f".{n}"]
-    return (in_features or names)[-1]
-
-
-def _layer(model: nn.Module, layer: str | None) -> str:
-    name = layer or last_convolution(model)
-    modules = dict(model.named_modules())
-    if name not in modules:
-        convolutions = [n for n, m in modules.items() if isinstance(m, nn.Conv3d)]
+    if spatial_size is None:
+        return names[-1]
+    grids = _grids(model, spatial_size)
+    spatial = [n for n in names if min(grids.get(n, (0,))) >= 2]
+    if not spatial:
         raise LoesError(
-            f"the network has no layer {name!r}; its 3D convolutions are {', '.join(convolutions)}."
+            f"no 3D convolution of the network keeps a grid of 2 voxels per axis at "
+            f"{tuple(spatial_size)}; GradCAM cannot localise there: choose another method."
         )
-    return name
+    return spatial[-1]
+
+
+def check_layer(model: nn.Module, layer: str | None, spatial_size: Sequence[int]) -> str:
+    """The layer GradCAM weights in ``model`` (``layer``, or :func:`last_convolution`).
+
+    Raises:
+        LoesError: naming the network's 3D convolutions and their grids when ``layer`` is not
+            one of its modules.
+    """
+    if layer is None:
+        return last_convolution(model, spatial_size)
+    if layer not in dict(model.named_modules()):
+        grids = _grids(model, spatial_size)
+        listed = ", ".join(f"{n} ({'x'.join(map(str, g))})" for n, g in grids.items())
+        raise LoesError(f"the network has no layer {layer!r}; its 3D convolutions are {listed}.")
+    return layer
 
 
 def _occlusion_overlap(size: int, stride: int) -> float:
@@ -164,6 +209,7 @@ def saliency_map(
     image: torch.Tensor,
     method: str,
     settings: SaliencySettings | None = None,
+    seed: int = 0,
 ) -> torch.Tensor:
     """The positive saliency map of one scan for ``model``'s prediction.
 
@@ -173,6 +219,7 @@ def saliency_map(
         image: (1, 1, D, H, W) model input, on the model's device.
         method: one of :data:`SALIENCY_METHODS`.
         settings: layer, SmoothGrad and occlusion settings (default: :class:`SaliencySettings`).
+        seed: seed of SmoothGrad's noise, so a scan's map does not depend on what came before.
 
     Returns:
         (D, H, W) float32 map, >= 0, on the input's grid (CPU). Units: see the module table.
@@ -190,9 +237,8 @@ def saliency_map(
     image = image.detach().float().contiguous()  # a preprocessed scan may come transposed
     if method in ("gradcam", "gradcampp"):
         explainer = GradCAM if method == "gradcam" else GradCAMpp
-        cam = explainer(
-            net, target_layers=f"model.{_layer(model, settings.layer)}", postprocessing=_identity
-        )
+        layer = check_layer(model, settings.layer, image.shape[2:])
+        cam = explainer(net, target_layers=f"model.{layer}", postprocessing=_identity)
         result = cam(image)
     elif method == "vanillagrad":
         result = VanillaGrad(net)(image.clone()).abs()
@@ -204,8 +250,11 @@ def saliency_map(
             magnitude=True,
             verbose=False,
         )
-        # MONAI returns sqrt(sum g^2) / n; times sqrt(n): the root mean square gradient
-        result = smooth(image) * settings.smoothgrad_samples**0.5
+        devices = [image.device.index or 0] if image.is_cuda else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            # MONAI returns sqrt(sum g^2) / n; times sqrt(n): the root mean square gradient
+            result = smooth(image) * settings.smoothgrad_samples**0.5
     else:
         size = settings.occlusion_size
         occlusion = OcclusionSensitivity(

@@ -26,7 +26,7 @@ from sklearn.metrics import roc_auc_score
 
 from loes.errors import LoesError
 
-__all__ = ["TRUTH_METRICS", "random_map", "rank_correlation", "truth_metrics"]
+__all__ = ["TRUTH_METRICS", "is_flat", "random_map", "rank_correlation", "truth_metrics"]
 
 TRUTH_METRICS = ("relevance_mass_accuracy", "lesion_share", "mass_ratio", "auc", "pointing")
 """The keys of :func:`truth_metrics` that compare a map with the lesions."""
@@ -40,6 +40,14 @@ def _check(saliency: np.ndarray, *masks: np.ndarray) -> None:
             )
 
 
+def is_flat(saliency) -> bool:
+    """Whether a map is one value everywhere, up to float rounding (0 everywhere included): it
+    then points nowhere."""
+    values = np.asarray(saliency, dtype=np.float64)
+    top = float(np.abs(values).max())
+    return top == 0 or float(np.ptp(values)) <= 1e-6 * top
+
+
 def truth_metrics(saliency, lesion, brain) -> dict[str, float]:
     """How well a map points at the lesions, over the brain's voxels.
 
@@ -50,38 +58,46 @@ def truth_metrics(saliency, lesion, brain) -> dict[str, float]:
 
     Returns:
         ``relevance_mass_accuracy``, ``lesion_share``, ``mass_ratio``, ``auc``, ``pointing``
-        (NaN where undefined: no lesion in the brain, or a map with no mass there), plus
-        ``mass`` (the map's sum over the brain, in the map's units) and ``outside_brain`` (the
-        share of the map's total mass outside the brain).
+        (NaN when there is no lesion in the brain), plus ``mass`` (the map's sum over the
+        brain, in the map's units), ``outside_brain`` (the share of the map's total mass
+        outside the brain) and ``flat`` (:func:`is_flat`). A flat map, 0 everywhere included,
+        scores what the brain mask scores: chance (mass accuracy the lesions' share, AUC 0.5,
+        pointing the lesions' share, as a peak shared by every voxel).
 
     Raises:
-        LoesError: when the masks are not on the map's grid, or the brain mask is empty.
+        LoesError: when the masks are not on the map's grid, the brain mask is empty, or the
+            map has NaN or infinite values.
     """
     saliency = np.clip(np.asarray(saliency, dtype=np.float64), 0.0, None)
     lesion, brain = np.asarray(lesion) > 0, np.asarray(brain) > 0
     _check(saliency, lesion, brain)
     if not brain.any():
         raise LoesError("the brain mask is empty: no voxel to check the map on.")
+    if not np.isfinite(saliency).all():
+        raise LoesError("the map has NaN or infinite values: it cannot be checked.")
+    flat = is_flat(saliency)
     inside = saliency[brain]
     hit = lesion[brain]
     mass, total = float(inside.sum()), float(saliency.sum())
-    share = float(hit.mean())
-    nan = float("nan")
-    rma = float(inside[hit].sum()) / mass if mass > 0 and hit.any() else nan
-    auc = float(roc_auc_score(hit, inside)) if hit.any() and not hit.all() else nan
-    if total > 0 and hit.any():
+    share = float(hit.mean()) if hit.any() else float("nan")
+    if not hit.any():
+        rma = auc = pointing = float("nan")
+    elif flat:
+        rma, auc, pointing = share, 0.5, share
+    else:
+        rma = float(inside[hit].sum()) / mass if mass > 0 else 0.0
+        auc = float(roc_auc_score(hit, inside)) if not hit.all() else float("nan")
         peak = saliency == saliency.max()
         pointing = float((lesion & brain)[peak].mean())
-    else:
-        pointing = nan
     return {
         "relevance_mass_accuracy": rma,
-        "lesion_share": share if hit.any() else nan,
-        "mass_ratio": rma / share if hit.any() else nan,
+        "lesion_share": share,
+        "mass_ratio": rma / share,
         "auc": auc,
         "pointing": pointing,
         "mass": mass,
-        "outside_brain": (total - mass) / total if total > 0 else nan,
+        "outside_brain": max(0.0, (total - mass) / total) if total > 0 else float("nan"),
+        "flat": flat,
     }
 
 
@@ -94,9 +110,9 @@ def random_map(brain, seed: int = 0) -> np.ndarray:
 
 def rank_correlation(a, b, brain) -> float:
     """Spearman's rank correlation of two maps over the brain's voxels (NaN when either is
-    constant there)."""
+    flat, :func:`is_flat`, there)."""
     brain = np.asarray(brain) > 0
     a, b = np.asarray(a)[brain], np.asarray(b)[brain]
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
+    if is_flat(a) or is_flat(b):
         return float("nan")
     return float(spearmanr(a, b).statistic)

@@ -76,6 +76,17 @@ def test_shares_weigh_the_map_and_ignore_its_negative_part(atlas):
     assert shares["cerebellum"] == 0.0
 
 
+def test_only_the_mass_in_the_brain_counts(atlas):
+    data, affine = atlas
+    saliency = (data == LOES_AREAS.index("cerebellum") + 1).astype(float)
+    brain = np.ones(data.shape, bool)
+    brain[data == LOES_AREAS.index("cerebellum") + 1] = False  # the map is all outside
+    saliency[tuple(np.argwhere(data == LOES_AREAS.index("frontal") + 1)[0])] = 0.5
+    shares = area_shares(saliency, affine, brain)
+    assert shares["frontal"] == 1.0
+    assert shares["cerebellum"] == 0.0
+
+
 def test_a_map_without_mass_has_no_shares(atlas):
     data, affine = atlas
     shares = area_shares(np.zeros(data.shape), affine)

@@ -92,6 +92,8 @@ def test_the_occlusion_stride_is_kept_when_monai_rounds_its_overlap():
 
 def test_gradcam_weights_the_last_convolution_unless_told(loes_model, image):
     assert last_convolution(loes_model) == "network.features.20"  # not the classifier's
+    # at 32x40x32 features.20 sees a 1x1x1 grid: the last one with a grid is features.16
+    assert last_convolution(loes_model, (32, 40, 32)) == "network.features.16"
     assert last_convolution(LoesModel("alexnet3d", (72, 88, 72))) == "network.features.14"
     with pytest.raises(LoesError, match=r"no layer 'network\.nope'; its 3D convolutions are"):
         saliency_map(
@@ -99,6 +101,16 @@ def test_gradcam_weights_the_last_convolution_unless_told(loes_model, image):
         )
     with pytest.raises(LoesError, match="no 3D convolution"):
         last_convolution(nn.Linear(2, 1))
+
+
+def test_smoothgrad_noise_follows_its_seed(loes_model):
+    torch.manual_seed(1)
+    x = torch.randn(1, 1, 32, 40, 32)
+    settings = SaliencySettings(smoothgrad_samples=2)
+    one = saliency_map(loes_model, x, "smoothgrad", settings, seed=5)
+    torch.rand(10)  # whatever ran before
+    torch.testing.assert_close(saliency_map(loes_model, x, "smoothgrad", settings, seed=5), one)
+    assert not torch.equal(saliency_map(loes_model, x, "smoothgrad", settings, seed=6), one)
 
 
 def test_the_randomised_copy_has_new_weights_the_same_scaling_and_a_seed(loes_model):

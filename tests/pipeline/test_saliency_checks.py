@@ -68,12 +68,24 @@ def test_without_lesions_only_the_mass_is_defined(phantom):
         assert np.isnan(m[key]), key
 
 
-def test_a_map_without_mass_has_no_accuracy(phantom):
+@pytest.mark.parametrize("level", [0.0, 6.5])
+def test_a_flat_map_points_nowhere_and_scores_chance(phantom, level):
     brain, lesion = phantom
-    m = truth_metrics(np.zeros(brain.shape), lesion, brain)
-    assert np.isnan(m["relevance_mass_accuracy"])
-    assert np.isnan(m["pointing"])
-    assert m["mass"] == 0.0
+    saliency = np.full(brain.shape, level)
+    saliency[0, 1, 1] += level * 1e-8  # float rounding, as a 1-voxel GradCAM grid gives
+    m = truth_metrics(saliency, lesion, brain)
+    assert m["flat"]
+    assert m["relevance_mass_accuracy"] == pytest.approx(0.2)
+    assert m["mass_ratio"] == pytest.approx(1.0)
+    assert m["auc"] == 0.5
+    assert m["pointing"] == pytest.approx(0.2)
+    assert not truth_metrics(np.where(lesion, 1.0, 0.0), lesion, brain)["flat"]
+
+
+def test_a_map_with_nan_is_refused(phantom):
+    brain, lesion = phantom
+    with pytest.raises(LoesError, match="NaN or infinite"):
+        truth_metrics(np.full(brain.shape, np.nan), lesion, brain)
 
 
 def test_masks_off_the_grid_and_an_empty_brain_are_refused(phantom):
@@ -105,3 +117,4 @@ def test_rank_correlation_over_the_brain(phantom):
     outside[~brain] = -100.0  # voxels outside the brain do not count
     assert rank_correlation(a, outside, brain) == pytest.approx(1.0)
     assert np.isnan(rank_correlation(a, np.ones(a.shape), brain))
+    assert np.isnan(rank_correlation(a, 5.0 + 1e-9 * a, brain))  # flat up to rounding

@@ -26,10 +26,20 @@ def _number(value, digits: int = 2) -> str:
 
 
 def _areas(row) -> list[str]:
+    """The largest Loes-area shares of the map, each with its ratio to the area's share of the
+    brain (1x: no more than its volume), then the rest of the brain."""
     shares = {a: getattr(row, f"area_{a}", None) for a in LOES_AREAS}
     shares = {a: v for a, v in shares.items() if v is not None and not pd.isna(v)}
     top = sorted(shares.items(), key=lambda kv: -kv[1])[:_TOP_AREAS]
-    return [f"{a.replace('_', ' ')} {v:.0%}" for a, v in top if v > 0]
+    listed = []
+    for area, share in top:
+        if share > 0:
+            volume = getattr(row, f"brain_area_{area}", None)
+            ratio = f" ({share / volume:.1f}x)" if volume and not pd.isna(volume) else ""
+            listed.append(f"{area.replace('_', ' ')} {share:.0%}{ratio}")
+    if shares:
+        listed.append(f"elsewhere {row.area_elsewhere:.0%}")
+    return listed
 
 
 def _summary_rows(summary: dict) -> list[dict]:
@@ -58,7 +68,7 @@ def _summary_rows(summary: dict) -> list[dict]:
                     )
                 ],
                 "sanity": _number(entry.get("random_weights_rank_correlation")),
-                "empty": entry["empty_maps"],
+                "flat": entry["flat_maps"],
                 "zero": None
                 if not zero
                 else f"{zero['mass']:.3g} on {plural(zero['scans'], 'scan')} scored 0; "
@@ -95,6 +105,8 @@ def render_page(table: pd.DataFrame, summary: dict, names: dict[str, str]) -> st
     return package_template("loes.pipeline.explanation_page", "explanations.html.j2").render(
         summary=_summary_rows(summary),
         scans=scans,
+        maps=plural(len(scans), "map"),
+        sanity=bool(summary.get("settings", {}).get("sanity", True)),
         source=summary.get("run", ""),
         created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         loes_version=__version__,
