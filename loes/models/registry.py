@@ -77,8 +77,14 @@ def _resnet_options(in_channels: int, out_channels: int, kwargs: dict) -> dict:
     }
 
 
+#: dropout of the registered AlexNet3D's head (the class keeps the lab seed's 0.5): on the
+#: synthetic CPU main job (configs/cpu.yaml, 10 epochs) 0.5 lost to the ridge baseline, and
+#: 0.2, chosen on seeds 2 and 3 and confirmed once on seeds 0 and 1, beat it (issue 16)
+ALEXNET3D_DROPOUT = 0.2
+
+
 @register_network("alexnet3d")
-def _alexnet3d(spatial_size, in_channels=1, out_channels=1, dropout=0.5):
+def _alexnet3d(spatial_size, in_channels=1, out_channels=1, dropout=ALEXNET3D_DROPOUT):
     return AlexNet3D.for_input_shape(
         spatial_size, dropout=dropout, in_channels=in_channels, out_channels=out_channels
     )

@@ -96,3 +96,15 @@ def test_summary_reports_feature_size_and_output(name, feature_size):
     assert summary.feature_size == feature_size
     assert summary.output_shape == (2, 1)
     assert summary.parameters == sum(p.numel() for p in model.parameters())
+
+
+def test_the_registered_alexnet3d_has_its_own_dropout():
+    """The pipeline's AlexNet3D drops 0.2 of its head's units (issue 16); the class keeps the
+    lab seed's 0.5, and an explicit rate (``model.dropout``) wins."""
+
+    def rates(model):
+        return [m.p for m in model.modules() if isinstance(m, nn.Dropout)]
+
+    assert rates(get_network("alexnet3d", (72, 88, 72))) == [0.2, 0.2]
+    assert rates(get_network("alexnet3d", (72, 88, 72), dropout=0.5)) == [0.5, 0.5]
+    assert rates(AlexNet3D(128)) == [0.5, 0.5]
