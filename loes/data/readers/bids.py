@@ -9,6 +9,7 @@ Scans with a ``ce-*`` entity are post-contrast.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -25,9 +26,10 @@ def read_bids(root: Path, suffix: str, reading: TableReading) -> RawTable | None
     ``sub-*/[ses-*/]anat/``, ``session`` being ``NO_SESSION`` without ``ses-*`` folders.
 
     Rows have ``image`` (absolute path), ``gd`` (a ``ce-*`` entity in the name), the score
-    and the extra columns of the score files. An image whose name does not match its folders,
-    and a scan without a score, are recorded in ``reading``. Returns ``None`` when no image is
-    usable.
+    and the extra columns of the score files, and ``lesion_mask`` when a derivative holds lesion
+    label maps (``derivatives/*/..._desc-lesion_dseg.nii.gz``). An image whose name does not
+    match its folders, and a scan without a score, are recorded in ``reading``. Returns
+    ``None`` when no image is usable.
 
     Raises:
         LoesError: when ``root`` is not a folder or holds no such image.
@@ -68,12 +70,15 @@ def read_bids(root: Path, suffix: str, reading: TableReading) -> RawTable | None
                 "session": session,
                 "image": os.path.abspath(file),
                 "gd": "ce" in entities,
+                "lesion_mask": _lesion_mask(root, rel, suffix),
             }
         )
         where.append(str(rel))
     if not rows:
         return None
     frame = pd.DataFrame(rows)
+    if not frame["lesion_mask"].any():
+        frame = frame.drop(columns="lesion_mask")
     frame["loes_score"] = ""
     score_where, unscored = _attach_bids_scores(root, frame, where, reading)
     return RawTable(
@@ -83,6 +88,15 @@ def read_bids(root: Path, suffix: str, reading: TableReading) -> RawTable | None
         score_where=score_where,
         unscored=unscored,
     )
+
+
+def _lesion_mask(root: Path, rel: Path, suffix: str) -> str:
+    """The lesion label map a BIDS derivative holds for the image at ``rel``
+    (``derivatives/*/<same folders>/<same entities>_desc-lesion_dseg.nii[.gz]``, as ``loes
+    synth`` writes them), or ``""``."""
+    stem = re.sub(rf"_{re.escape(suffix)}\.nii(\.gz)?$", "", rel.name)
+    found = sorted(root.glob(f"derivatives/*/{rel.parent.as_posix()}/{stem}_desc-lesion_dseg.nii*"))
+    return os.path.abspath(found[0]) if found else ""
 
 
 def _attach_bids_scores(
