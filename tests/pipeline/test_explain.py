@@ -140,35 +140,19 @@ def test_the_page_shows_every_figure_without_overflow(explained):
 
 
 def test_a_second_run_reuses_finished_maps_and_redoes_changed_ones(tiny_run, tmp_path):
-    out = tmp_path / "out"
-    first = explain(
-        tiny_run,
-        methods=["smoothgrad"],
-        scans=2,
-        out=out,
-        device="cpu",
-        settings=SaliencySettings(smoothgrad_samples=2),
-    )
-    records = sorted(out.glob("scans/*/smoothgrad.json"))
+    def run(samples: int):
+        settings = SaliencySettings(smoothgrad_samples=samples)
+        return explain(
+            tiny_run, methods=["smoothgrad"], scans=2, out=tmp_path / "out", settings=settings
+        )
+
+    first = run(2)
+    records = sorted((tmp_path / "out").glob("scans/*/smoothgrad.json"))
     stamps = [p.stat().st_mtime_ns for p in records]
-    again = explain(
-        tiny_run,
-        methods=["smoothgrad"],
-        scans=2,
-        out=out,
-        device="cpu",
-        settings=SaliencySettings(smoothgrad_samples=2),
-    )
+    again = run(2)
     assert [p.stat().st_mtime_ns for p in records] == stamps
     pd.testing.assert_frame_equal(first, again)
-    explain(
-        tiny_run,
-        methods=["smoothgrad"],
-        scans=2,
-        out=out,
-        device="cpu",
-        settings=SaliencySettings(smoothgrad_samples=3),
-    )
+    run(3)
     assert all(p.stat().st_mtime_ns != s for p, s in zip(records, stamps, strict=True))
 
 
