@@ -23,7 +23,7 @@ def _scans(value: str) -> int | None:
 def _methods(value: str) -> list[str]:
     from loes.pipeline.saliency import SALIENCY_METHODS
 
-    names = [v.strip() for v in value.split(",") if v.strip()]
+    names = [v.strip().lower() for v in value.split(",") if v.strip()]
     unknown = [n for n in names if n not in SALIENCY_METHODS]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
