@@ -64,9 +64,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--method",
         type=_methods,
-        default=["gradcam"],
+        default=["vanillagrad"],
         help="gradcam, gradcampp, vanillagrad, smoothgrad or occlusion; several comma-separated "
-        "(default: gradcam)",
+        "(default: vanillagrad, the one that points at the synthetic lesions)",
     )
     parser.add_argument(
         "--scans",

@@ -572,7 +572,7 @@ def explain(
     run_dir: str | os.PathLike,
     sources: Sequence[str | os.PathLike] | None = None,
     *,
-    methods: str | Sequence[str] = ("gradcam",),
+    methods: str | Sequence[str] = ("vanillagrad",),
     scans: int | str | None = 8,
     out: str | os.PathLike | None = None,
     settings: SaliencySettings | None = None,
@@ -590,7 +590,9 @@ def explain(
         sources: new scans (NIfTI files, folders, tables as :func:`loes.data.read_scans` reads
             them, with an optional ``lesion_mask`` column); None: the run's own scans, out of
             fold.
-        methods: names from :data:`~loes.pipeline.saliency.SALIENCY_METHODS` (or one name).
+        methods: names from :data:`~loes.pipeline.saliency.SALIENCY_METHODS` (or one name);
+            the default, the vanilla gradient, is the one that points at the lesions of the
+            synthetic cohort (README).
         scans: how many scans: the run's own, spread evenly over the range of their scores;
             of ``sources``, the first. None or ``"all"``: all.
         out: the output folder (default ``run_dir/explanations``, or ``explanations`` with

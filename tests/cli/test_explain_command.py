@@ -16,7 +16,7 @@ def test_explain_prints_the_truth_check_and_writes_beside_the_run(tiny_run, tmp_
     table = pd.read_csv(out / "explanations.csv", keep_default_na=False)
     assert len(table) == 3
     lesioned = (pd.to_numeric(table["lesion_share"], errors="coerce") > 0).sum()
-    assert "gradcam: 3 scans" in printed
+    assert "vanillagrad: 3 scans" in printed  # the default method
     assert f"on {lesioned} with lesions, relevance mass accuracy" in printed
     assert "randomised weights" not in printed  # --no-sanity
     assert f"page: {out / 'index.html'}" in printed

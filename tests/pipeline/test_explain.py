@@ -262,7 +262,9 @@ def test_bad_arguments_are_refused_before_any_work(tiny_run, tmp_path):
         LoesError,
         match=r"has no layer 'nope'; its 3D convolutions are network\.features\.0 \(32x40x32\)",
     ):
-        explain(tiny_run, settings=SaliencySettings(layer="nope"), out=tmp_path / "d")
+        explain(
+            tiny_run, methods="gradcam", settings=SaliencySettings(layer="nope"), out=tmp_path / "d"
+        )
     with pytest.raises(LoesError, match="scans must be a number of scans, at least 1, or 'all'"):
         explain(tiny_run, scans=0, out=tmp_path / "b")
     assert not any((tmp_path / name).exists() for name in "abcd")
