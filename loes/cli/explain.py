@@ -177,9 +177,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"explanations: {out / EXPLANATIONS_FILE}; page: {out / PAGE_FILE}")
     failed = table[table["error"] != ""]
     if len(failed):
+        failed = failed.drop_duplicates("image")
         shown = "; ".join(f"{r.image}: {r.error}" for r in failed.head(3).itertuples())
+        more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
         raise LoesError(
-            f"{plural(failed['image'].nunique(), 'scan')} could not be explained ({shown}); "
+            f"{plural(len(failed), 'scan')} could not be explained ({shown}{more}); "
             f"their rows in {out / EXPLANATIONS_FILE} say why."
         )
     return 0

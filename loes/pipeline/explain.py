@@ -66,7 +66,13 @@ from loes.pipeline.saliency import (
     randomized,
     saliency_map,
 )
-from loes.pipeline.saliency_checks import TRUTH_METRICS, random_map, rank_correlation, truth_metrics
+from loes.pipeline.saliency_checks import (
+    TRUTH_METRICS,
+    is_flat,
+    random_map,
+    rank_correlation,
+    truth_metrics,
+)
 from loes.transforms import preprocessing
 from loes.transforms.presets import BrainForeground
 
@@ -266,7 +272,7 @@ def _new_scans(sources, ensemble: FoldEnsemble, scans: int | None, **reading) ->
 
 #: files that mark a folder as someone else's: a run, a fold, a bundle, a data set
 _NOT_OURS = (CONFIG_FILE, "metrics.json", "best.pt", "ensemble.json", "manifest.csv")
-_NOT_OURS += ("dataset_description.json", "participants.tsv")
+_NOT_OURS += ("configs/metadata.json", "dataset_description.json", "participants.tsv")
 
 
 def _check_out(out: Path, run_dir: Path) -> None:
@@ -432,7 +438,8 @@ class _Explainer:
             "in_mni": p.in_mni,
         }
         peak = np.unravel_index(int(np.argmax(saliency)), saliency.shape)
-        peak_mm = nib.affines.apply_affine(p.affine, peak) if saliency.max() > 0 else [np.nan] * 3
+        flat = is_flat(saliency)
+        peak_mm = [np.nan] * 3 if flat else nib.affines.apply_affine(p.affine, peak)
         row |= dict(zip(("peak_x", "peak_y", "peak_z"), peak_mm, strict=True))
         areas = area_shares(saliency, p.affine, p.brain) if p.in_mni else {}
         row |= {f"area_{a}": areas.get(a, np.nan) for a in _AREA_NAMES}
@@ -516,7 +523,7 @@ def _figure(native: nib.Nifti1Image, scan: _Scan, method: str, row: dict, path: 
     figure = plt.figure(figsize=(7.5, 2.6))
     with warnings.catch_warnings():  # nilearn casts integer scans to float, with a warning
         warnings.simplefilter("ignore", UserWarning)
-        if top > 0:
+        if np.all(np.isfinite(peak)):
             display = plotting.plot_stat_map(
                 native,
                 bg_img=scan.image,
@@ -533,12 +540,13 @@ def _figure(native: nib.Nifti1Image, scan: _Scan, method: str, row: dict, path: 
             display = plotting.plot_anat(
                 scan.image,
                 display_mode="ortho",
-                title=f"{title}; the map is 0",
+                title=f"{title}; the map is flat",
                 figure=figure,
                 colorbar=False,
             )
-        if scan.lesion_mask and np.any(np.asarray(nib.load(scan.lesion_mask).dataobj)):
-            display.add_contours(scan.lesion_mask, levels=[0.5], colors="cyan", linewidths=0.6)
+        mask = nib.squeeze_image(nib.load(scan.lesion_mask)) if scan.lesion_mask else None
+        if mask is not None and np.any(np.asarray(mask.dataobj)):
+            display.add_contours(mask, levels=[0.5], colors="cyan", linewidths=0.6)
         with atomic_path(path) as tmp:
             display.savefig(str(tmp), dpi=90)
     display.close()
@@ -683,7 +691,11 @@ def _check_settings(
         layer = check_layer(ensemble.members[0].model, settings.layer, size)
         settings = replace(settings, layer=layer)
     elif settings.layer is not None:
-        note(f"warning: --layer {settings.layer} is GradCAM's; {', '.join(methods)} ignore it")
+        check_layer(ensemble.members[0].model, settings.layer, size)
+        note(
+            f"warning: --layer {settings.layer} is for gradcam and gradcampp; "
+            f"{', '.join(methods)} do not use it"
+        )
     if "occlusion" in methods and settings.occlusion_size > min(size):
         raise LoesError(
             f"the occlusion cube ({settings.occlusion_size} voxels) is larger than the model's "

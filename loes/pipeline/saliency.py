@@ -82,6 +82,10 @@ class SaliencySettings:
     occlusion_batch: int = 16
 
     def __post_init__(self) -> None:
+        if self.occlusion_size < 1:
+            raise LoesError(
+                f"the occlusion cube must be at least 1 voxel, got {self.occlusion_size}."
+            )
         if self.smoothgrad_samples < 1:
             raise LoesError(
                 f"smoothgrad samples must be at least 1, got {self.smoothgrad_samples}."
@@ -183,10 +187,13 @@ def check_layer(model: nn.Module, layer: str | None, spatial_size: Sequence[int]
     """
     if layer is None:
         return last_convolution(model, spatial_size)
-    if layer not in dict(model.named_modules()):
+    module = dict(model.named_modules()).get(layer) if layer else None
+    if not isinstance(module, nn.Conv3d):
         grids = _grids(model, spatial_size)
         listed = ", ".join(f"{n} ({'x'.join(map(str, g))})" for n, g in grids.items())
-        raise LoesError(f"the network has no layer {layer!r}; its 3D convolutions are {listed}.")
+        raise LoesError(
+            f"the network has no 3D convolution {layer!r}; its 3D convolutions are {listed}."
+        )
     return layer
 
 

@@ -234,6 +234,12 @@ def test_a_mask_off_its_scans_grid_is_refused(tiny_run, tiny_manifest, tmp_path)
     table.assign(lesion_mask=str(cropped)).to_csv(path, index=False)
     with pytest.raises(LoesError, match=r"the mask's grid .* is not the scan's"):
         explain(tiny_run, [path], out=tmp_path / "out", device="cpu")
+    single = tmp_path / "single_dseg.nii.gz"  # (X, Y, Z, 1), as FSL and ITK write them
+    nib.save(nib.Nifti1Image(np.asarray(mask.dataobj)[..., None], mask.affine), single)
+    table.assign(lesion_mask=str(single)).to_csv(path, index=False)
+    explained = explain(tiny_run, [path], out=tmp_path / "single", sanity=False)
+    assert explained["error"].iloc[0] == ""
+    assert explained["lesion_share"].iloc[0] > 0
     stacked = tmp_path / "stacked_dseg.nii.gz"
     data = np.asarray(mask.dataobj)
     nib.save(nib.Nifti1Image(np.stack([data, data], axis=-1), mask.affine), stacked)
@@ -260,7 +266,7 @@ def test_bad_arguments_are_refused_before_any_work(tiny_run, tmp_path):
         )
     with pytest.raises(
         LoesError,
-        match=r"has no layer 'nope'; its 3D convolutions are network\.features\.0 \(32x40x32\)",
+        match=r"no 3D convolution 'nope'; its 3D convolutions are network\.features\.0 \(32x40x32",
     ):
         explain(
             tiny_run, methods="gradcam", settings=SaliencySettings(layer="nope"), out=tmp_path / "d"

@@ -95,7 +95,12 @@ def test_gradcam_weights_the_last_convolution_unless_told(loes_model, image):
     # at 32x40x32 features.20 sees a 1x1x1 grid: the last one with a grid is features.16
     assert last_convolution(loes_model, (32, 40, 32)) == "network.features.16"
     assert last_convolution(LoesModel("alexnet3d", (72, 88, 72))) == "network.features.14"
-    with pytest.raises(LoesError, match=r"no layer 'network\.nope'; its 3D convolutions are"):
+    for name in ("network", "", "network.features.1"):  # a container, nothing, a BatchNorm
+        with pytest.raises(LoesError, match=r"has no 3D convolution .*; its 3D convolutions are"):
+            saliency_map(
+                loes_model, torch.zeros(1, 1, 32, 40, 32), "gradcam", SaliencySettings(name)
+            )
+    with pytest.raises(LoesError, match=r"no 3D convolution 'network\.nope'; its 3D"):
         saliency_map(
             loes_model, torch.zeros(1, 1, 32, 40, 32), "gradcam", SaliencySettings("network.nope")
         )
