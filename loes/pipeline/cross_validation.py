@@ -168,6 +168,7 @@ def prepare_run(
         note(f"warning: {warning}")
 
     run_dir = Path(config.out)
+    distributed.barrier()  # every rank has checked the folder before rank 0 writes into it
     if distributed.is_main():
         run_dir = prepare_run_folder(config)
         if device is not None:

@@ -118,7 +118,9 @@ def check_run_folder(config: Config) -> Path:
         )
     elif run_dir.is_dir() and any(not is_temporary(p) for p in run_dir.iterdir()):
         # never write into someone's data; a fold job starting at the same moment may be
-        # writing config.yaml's temporary beside it
+        # writing config.yaml's temporary beside it, or have just renamed it into place
+        if (run_dir / CONFIG_FILE).exists():
+            return check_run_folder(config)
         raise LoesError(
             f"{run_dir} is not empty and holds no loes run ({CONFIG_FILE}); choose a new or "
             "empty folder for --out."
