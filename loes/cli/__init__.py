@@ -11,7 +11,26 @@ from collections.abc import Sequence
 from loes import __version__
 from loes.errors import LoesError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["add_scan_reading", "build_parser", "main", "scan_reading"]
+
+
+def add_scan_reading(parser: argparse.ArgumentParser) -> None:
+    """The flags that say how tables among a command's SOURCEs are read (``loes predict``,
+    ``loes explain``): ``--images-dir``, ``--suffix``, ``--include-gd``."""
+    parser.add_argument(
+        "--images-dir",
+        help="folder of a manifest's relative paths or of the lab CSV's images",
+    )
+    parser.add_argument("--suffix", default="T1w", help="BIDS suffix of the images (default: T1w)")
+    parser.add_argument(
+        "--include-gd", action="store_true", help="keep post-contrast scans of a table"
+    )
+
+
+def scan_reading(args: argparse.Namespace) -> dict:
+    """The keyword arguments of :func:`loes.data.read_scans` that :func:`add_scan_reading`'s
+    flags set."""
+    return {"images_dir": args.images_dir, "include_gd": args.include_gd, "suffix": args.suffix}
 
 
 def build_parser() -> argparse.ArgumentParser:

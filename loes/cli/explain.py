@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from loes.cli import add_scan_reading, scan_reading
+
 
 def _scans(value: str) -> int | None:
     if value == "all":
@@ -112,11 +114,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="skip the maps with randomised weights (half the time)",
     )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--images-dir", help="folder of a SOURCE manifest's relative paths")
-    parser.add_argument("--suffix", default="T1w", help="BIDS suffix of the images (default: T1w)")
-    parser.add_argument(
-        "--include-gd", action="store_true", help="keep post-contrast scans of a table"
-    )
+    add_scan_reading(parser)
     parser.set_defaults(run=run)
 
 
@@ -149,9 +147,7 @@ def run(args: argparse.Namespace) -> int:
         sanity=args.sanity,
         device=args.device,
         progress=True,
-        images_dir=args.images_dir,
-        include_gd=args.include_gd,
-        suffix=args.suffix,
+        **scan_reading(args),
     )
     out, summary = table.attrs["out"], table.attrs["summary"]
     for method, entry in summary["methods"].items():

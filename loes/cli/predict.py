@@ -6,6 +6,8 @@ import argparse
 import math
 from pathlib import Path
 
+from loes.cli import add_scan_reading, scan_reading
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
@@ -54,14 +56,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--workers", type=int, default=0, help="preprocessing worker processes (default: 0)"
     )
-    parser.add_argument(
-        "--images-dir",
-        help="folder of a manifest's relative paths or of the lab CSV's images",
-    )
-    parser.add_argument("--suffix", default="T1w", help="BIDS suffix of the images (default: T1w)")
-    parser.add_argument(
-        "--include-gd", action="store_true", help="keep post-contrast scans of a table"
-    )
+    add_scan_reading(parser)
     parser.set_defaults(run=run)
 
 
@@ -102,9 +97,7 @@ def run(args: argparse.Namespace) -> int:
         raise LoesError(f"--out {args.out} is one of the scans' sources; it would be overwritten.")
     ensemble = load_ensemble(args.run_dir)
     warn_if_partial(args.run_dir, ensemble, "predicting")
-    scans = read_scans(
-        args.sources, images_dir=args.images_dir, include_gd=args.include_gd, suffix=args.suffix
-    )
+    scans = read_scans(args.sources, **scan_reading(args))
     table = ensemble.predict(
         scans,
         tta=args.tta,
