@@ -15,16 +15,11 @@ from monai.data import DataLoader, Dataset
 from monai.transforms import Compose
 
 from loes.data import make_folds
-from loes.pipeline.cohort import (
-    augmentation_for,
-    load_table,
-    preprocess_cohort,
-    preprocessing_for,
-    scan_items,
-)
-from loes.pipeline.config import load_config
-from loes.pipeline.device import configure_cpu, memory_format
-from loes.pipeline.fold import run_fold
+from loes.pipeline.cross_validation.cohort import augmentation_for, preprocess_cohort
+from loes.pipeline.cross_validation.fold import run_fold
+from loes.pipeline.run.config import load_config
+from loes.pipeline.run.data import load_table, preprocessing_for, scan_items
+from loes.pipeline.run.device import configure_cpu, memory_format
 
 PARTS = {
     "data_seconds": "waiting for data",

@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 
 from loes.models import LoesModel
-from loes.pipeline.device import configure_cpu
-from loes.pipeline.saliency import (
+from loes.pipeline.explain.saliency import (
     SALIENCY_METHODS,
     SaliencySettings,
     occlusion_windows,
     saliency_map,
 )
+from loes.pipeline.run.device import configure_cpu
 
 SIZE = (72, 88, 72)
 TARGET_SECONDS = 1.0
@@ -34,7 +34,8 @@ REPEATS = 3
 def _model_and_input() -> tuple[torch.nn.Module, torch.Tensor, Path | None, str]:
     run = Path(os.environ.get("LOES_BENCH_RUN", "runs/synthetic-cpu"))
     if (run / "config.yaml").is_file() and any(run.glob("fold_*/metrics.json")):
-        from loes.pipeline.ensemble import load_ensemble, run_table
+        from loes.pipeline.predict.members import load_ensemble
+        from loes.pipeline.run.data import run_table
 
         member = load_ensemble(run).members[0]
         table = run_table(run)
@@ -84,7 +85,7 @@ def main() -> None:
         print(f"{method:<12} {seconds:8.3f} {seconds / reference:7.1f}  {note}")
     if run is None:
         return
-    from loes.pipeline.explain import explain
+    from loes.pipeline.explain.explain import explain
 
     with tempfile.TemporaryDirectory() as out:
         scans = 4

@@ -19,8 +19,9 @@ import torch
 
 from benchmarks.bench_transforms import NATIVE_SHAPE, mprage_like
 from loes.models import LoesModel
-from loes.pipeline.conformal import ConformalCalibration
-from loes.pipeline.ensemble import FoldEnsemble, Member, load_ensemble
+from loes.pipeline.predict.conformal import ConformalCalibration
+from loes.pipeline.predict.ensemble import FoldEnsemble, Member
+from loes.pipeline.predict.members import load_ensemble
 
 SCANS = 8
 TARGET_SECONDS = 1.5

@@ -18,7 +18,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from loes.models import get_network
-from loes.pipeline.device import keep_freed_memory
+from loes.pipeline.run.device import keep_freed_memory
 
 SPATIAL_SIZE = (72, 88, 72)
 BATCH = 8

@@ -129,7 +129,7 @@ def _check_nproc(nproc: int, config) -> None:
     import torch
 
     from loes.errors import LoesError
-    from loes.pipeline.cross_validation import check_config
+    from loes.pipeline.cross_validation.cv import check_config
 
     if nproc < 1:
         raise LoesError(f"--nproc must be at least 1, got {nproc}.")

@@ -23,7 +23,7 @@ def _scans(value: str) -> int | None:
 
 
 def _methods(value: str) -> list[str]:
-    from loes.pipeline.saliency import SALIENCY_METHODS
+    from loes.pipeline.explain.saliency import SALIENCY_METHODS
 
     names = [v.strip().lower() for v in value.split(",") if v.strip()]
     unknown = [n for n in names if n not in SALIENCY_METHODS]
@@ -127,8 +127,8 @@ def run(args: argparse.Namespace) -> int:
     :class:`~loes.errors.LoesError` (exit status 2) when a scan could not be explained."""
     from loes.data.problems import plural
     from loes.errors import LoesError
-    from loes.pipeline.explain import EXPLANATIONS_FILE, PAGE_FILE, explain
-    from loes.pipeline.saliency import SaliencySettings
+    from loes.pipeline.explain.explain import EXPLANATIONS_FILE, PAGE_FILE, explain
+    from loes.pipeline.explain.saliency import SaliencySettings
 
     settings = SaliencySettings(
         layer=args.layer,

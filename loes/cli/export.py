@@ -22,7 +22,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export the bundle and say where it is; 0, or :class:`~loes.errors.LoesError`."""
-    from loes.pipeline.bundle import export_bundle
+    from loes.pipeline.predict.export import export_bundle
 
     out = export_bundle(args.run_dir, args.out_dir)
     torchscript = (out / "models" / "model.ts").is_file()

@@ -71,9 +71,9 @@ def run(args: argparse.Namespace) -> int:
     from loes.data.scan_sources import read_scans
     from loes.errors import LoesError
     from loes.io import write_text
-    from loes.pipeline.ensemble import load_ensemble, warn_if_partial
-    from loes.pipeline.metrics import regression_metrics, threshold_metrics
-    from loes.pipeline.prediction_page import render_page, write_predictions
+    from loes.pipeline.predict.members import load_ensemble, warn_if_partial
+    from loes.pipeline.predict.page import render_page, write_predictions
+    from loes.pipeline.run.metrics import regression_metrics, threshold_metrics
 
     if not 0 < args.coverage < 1:
         raise LoesError(f"--coverage must be between 0 and 1 (0.9 for 90%), got {args.coverage}.")

@@ -56,14 +56,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from loes.cli.cv import resolve_config
-    from loes.pipeline.cross_validation import check_settings, prepare_run
-    from loes.pipeline.slurm import (
+    from loes.pipeline.cluster.slurm import (
         SlurmResources,
         check_resources,
         check_sbatch,
         submit,
         write_slurm_scripts,
     )
+    from loes.pipeline.cross_validation.cv import check_settings, prepare_run
 
     config = resolve_config(args)
     resources = SlurmResources(

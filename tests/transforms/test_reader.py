@@ -14,7 +14,7 @@ from numpy.testing import assert_allclose
 
 from loes.data import check_image
 from loes.pipeline import load_config
-from loes.pipeline.cohort import preprocessing_for
+from loes.pipeline.run.data import preprocessing_for
 from loes.transforms import NiftiReader
 from tests.transforms._helpers import MARKER, grid_affine, marker_voxel, phantom, sample_world
 

@@ -2,13 +2,13 @@
 
 :func:`write_report` gathers the out-of-fold predictions of every fold (``fold_K/`` or
 ``repeat_R/fold_K/`` folders, each with ``predictions.csv`` and ``history.csv``), summarizes them
-with :func:`loes.pipeline.metrics.summarize` and writes, atomically, into the run folder:
+with :func:`loes.pipeline.report.summary.summarize` and writes, atomically, into the run folder:
 
 - ``predictions.csv``: one row per scan per repeat, columns ``repeat, fold, subject, session,
   loes_score, predicted, predicted_<baseline>...``: ``predicted`` is the network's out-of-fold
   prediction, ``predicted_median`` (etc.) the baselines' on the same folds. Every number in
   ``report.json`` can be recomputed from this file alone (:func:`read_predictions`).
-- ``report.json``: the :func:`~loes.pipeline.metrics.summarize` dict (``null`` where a metric is
+- ``report.json``: the :func:`~loes.pipeline.report.summary.summarize` dict (``null`` where a metric is
   undefined; pooled metrics with subject-bootstrap intervals, the network's MAE minus each
   baseline's with its paired interval) plus ``created``, ``loes_version``, ``run`` (what was
   run, and whether it is a smoke run), ``completeness`` (whether folds are missing, and which),
@@ -17,146 +17,24 @@ with :func:`loes.pipeline.metrics.summarize` and writes, atomically, into the ru
 - ``report.html``: one self-contained page (inline CSS, plots as base64 PNG): the page to open
   first.
 
-Modules: :mod:`~loes.pipeline.report.predictions` (the wide/long predictions layouts),
-:mod:`~loes.pipeline.report.collect` (reading a run folder, finding missing folds),
+Modules: :mod:`~loes.pipeline.run.predictions` (the wide/long predictions layouts),
+:mod:`~loes.pipeline.run.collect` (reading a run folder, finding missing folds),
 :mod:`~loes.pipeline.report.run_info` (what was run), :mod:`~loes.pipeline.report.flags`
 (warnings about the network), :mod:`~loes.pipeline.report.tables` (the text every format
 shows), :mod:`~loes.pipeline.report.markdown`, :mod:`~loes.pipeline.report.html`,
 :mod:`~loes.pipeline.report.terminal` and :mod:`~loes.pipeline.report.plots` (the figures).
 """
 
-from __future__ import annotations
+import lazy_loader
 
-import copy
-import datetime as dt
-import math
-import os
-from pathlib import Path
-from typing import Any
-
-import pandas as pd
-
-from loes import __version__
-from loes.errors import LoesError
-from loes.io import jsonable, remove_temporaries, write_json, write_text
-from loes.pipeline.metrics import TRANSPLANT_THRESHOLD, summarize
-from loes.pipeline.report.collect import (
-    collect_histories,
-    collect_predictions,
-    fold_status,
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "flags": ["model_flags"],
+        "html": ["render_html"],
+        "markdown": ["render_markdown"],
+        "run_info": ["describe_run"],
+        "terminal": ["format_summary"],
+        "write": ["REPORT_FILES", "write_report"],
+    },
 )
-from loes.pipeline.report.flags import model_flags
-from loes.pipeline.report.html import render_html
-from loes.pipeline.report.markdown import render_markdown
-from loes.pipeline.report.predictions import from_wide, read_predictions, to_wide
-from loes.pipeline.report.run_info import describe_run, read_environment
-from loes.pipeline.report.terminal import format_summary
-from loes.pipeline.run_folder import CONFIG_FILE, load_run_config
-
-__all__ = [
-    "collect_histories",
-    "collect_predictions",
-    "describe_run",
-    "fold_status",
-    "format_summary",
-    "from_wide",
-    "model_flags",
-    "read_predictions",
-    "render_html",
-    "render_markdown",
-    "to_wide",
-    "write_report",
-]
-
-
-def _threshold(threshold: float | None, config: dict[str, Any] | None) -> float:
-    """The transplant threshold to report: the argument, else ``report.threshold`` of the
-    configuration, else the default; a :class:`LoesError` unless a multiple of 0.5 in (0, 34]."""
-    if threshold is None:
-        section = (config or {}).get("report")
-        threshold = section.get("threshold") if isinstance(section, dict) else None
-    if threshold is None:
-        return TRANSPLANT_THRESHOLD
-    value = float(threshold)
-    if not (math.isfinite(value) and 0 < value <= 34 and (2 * value).is_integer()):
-        raise LoesError(
-            f"report.threshold must be a multiple of 0.5 between 0.5 and 34 Loes points, got "
-            f"{threshold!r} (the usual transplant cut-off is 9; some centres use 10)."
-        )
-    return value
-
-
-REPORT_FILES = ("predictions.csv", "report.json", "report.md", "report.html")
-
-
-def write_report(
-    run_dir: str | os.PathLike,
-    predictions: pd.DataFrame | None = None,
-    histories: dict[tuple[int, int], pd.DataFrame] | None = None,
-    config: dict[str, Any] | None = None,
-    threshold: float | None = None,
-) -> dict[str, Any]:
-    """Write ``predictions.csv`` and ``report.json``/``.md``/``.html`` into ``run_dir``.
-
-    ``predictions`` is the long out-of-fold table (columns ``repeat, fold, subject, session,
-    loes_score, predicted, model``; scores in Loes points; see
-    :func:`loes.pipeline.metrics.summarize`); ``histories`` maps ``(repeat, fold)`` to a
-    DataFrame with ``epoch, train_loss, val_mae, lr``. Either, when ``None``, is collected from
-    the finished fold folders of ``run_dir``. ``config`` is the run's configuration as a plain
-    dict (``Config.to_dict()``); when ``None`` it is read from ``run_dir/config.yaml`` if there
-    is one. ``threshold`` (Loes points) overrides the configuration's ``report.threshold``
-    (default 9): the report's copy of the configuration then shows the threshold it used. The
-    report says what was run (from the configuration and ``environment.json``), whether folds
-    are missing (against ``splits.json``), and warns about the network (:func:`model_flags`).
-    Every file is written atomically. Returns the report as written to ``report.json``
-    (``None`` for undefined values).
-
-    Raises :class:`LoesError` if ``run_dir`` has no predictions (or does not exist) when
-    ``predictions`` is ``None``, if a fold's file, ``config.yaml``, ``splits.json`` or
-    ``environment.json`` cannot be read, if the threshold is not a multiple of 0.5 in
-    (0, 34], or if the predictions are inconsistent (see :func:`to_wide` and ``summarize``);
-    ``TypeError`` if ``config`` is not a dict.
-
-    Examples::
-
-        >>> report = write_report("runs/cv", threshold=10)  # doctest: +SKIP
-        >>> report["differences"]["median"]["excludes_zero"]  # doctest: +SKIP
-        True
-    """
-    if config is not None and not isinstance(config, dict):
-        raise TypeError(f"config must be a dict (Config.to_dict()), not {type(config).__name__}.")
-    run_dir = Path(run_dir)
-    if predictions is None:
-        predictions = collect_predictions(run_dir)
-    if histories is None:
-        histories = collect_histories(run_dir) if run_dir.is_dir() else {}
-    if config is None and (run_dir / CONFIG_FILE).is_file():
-        config = load_run_config(run_dir).to_dict()
-    threshold = _threshold(threshold, config)
-    if config is not None and isinstance(config.get("report"), dict):
-        config = copy.deepcopy(config)
-        config["report"]["threshold"] = threshold
-
-    wide = to_wide(predictions)
-    long = from_wide(wide)  # exactly what predictions.csv holds, so report.json matches it
-    summary = summarize(long, threshold)
-    environment = read_environment(run_dir) if run_dir.is_dir() else None
-    completeness = fold_status(long, run_dir if run_dir.is_dir() else None, config)
-    run = describe_run(summary, config, environment, histories, completeness["expected"])
-    report = jsonable(
-        {
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "loes_version": __version__,
-            "run": run,
-            "completeness": completeness,
-            "flags": model_flags(summary),
-            **summary,
-            "config": config,
-        }
-    )
-    remove_temporaries(run_dir, list(REPORT_FILES))  # a killed report's half-written files
-    write_text(run_dir / "predictions.csv", wide.to_csv(index=False))
-    write_json(run_dir / "report.json", report)
-    write_text(run_dir / "report.md", render_markdown(report))
-    write_text(run_dir / "report.html", render_html(report, long, histories))
-    return report

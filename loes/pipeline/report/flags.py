@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from loes.pipeline.metrics import NETWORK
 from loes.pipeline.report.tables import number
+from loes.pipeline.run.predictions import NETWORK
 
 __all__ = ["NEAR_CONSTANT_SHARE", "TRIVIAL_BASELINE", "model_flags"]
 
@@ -95,7 +95,7 @@ def _worse_than_trivial(summary: dict[str, Any], model: str) -> dict[str, Any] |
 def model_flags(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """The warnings about the network in ``summary``, each with a sentence in plain words.
 
-    ``summary`` is :func:`loes.pipeline.metrics.summarize`'s dict (``nan`` or ``None`` for
+    ``summary`` is :func:`loes.pipeline.report.summary.summarize`'s dict (``nan`` or ``None`` for
     undefined values). Returns a list of ``{"kind", "model", "text", ...}``: ``kind`` is
     ``"near_constant"`` (with the ``folds`` concerned) or ``"worse_than_trivial"`` (with the
     ``baseline``). Baselines are not flagged: the median baseline is constant by design. An

@@ -16,7 +16,6 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from loes.pipeline.metrics import NETWORK
 from loes.pipeline.report import plots
 from loes.pipeline.report.tables import (
     METRIC_LABELS,
@@ -30,7 +29,8 @@ from loes.pipeline.report.tables import (
     tables,
     what_was_run,
 )
-from loes.pipeline.templates import package_template
+from loes.pipeline.run.pages import package_template
+from loes.pipeline.run.predictions import NETWORK
 
 __all__ = ["render_html"]
 

@@ -3,7 +3,7 @@
 Each ``plot_*`` function returns a :class:`matplotlib.figure.Figure` that belongs to no pyplot
 window and leaves matplotlib's backend alone (importing loes never calls ``matplotlib.use``);
 :func:`figure_to_png` renders it to PNG bytes. Predictions come as the long table of
-:func:`loes.pipeline.metrics.summarize` (``repeat, fold, subject, session, loes_score,
+:func:`loes.pipeline.report.summary.summarize` (``repeat, fold, subject, session, loes_score,
 predicted, model``; scores in Loes points); where one repeat is plotted it is the first. The
 ``report`` arguments are the dict written to ``report.json``. Numbers on the figures are
 written as in the tables (:func:`~loes.pipeline.report.tables.number`: never ``-0.00``).
@@ -21,8 +21,9 @@ from matplotlib import colormaps, rc_context
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from loes.pipeline.metrics import NETWORK, TRANSPLANT_THRESHOLD, bland_altman
 from loes.pipeline.report.tables import number, range_label, signed
+from loes.pipeline.run.metrics import TRANSPLANT_THRESHOLD, bland_altman
+from loes.pipeline.run.predictions import NETWORK
 
 __all__ = [
     "figure_to_png",

@@ -79,11 +79,11 @@ def describe_run(
 ) -> dict[str, Any]:
     """The run at a glance, for the top of every report page.
 
-    ``summary`` is :func:`loes.pipeline.metrics.summarize`'s dict (counts of scans, subjects,
+    ``summary`` is :func:`loes.pipeline.report.summary.summarize`'s dict (counts of scans, subjects,
     folds and repeats); ``config`` the run's settings as a nested dict (``Config.to_dict()``);
     ``environment`` its ``environment.json``; ``histories`` the folds' ``history.csv`` tables;
     ``expected`` the ``[repeat, fold]`` pairs the run should have (``splits.json``, see
-    :func:`~loes.pipeline.report.collect.fold_status`). Any of them may be ``None``: what
+    :func:`~loes.pipeline.run.collect.fold_status`). Any of them may be ``None``: what
     cannot be known is ``None``. Returns::
 
         {"model", "data_source", "n_scans", "n_subjects", "n_folds", "n_repeats",

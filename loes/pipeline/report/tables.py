@@ -1,6 +1,6 @@
 """The report's tables, headline and notices as text, shared by markdown, HTML and the terminal.
 
-Every function takes the report dict (:func:`loes.pipeline.metrics.summarize` plus ``created``,
+Every function takes the report dict (:func:`loes.pipeline.report.summary.summarize` plus ``created``,
 ``loes_version``, ``config``, ``run``, ``completeness`` and ``flags``, as written to
 ``report.json``) where undefined values are ``None`` (or ``nan``); they are shown as ``–``.
 MAEs, RMSEs, biases and differences are in Loes points. No number is ever written ``-0.00``.
@@ -12,7 +12,9 @@ import math
 from typing import Any, NamedTuple
 
 from loes.data.problems import plural
-from loes.pipeline.metrics import INTERVAL_METRICS, NETWORK, REGRESSION_METRICS
+from loes.pipeline.report.bootstrap import INTERVAL_METRICS
+from loes.pipeline.run.metrics import REGRESSION_METRICS
+from loes.pipeline.run.predictions import NETWORK
 
 __all__ = [
     "METRIC_LABELS",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from loes.pipeline.metrics import NETWORK
 from loes.pipeline.report.tables import (
     comparisons,
     headline,
@@ -13,6 +12,7 @@ from loes.pipeline.report.tables import (
     number,
     what_was_run,
 )
+from loes.pipeline.run.predictions import NETWORK
 
 __all__ = ["format_summary"]
 

@@ -1,7 +1,7 @@
 import numpy as np
 
-from loes.pipeline.metrics import summarize
 from loes.pipeline.report.flags import NEAR_CONSTANT_SHARE, model_flags
+from loes.pipeline.report.summary import summarize
 
 
 def _flat_in_fold(table, fold, value=4.0, jitter=0.0):

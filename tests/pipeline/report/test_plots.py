@@ -6,8 +6,8 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from loes.pipeline.metrics import summarize
 from loes.pipeline.report import plots
+from loes.pipeline.report.summary import summarize
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from loes.pipeline.metrics import summarize
 from loes.pipeline.report import format_summary, plots, render_html, render_markdown, write_report
+from loes.pipeline.report.summary import summarize
 from loes.pipeline.report.tables import comparisons, headline, mean_sd, number, signed, tables
 
 

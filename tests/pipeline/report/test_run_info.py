@@ -1,6 +1,6 @@
 from loes.pipeline import load_config
-from loes.pipeline.metrics import summarize
 from loes.pipeline.report.run_info import SMOKE_EPOCHS, SMOKE_SCANS, describe_run
+from loes.pipeline.report.summary import summarize
 from loes.pipeline.report.tables import what_was_run
 
 ENVIRONMENT = {"device": "cuda:0", "gpu": "NVIDIA H200", "packages": {"loes": "0.0.9"}}

@@ -5,7 +5,7 @@ import pytest
 from loes.cli import main
 from loes.pipeline import load_config
 from loes.pipeline.report import write_report
-from loes.pipeline.run_folder import load_run_config, prepare_run_folder
+from loes.pipeline.run.folder import load_run_config, prepare_run_folder
 
 FILES = ("predictions.csv", "report.json", "report.md", "report.html")
 

@@ -1,0 +1,324 @@
+"""A cross-validation as SLURM jobs: one array task per fold and repeat, each running
+``loes cv --fold K --repeat R`` (nnU-Net's unit of parallel work: one fold per GPU), and a
+report job that waits for the array. SLURM schedules; loes only writes the scripts.
+
+:func:`write_slurm_scripts` writes, atomically, into ``RUN_DIR/slurm/``:
+
+- ``folds.sbatch``: the job array (``--array=0-(folds x repeats - 1)``); task ``i`` trains
+  repeat ``i // folds``, fold ``i % folds``. ``--requeue``: a preempted or failed-node task is
+  queued again and resumes from its fold's ``last.pt``; logs are appended to
+  ``logs/fold-ARRAYID_TASK.out``.
+- ``report.sbatch``: ``loes report RUN_DIR``.
+- ``submit.sh [ok|any]``: submits the array, then the report job with
+  ``--dependency=afterok:ARRAY`` (only when every task succeeded; the report job is cancelled
+  otherwise) or ``afterany`` (a report of whatever finished); prints both job ids.
+- ``README.md``: what was written and how to submit, check, resume and report.
+
+The run folder itself (``config.yaml``, ``scans.csv``, ``splits.json``) is prepared first, as
+``loes cv`` would, so that every task reads the same folds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from loes import __version__
+from loes.data.problems import plural
+from loes.errors import LoesError
+from loes.io import write_text
+from loes.pipeline.run.config import Config
+from loes.pipeline.run.folder import CONFIG_FILE
+
+__all__ = [
+    "SlurmResources",
+    "SlurmScripts",
+    "check_resources",
+    "check_sbatch",
+    "submit",
+    "write_slurm_scripts",
+]
+
+_MEMORY = re.compile(r"^\d+[KMGT]?$")
+_TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")  # SLURM's [days-]hours[:minutes[:seconds]]
+
+
+@dataclass(frozen=True)
+class SlurmResources:
+    """What each array task asks SLURM for; ``None``: the cluster's default.
+
+    ``gpus_per_job`` GPUs (``--gres=gpu:N``; with N > 1 the task trains with N processes,
+    ``loes cv --nproc N``), ``cpus_per_job`` CPU cores (``--cpus-per-task``, also the tasks'
+    ``OMP_NUM_THREADS``), ``mem`` (``--mem``, e.g. ``32G``), ``time`` (``--time``, e.g.
+    ``04:00:00`` or ``1-00:00:00``), ``partition`` and ``account``.
+    """
+
+    partition: str | None = None
+    account: str | None = None
+    gpus_per_job: int = 0
+    cpus_per_job: int | None = None
+    mem: str | None = None
+    time: str | None = None
+
+
+@dataclass(frozen=True)
+class SlurmScripts:
+    """The files :func:`write_slurm_scripts` wrote and the array's size."""
+
+    folder: Path
+    folds: Path
+    report: Path
+    submit: Path
+    readme: Path
+    tasks: int
+
+
+def check_resources(resources: SlurmResources, config: Config) -> None:
+    """Refuse resources SLURM would refuse, or that contradict the settings.
+
+    Raises:
+        LoesError: naming the flag and what is allowed.
+    """
+    r = resources
+    if r.gpus_per_job < 0:
+        raise LoesError(f"--gpus-per-job must be 0 or more, got {r.gpus_per_job}.")
+    if r.cpus_per_job is not None and r.cpus_per_job < 1:
+        raise LoesError(f"--cpus-per-job must be at least 1, got {r.cpus_per_job}.")
+    if r.mem is not None and not _MEMORY.match(r.mem):
+        raise LoesError(
+            f"--mem must be a number with an optional unit K, M, G or T (32G), got {r.mem!r}."
+        )
+    if r.time is not None and not _TIME.match(r.time):
+        raise LoesError(
+            f"--time must be SLURM's [days-]hours:minutes:seconds (04:00:00, 1-00:00:00), "
+            f"got {r.time!r}."
+        )
+    if r.gpus_per_job == 0 and (config.device == "cuda" or config.preprocessing.cache == "gpu"):
+        raise LoesError(
+            f"{'device=cuda' if config.device == 'cuda' else 'preprocessing.cache=gpu'} needs a "
+            "GPU in each job: give --gpus-per-job 1 (or more)."
+        )
+    if r.gpus_per_job > 0 and config.device == "cpu":
+        raise LoesError(
+            f"--gpus-per-job {r.gpus_per_job} with device=cpu: the GPUs would sit idle; use "
+            "device=auto or cuda, or --gpus-per-job 0."
+        )
+    if r.gpus_per_job > config.training.batch_size:
+        raise LoesError(
+            f"--gpus-per-job {r.gpus_per_job}: training.batch_size={config.training.batch_size} "
+            "is smaller; each GPU's process needs at least one scan per step."
+        )
+
+
+def _sbatch_lines(resources: SlurmResources, *, gpus: bool) -> list[str]:
+    r = resources
+    options = {
+        "partition": r.partition,
+        "account": r.account,
+        "cpus-per-task": r.cpus_per_job,
+        "mem": r.mem,
+        "time": r.time,
+        "gres": f"gpu:{r.gpus_per_job}" if gpus and r.gpus_per_job else None,
+    }
+    return [f"#SBATCH --{key}={value}" for key, value in options.items() if value is not None]
+
+
+def _folds_script(
+    run_dir: Path, folder: Path, resources: SlurmResources, n_folds: int, tasks: int
+) -> str:
+    loes = [sys.executable, "-m", "loes", "cv", "--config", str(run_dir / CONFIG_FILE)]
+    nproc = f" --nproc {resources.gpus_per_job}" if resources.gpus_per_job > 1 else ""
+    threads = (
+        ['export OMP_NUM_THREADS="$SLURM_CPUS_PER_TASK"  # torch uses the cores SLURM gave']
+        if resources.cpus_per_job
+        else []
+    )
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            f"# One array task per fold and repeat of {run_dir}: task i trains repeat",
+            f"# i / {n_folds}, fold i % {n_folds} (`loes cv --fold`). Written by `loes slurm`",
+            f"# (loes {__version__}); submit with submit.sh, which also queues the report job.",
+            f"#SBATCH --job-name=loes-{run_dir.name}",
+            f"#SBATCH --array=0-{tasks - 1}",
+            f"#SBATCH --output={folder / 'logs' / 'fold-%A_%a.out'}",
+            "#SBATCH --open-mode=append",
+            "#SBATCH --requeue",
+            f"#SBATCH --chdir={Path.cwd()}",
+            *_sbatch_lines(resources, gpus=True),
+            "set -euo pipefail",
+            'task="${SLURM_ARRAY_TASK_ID:?submit this script with sbatch (it is one array task)}"',
+            f"repeat=$((task / {n_folds}))",
+            f"fold=$((task % {n_folds}))",
+            *threads,
+            'echo "loes: repeat $repeat fold $fold on $(hostname), start number '
+            '$((${SLURM_RESTART_COUNT:-0} + 1)), $(date)"',
+            "# a requeued task resumes from its fold's last.pt; a finished fold does nothing",
+            f'exec {shlex.join(loes)} --fold "$fold" --repeat "$repeat"{nproc}',
+            "",
+        ]
+    )
+
+
+def _report_script(run_dir: Path, folder: Path, resources: SlurmResources) -> str:
+    light = SlurmResources(
+        partition=resources.partition,
+        account=resources.account,
+        cpus_per_job=1,
+        mem="4G",
+        time="00:30:00",
+    )
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            f"# The report of {run_dir} (`loes report`): predictions.csv, report.json, .md,",
+            "# .html. submit.sh queues it after the fold array; it reports the finished folds",
+            f"# and names the missing ones. Written by `loes slurm` (loes {__version__}).",
+            f"#SBATCH --job-name=loes-{run_dir.name}-report",
+            f"#SBATCH --output={folder / 'logs' / 'report-%j.out'}",
+            f"#SBATCH --chdir={Path.cwd()}",
+            *_sbatch_lines(light, gpus=False),
+            "set -euo pipefail",
+            f"exec {shlex.join([sys.executable, '-m', 'loes', 'report', str(run_dir)])}",
+            "",
+        ]
+    )
+
+
+def _submit_script(tasks: int) -> str:
+    return "\n".join(
+        [
+            "#!/usr/bin/env bash",
+            "# Submit the fold array, then the report job that waits for it; prints both job ids.",
+            "#   submit.sh      the report runs when every fold succeeded (afterok); if a task",
+            "#                  fails, SLURM cancels it (see README.md: resume, then report)",
+            "#   submit.sh any  the report runs when the array ends, whatever happened (afterany)",
+            "# Written by `loes slurm`.",
+            "set -euo pipefail",
+            'after="${1:-ok}"',
+            'case "$after" in ok | any) ;; *) echo "usage: $0 [ok|any]" >&2; exit 2 ;; esac',
+            'here="$(cd "$(dirname "$0")" && pwd)"',
+            'array="$(sbatch --parsable "$here/folds.sbatch")"',
+            'array="${array%%;*}"  # "id;cluster" on a federation',
+            f'echo "folds: job array $array ({plural(tasks, "task")})"',
+            'report="$(sbatch --parsable --dependency="after$after:$array" \\',
+            '    --kill-on-invalid-dep=yes "$here/report.sbatch")"',
+            'report="${report%%;*}"',
+            'echo "report: job $report (after$after:$array)"',
+            "",
+        ]
+    )
+
+
+def _readme(run_dir: Path, folder: Path, tasks: int, n_folds: int) -> str:
+    return f"""# SLURM jobs of {run_dir}
+
+Written by `loes slurm` (loes {__version__}). The run folder already holds `config.yaml`,
+`scans.csv` and `splits.json`, so every job trains the same folds.
+
+| file | what it is |
+|---|---|
+| `folds.sbatch` | job array of {plural(tasks, "task")}: task i trains repeat i / {n_folds}, fold \
+i % {n_folds} (`loes cv --fold`) |
+| `report.sbatch` | `loes report {run_dir}` |
+| `submit.sh` | submits the array, then the report job that waits for it |
+| `logs/` | `fold-ARRAYID_TASK.out` (appended to when a task is requeued), `report-JOBID.out` |
+
+## Submit
+
+```bash
+bash {folder / "submit.sh"}        # report after every fold succeeded (afterok)
+bash {folder / "submit.sh"} any    # report when the array ends, whatever happened (afterany)
+```
+
+`loes slurm ... --submit` does the same and prints the job ids.
+
+## Check
+
+```bash
+squeue --me                        # waiting and running tasks
+sacct -j ARRAYID --format=JobID,State,Elapsed,MaxRSS
+tail -f {folder / "logs"}/fold-ARRAYID_0.out
+```
+
+## Resume
+
+Tasks are requeue-safe (`#SBATCH --requeue`): a preempted task starts again and continues from
+its fold's last checkpoint (`fold_K/last.pt`); a finished fold does nothing. If tasks failed
+(time limit, out of memory), the report job of `submit.sh` is cancelled: fix the cause (more
+`--time` or `--mem`: edit `folds.sbatch` or run `loes slurm` again), then submit the failed
+tasks alone and the report after them:
+
+```bash
+array=$(sbatch --parsable --array=3,7 {folder / "folds.sbatch"})
+sbatch --dependency=afterok:$array {folder / "report.sbatch"}
+```
+
+## Report
+
+`loes report {run_dir}` rewrites the report from the finished folds at any time; a report of
+a partial run is labelled partial and names the missing folds. Open `{run_dir / "report.html"}`.
+"""
+
+
+def write_slurm_scripts(
+    run_dir: Path, resources: SlurmResources, n_folds: int, repeats: int
+) -> SlurmScripts:
+    """Write the job scripts of the prepared run folder ``run_dir`` (``n_folds`` folds per
+    repeat) into ``run_dir/slurm/`` (see the module docstring); paths in them are absolute,
+    the jobs start in the current folder (``--chdir``) and run this Python
+    (``sys.executable``)."""
+    run_dir = run_dir.absolute()
+    folder = run_dir / "slurm"
+    (folder / "logs").mkdir(parents=True, exist_ok=True)
+    tasks = n_folds * repeats
+    scripts = SlurmScripts(
+        folder=folder,
+        folds=folder / "folds.sbatch",
+        report=folder / "report.sbatch",
+        submit=folder / "submit.sh",
+        readme=folder / "README.md",
+        tasks=tasks,
+    )
+    write_text(scripts.folds, _folds_script(run_dir, folder, resources, n_folds, tasks))
+    write_text(scripts.report, _report_script(run_dir, folder, resources))
+    write_text(scripts.submit, _submit_script(tasks))
+    write_text(scripts.readme, _readme(run_dir, folder, tasks, n_folds))
+    for script in (scripts.folds, scripts.report, scripts.submit):
+        script.chmod(0o755)
+    return scripts
+
+
+def check_sbatch() -> None:
+    """Raises LoesError when SLURM's ``sbatch`` is not on ``PATH``."""
+    if shutil.which("sbatch") is None:
+        raise LoesError(
+            "--submit needs SLURM's sbatch, which is not on PATH here; run loes slurm on the "
+            "cluster's login node, or leave out --submit and run the submit.sh it writes there."
+        )
+
+
+def submit(scripts: SlurmScripts, after: str = "ok") -> tuple[str, str]:
+    """Run ``submit.sh`` (``after``: ``ok`` or ``any``); return the (array, report) job ids.
+
+    Raises:
+        LoesError: when ``sbatch`` is missing or refuses a job, with its message.
+    """
+    check_sbatch()
+    result = subprocess.run(
+        ["bash", str(scripts.submit), after], capture_output=True, text=True, env=os.environ
+    )
+    ids = dict(re.findall(r"^(folds|report): job(?: array)? (\S+)", result.stdout, re.M))
+    if result.returncode != 0 or set(ids) != {"folds", "report"}:
+        done = f" (the fold array {ids['folds']} was submitted)" if "folds" in ids else ""
+        raise LoesError(
+            f"sbatch refused the jobs of {scripts.submit}{done}: "
+            f"{result.stderr.strip() or result.stdout.strip()}"
+        )
+    return ids["folds"], ids["report"]

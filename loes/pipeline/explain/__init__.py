@@ -1,0 +1,14 @@
+"""``loes explain``: saliency maps of a Loes model from ``monai.visualize`` (``saliency``), how
+well a map points at lesion masks beside baselines and the randomised-weights test
+(``checks``), the scans chosen and prepared (``scans``), the figures (``figures``), the summary
+(``summary``), the loop (``explanations``) and the HTML page (``page``)."""
+
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "explanations": ["EXPLANATIONS_FILE", "PAGE_FILE", "SUMMARY_FILE", "explain"],
+        "saliency": ["SALIENCY_METHODS", "SaliencySettings"],
+    },
+)

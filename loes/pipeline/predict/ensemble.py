@@ -1,0 +1,277 @@
+"""Use what was trained: every finished fold model of a run as one ensemble that scores new
+scans, with left-right flip test-time augmentation, a conformal prediction interval, the
+threshold call and flags for scans unlike the training scans.
+
+Each scan is read and preprocessed once (a MONAI ``DataLoader`` over the run's own
+preprocessing, from the saved model description), then every member predicts it and its mirror
+image through :func:`loes.pipeline.run.inference.predict`, the loop the run itself tested with. The
+ensemble's prediction is the mean of its members (nnU-Net's fold ensemble, Isensee et al. 2021,
+Nature Methods), each member the mean of the scan and its left-right mirror (the Loes total is
+symmetric); the interval is :class:`~loes.pipeline.predict.conformal.ConformalCalibration` on the
+run's out-of-fold residuals.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from monai.data import DataLoader
+from tqdm.auto import tqdm
+
+from loes.data.loes_items import MAX_LOES_SCORE
+from loes.data.scan_sources import read_scans
+from loes.errors import LoesError
+from loes.io import write_json
+from loes.models import LoesModel
+from loes.pipeline.predict.conformal import ConformalCalibration
+from loes.pipeline.predict.preprocessed import PreprocessedScans, single_item
+from loes.pipeline.predict.scan_profile import TrainingProfile
+from loes.pipeline.predict.table import prediction_table
+from loes.pipeline.run.device import configure_cpu, memory_format, resolve_device
+from loes.pipeline.run.inference import left_right_axis, make_loader, predict
+from loes.pipeline.run.metrics import TRANSPLANT_THRESHOLD
+
+__all__ = ["ENSEMBLE_FILE", "TTA_MODES", "FoldEnsemble", "Member"]
+
+#: the description of a saved ensemble (a bundle's ``models/``)
+ENSEMBLE_FILE = "ensemble.json"
+#: test-time augmentation: the scan and its left-right mirror, or the scan alone
+TTA_MODES = ("flip", "none")
+
+
+@dataclass
+class Member:
+    """One fold model: ``name`` (``fold_2``, or ``repeat_1_fold_2``), its repeat and fold."""
+
+    name: str
+    model: LoesModel
+    repeat: int
+    fold: int
+
+
+@dataclass
+class FoldEnsemble:
+    """The fold models of a run and what a prediction needs beside them.
+
+    Attributes:
+        members: the fold models; all share one preprocessing and input size.
+        calibration: the conformal calibration on the run's out-of-fold predictions.
+        threshold: the transplant threshold, Loes points (the run's ``report.threshold``).
+        score_range: the lowest and highest score the run trained on, Loes points.
+        profile: the training scans' profile, or None when their images were not readable.
+        batch_size: scans per forward pass by default (the run's ``training.batch_size``).
+        amp: mixed precision on CUDA (the run's ``training.amp``).
+        layout: the memory layout of model and batches (the run's ``training.memory_format``:
+            ``"auto"``, ``"channels_last"``, ``"contiguous"``; see
+            :func:`loes.pipeline.run.device.memory_format`).
+        source: where the ensemble was loaded from, for messages.
+        include_gd: the run trained on post-contrast scans too (the run's ``data.include_gd``);
+            when not, a scan whose file name has a BIDS ``ce-`` entity is flagged.
+
+    Raises:
+        LoesError: when there is no member, or members differ in preprocessing or input size.
+    """
+
+    members: list[Member]
+    calibration: ConformalCalibration
+    threshold: float = TRANSPLANT_THRESHOLD
+    score_range: tuple[float, float] = (0.0, MAX_LOES_SCORE)
+    profile: TrainingProfile | None = None
+    batch_size: int = 8
+    amp: bool = True
+    layout: str = "auto"
+    include_gd: bool = False
+    source: str = ""
+    _transform: object = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            raise LoesError(f"{self.source}: no finished fold model to predict with.")
+        first = self.members[0].model.spec
+        for member in self.members[1:]:
+            spec = member.model.spec
+            if (spec["preprocessing"], spec["spatial_size"]) != (
+                first["preprocessing"],
+                first["spatial_size"],
+            ):
+                raise LoesError(
+                    f"{self.source}: {member.name} was trained with other preprocessing or input "
+                    f"size than {self.members[0].name}; an ensemble needs one."
+                )
+        self._transform = self.members[0].model.preprocessing()
+
+    @property
+    def spec(self) -> dict:
+        """The first member's model description (network, input size, preprocessing)."""
+        return self.members[0].model.spec
+
+    @property
+    def lr_axis(self) -> int:
+        """The spatial axis of the model input that runs left-right (0 in RAS)."""
+        return left_right_axis(self.spec["preprocessing"])
+
+    def _chosen(self, members: Sequence[str] | None) -> list[Member]:
+        if members is None:
+            return self.members
+        names = [m.name for m in self.members]
+        unknown = [m for m in members if m not in names]
+        if unknown:
+            raise LoesError(f"unknown member(s) {', '.join(unknown)}; the ensemble has {names}.")
+        return [m for m in self.members if m.name in members]
+
+    def predict(
+        self,
+        scans: pd.DataFrame | str | os.PathLike | Sequence[str | os.PathLike],
+        *,
+        tta: str = "flip",
+        coverage: float = 0.9,
+        device: str | torch.device = "auto",
+        batch_size: int | None = None,
+        workers: int = 0,
+        members: Sequence[str] | None = None,
+        progress: bool = False,
+    ) -> pd.DataFrame:
+        """Score every scan; one row per scan, in input order.
+
+        Args:
+            scans: a table with ``subject, session, image, loes_score`` (see
+                :func:`loes.data.read_scans`), or sources it reads (NIfTI files, folders,
+                tables).
+            tta: ``"flip"`` (each member also predicts the left-right mirror image; the two are
+                averaged) or ``"none"``.
+            coverage: the share of true scores the interval should hold, in (0, 1).
+            device: ``"auto"``, ``"cpu"``, ``"cuda"`` or a ``torch.device``.
+            batch_size: scans per forward pass (default: the run's).
+            workers: preprocessing worker processes (0: in this process); resampling there
+                can differ from the in-process one by about 1e-6 Loes points.
+            members: names of the members to use (default: all).
+
+        Returns:
+            A DataFrame: ``subject, session, image, loes_score`` (given score or NaN),
+            ``predicted`` (mean of the members, Loes points, 0-34), ``lower, upper`` (the
+            interval), ``spread`` (SD of the members' predictions, NaN with one member),
+            ``call`` (``">= 9"`` or ``"< 9"``), ``call_sure`` (the interval lies on one side of
+            the threshold), ``flags`` (reasons to distrust the row, ``"; "``-separated),
+            ``error`` (why a scan could not be scored; its numbers are NaN), then one
+            ``member_<name>`` column per member. ``attrs["seconds"]`` holds the seconds spent
+            loading and preprocessing and in the network, ``attrs["thumbnails"]`` a mid-axial
+            slice (H, W) of each scored scan's input by row position.
+
+        Raises:
+            LoesError: for a bad argument or an unreadable source (a bad scan is its row).
+        """
+        if tta not in TTA_MODES:
+            raise LoesError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}.")
+        if not 0 < coverage < 1:
+            raise LoesError(f"coverage must be between 0 and 1 (0.9 for 90%), got {coverage}.")
+        batch_size = batch_size or self.batch_size
+        if batch_size < 1 or workers < 0:
+            raise LoesError("batch size must be at least 1 and workers at least 0.")
+        if not isinstance(scans, pd.DataFrame):
+            scans = read_scans([scans] if isinstance(scans, (str, os.PathLike)) else scans)
+        if "image" not in scans:
+            raise LoesError("the scans table needs an image column (paths of NIfTI files).")
+        defaults = {"subject": "", "session": "", "loes_score": np.nan}
+        scans = scans.assign(**{k: v for k, v in defaults.items() if k not in scans})
+        device = resolve_device(device) if isinstance(device, str) else device
+        configure_cpu()  # the threads and allocator of the run's training
+        chosen = self._chosen(members)
+        for member in chosen:
+            member.model.to(device)
+        items = [
+            {
+                "image": str(row.image),
+                "subject": str(row.subject),
+                "session": str(row.session),
+                "loes_score": float(row.loes_score),
+            }
+            for row in scans.itertuples()
+        ]
+        dataset = PreprocessedScans(
+            items, self._transform, self.spec["preprocessing"].get("pixdim")
+        )
+        loader = DataLoader(dataset, batch_size=1, collate_fn=single_item, num_workers=workers)
+        done: list[dict] = []
+        outputs: dict[int, np.ndarray] = {}
+        layout = memory_format(device, self.layout)
+        pending: list[tuple[int, dict]] = []
+        seconds = {"preprocessing": 0.0, "network": 0.0}
+        iterator = iter(loader)
+        bar = tqdm(total=len(items), desc="scans", unit="scan", disable=None if progress else True)
+        for index in range(len(items)):
+            start = time.perf_counter()
+            item = next(iterator)
+            seconds["preprocessing"] += time.perf_counter() - start
+            done.append(item)
+            if "error" not in item:
+                pending.append((index, item))
+            if len(pending) == batch_size or (index == len(items) - 1 and pending):
+                start = time.perf_counter()
+                outputs |= self._network(pending, chosen, tta, batch_size, device, layout)
+                seconds["network"] += time.perf_counter() - start
+                pending = []
+            bar.update()
+        bar.close()
+        table = prediction_table(self, done, outputs, chosen, coverage)
+        table.attrs["seconds"] = {**seconds, "scans": len(outputs)}
+        table.attrs["thumbnails"] = {i: done[i]["thumbnail"] for i in outputs}
+        return table
+
+    def _network(
+        self,
+        pending: list[tuple[int, dict]],
+        members: list[Member],
+        tta: str,
+        batch_size: int,
+        device: torch.device,
+        layout: torch.memory_format,
+    ) -> dict[int, np.ndarray]:
+        """Each pending scan's prediction by each member (flip-averaged), (n_members,)."""
+        batch = [
+            {
+                "image": item["input"],
+                "loes_score": item["loes_score"],
+                "subject": item["subject"],
+                "session": item["session"],
+            }
+            for _, item in pending
+        ]
+        flip_axis = self.lr_axis if tta == "flip" else None
+        by_member = []
+        for member in members:
+            loader = make_loader(batch, batch_size, False, device)
+            predicted = predict(member.model, loader, device, self.amp, layout, flip_axis)
+            by_member.append(predicted["predicted"].to_numpy())
+        values = np.stack(by_member, axis=1)  # (scans, members)
+        return {index: values[i] for i, (index, _) in enumerate(pending)}
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write every member (``<name>.pt``, :meth:`LoesModel.save`) and ``ensemble.json``
+        (members, calibration, threshold, score range, profile) into ``folder``; returns the
+        description's path. :func:`load_ensemble` reads it back."""
+        folder = Path(folder)
+        for member in self.members:
+            member.model.save(folder / f"{member.name}.pt")
+        description = {
+            "members": [
+                {"name": m.name, "file": f"{m.name}.pt", "repeat": m.repeat, "fold": m.fold}
+                for m in self.members
+            ],
+            "calibration": {"y_true": self.calibration.y_true, "y_pred": self.calibration.y_pred},
+            "threshold": self.threshold,
+            "score_range": list(self.score_range),
+            "profile": None if self.profile is None else self.profile.to_dict(),
+            "batch_size": self.batch_size,
+            "amp": self.amp,
+            "layout": self.layout,
+            "include_gd": self.include_gd,
+        }
+        write_json(folder / ENSEMBLE_FILE, description)
+        return folder / ENSEMBLE_FILE

@@ -1,0 +1,115 @@
+"""`loes export`: a MONAI bundle that loads safely and predicts what `loes predict` does."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+
+from loes.data import load_dataset
+from loes.pipeline import load_ensemble
+from loes.pipeline.predict.export import export_bundle
+
+pytestmark = pytest.mark.slow
+
+#: the keys MONAI's bundle metadata schema (monai/bundle/meta_schema.json) requires, with types
+REQUIRED = {
+    "schema": str,
+    "version": str,
+    "monai_version": str,
+    "pytorch_version": str,
+    "numpy_version": str,
+    "required_packages_version": dict,
+    "task": str,
+    "description": str,
+    "authors": str,
+    "copyright": str,
+    "network_data_format": dict,
+}
+TENSOR = {
+    "type": str,
+    "format": str,
+    "num_channels": int,
+    "spatial_shape": list,
+    "dtype": str,
+    "value_range": list,
+}
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny_run, tmp_path_factory):
+    return export_bundle(tiny_run, tmp_path_factory.mktemp("export") / "bundle")
+
+
+def test_the_metadata_has_what_the_bundle_schema_requires(bundle):
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    for key, kind in REQUIRED.items():
+        assert isinstance(meta[key], kind), key
+    formats = meta["network_data_format"]
+    for tensor in (formats["inputs"]["image"], formats["outputs"]["pred"]):
+        for key, kind in TENSOR.items():
+            assert isinstance(tensor[key], kind), key
+    assert formats["inputs"]["image"]["spatial_shape"] == [32, 40, 32]
+    assert meta["required_packages_version"]["fire"]  # MONAI's bundle command line needs it
+    # MONAI reads the metadata as the bundle's users will: the required packages stay listed
+    # (a deprecated optional_packages_version, even empty, would replace them)
+    from monai.bundle import ConfigParser
+
+    read = ConfigParser()
+    read.read_meta(bundle / "configs" / "metadata.json")
+    assert set(read.get("_meta_")["required_packages_version"]) >= {"loes", "fire", "nibabel"}
+
+
+def test_every_weight_file_loads_with_weights_only(bundle):
+    files = sorted((bundle / "models").glob("*.pt"))
+    assert [f.name for f in files] == ["fold_0.pt", "fold_1.pt"]
+    for path in files:
+        assert set(torch.load(path, weights_only=True)) == {"spec", "model"}
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_the_torchscript_gives_the_members_flip_averaged(bundle, tiny_manifest):
+    table = load_dataset(tiny_manifest).iloc[:2]
+    ensemble = load_ensemble(bundle)
+    expected = ensemble.predict(table, device="cpu")
+    scripted = torch.jit.load(str(bundle / "models" / "model.ts"))
+    inputs = torch.stack(
+        [
+            ensemble.members[0].model.preprocessing()({"image": p})["image"].as_tensor()
+            for p in table["image"]
+        ]
+    )
+    with torch.no_grad():
+        got = scripted(inputs).numpy()
+    assert got.shape == (2, 2)
+    members = expected[["member_fold_0", "member_fold_1"]].to_numpy()
+    assert abs(got - members).max() < 1e-4
+
+
+def test_monai_bundle_run_writes_what_loes_predict_writes(
+    bundle, tiny_run, tiny_manifest, tmp_path
+):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for image in load_dataset(tiny_manifest)["image"].iloc[:4]:
+        shutil.copy(image, scans)
+    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file"]
+    command += [str(bundle / "configs" / "inference.json"), "--bundle_root", str(bundle)]
+    command += [
+        "--dataset_dir",
+        str(scans),
+        "--output_dir",
+        str(tmp_path / "eval"),
+        "--device",
+        "cpu",
+    ]
+    subprocess.run(command, check=True, capture_output=True, cwd=tmp_path)
+    from_bundle = pd.read_csv(tmp_path / "eval" / "predictions.csv")
+    from loes.cli import main
+
+    assert main(["predict", str(tiny_run), str(scans), "--out", str(tmp_path / "p.csv")]) == 0
+    pd.testing.assert_frame_equal(from_bundle, pd.read_csv(tmp_path / "p.csv"))
+    assert len(from_bundle) == 4
