@@ -85,7 +85,7 @@ def main() -> None:
         print(f"{method:<12} {seconds:8.3f} {seconds / reference:7.1f}  {note}")
     if run is None:
         return
-    from loes.pipeline.explain.explain import explain
+    from loes.pipeline.explain.explanations import explain
 
     with tempfile.TemporaryDirectory() as out:
         scans = 4

@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     :class:`~loes.errors.LoesError` (exit status 2) when a scan could not be explained."""
     from loes.data.problems import plural
     from loes.errors import LoesError
-    from loes.pipeline.explain.explain import EXPLANATIONS_FILE, PAGE_FILE, explain
+    from loes.pipeline.explain.explanations import EXPLANATIONS_FILE, PAGE_FILE, explain
     from loes.pipeline.explain.saliency import SaliencySettings
 
     settings = SaliencySettings(

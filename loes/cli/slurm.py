@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from loes.cli.cv import add_settings_arguments
+from loes.cli._settings import add_settings_arguments
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -55,17 +55,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from loes.cli.cv import resolve_config
-    from loes.pipeline.cluster.slurm import (
-        SlurmResources,
-        check_resources,
-        check_sbatch,
-        submit,
-        write_slurm_scripts,
-    )
-    from loes.pipeline.cross_validation.cv import check_settings, prepare_run
+    from loes.cli._settings import resolve_config
+    from loes.pipeline.cluster.slurm import SlurmResources, slurm_cross_validation
 
-    config = resolve_config(args)
     resources = SlurmResources(
         partition=args.partition,
         account=args.account,
@@ -74,18 +66,5 @@ def run(args: argparse.Namespace) -> int:
         mem=args.mem,
         time=args.time,
     )
-    check_resources(resources, config)
-    if args.submit:
-        check_sbatch()  # before anything is written
-    check_settings(config)
-    run_dir, _, splits = prepare_run(config, device=None)
-    scripts = write_slurm_scripts(run_dir, resources, splits.n_folds, splits.repeats)
-    print(f"wrote {scripts.folds} ({scripts.tasks} array tasks), {scripts.report},")
-    print(f"      {scripts.submit} and {scripts.readme}")
-    if not args.submit:
-        print(f"submit with: bash {scripts.submit}")
-        return 0
-    array, report = submit(scripts, args.report_after)
-    print(f"submitted: fold array {array} ({scripts.tasks} tasks), report job {report}")
-    print(f"check with: squeue -j {array},{report}; logs in {scripts.folder / 'logs'}")
+    slurm_cross_validation(resolve_config(args), resources, args.submit, args.report_after)
     return 0

@@ -33,6 +33,7 @@ from loes import __version__
 from loes.data.problems import plural
 from loes.errors import LoesError
 from loes.io import write_text
+from loes.pipeline.cross_validation.cv import check_settings, prepare_run
 from loes.pipeline.run.config import Config
 from loes.pipeline.run.folder import CONFIG_FILE
 
@@ -41,6 +42,7 @@ __all__ = [
     "SlurmScripts",
     "check_resources",
     "check_sbatch",
+    "slurm_cross_validation",
     "submit",
     "write_slurm_scripts",
 ]
@@ -322,3 +324,32 @@ def submit(scripts: SlurmScripts, after: str = "ok") -> tuple[str, str]:
             f"{result.stderr.strip() or result.stdout.strip()}"
         )
     return ids["folds"], ids["report"]
+
+
+def slurm_cross_validation(
+    config: Config, resources: SlurmResources, submit_jobs: bool = False, report_after: str = "ok"
+) -> SlurmScripts:
+    """What ``loes slurm`` does: check the settings and resources, prepare the run folder as
+    ``loes cv`` would (``config.yaml``, ``scans.csv``, ``splits.json``), write the job scripts
+    into ``RUN_DIR/slurm/`` and, with ``submit_jobs``, submit them (``report_after``: ``"ok"``
+    or ``"any"``, see :func:`submit`); prints what it wrote and submitted. Returns the scripts.
+
+    Raises:
+        LoesError: for bad settings or resources, or, with ``submit_jobs``, when ``sbatch`` is
+            missing (before anything is written) or refuses a job.
+    """
+    check_resources(resources, config)
+    if submit_jobs:
+        check_sbatch()  # before anything is written
+    check_settings(config)
+    run_dir, _, splits = prepare_run(config, device=None)
+    scripts = write_slurm_scripts(run_dir, resources, splits.n_folds, splits.repeats)
+    print(f"wrote {scripts.folds} ({scripts.tasks} array tasks), {scripts.report},")
+    print(f"      {scripts.submit} and {scripts.readme}")
+    if not submit_jobs:
+        print(f"submit with: bash {scripts.submit}")
+        return scripts
+    array, report = submit(scripts, report_after)
+    print(f"submitted: fold array {array} ({scripts.tasks} tasks), report job {report}")
+    print(f"check with: squeue -j {array},{report}; logs in {scripts.folder / 'logs'}")
+    return scripts

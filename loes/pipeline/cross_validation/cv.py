@@ -1,6 +1,6 @@
 """Subject-grouped k-fold cross-validation: checks first, one preprocessed cohort for every
-fold, each pending fold run (:func:`loes.pipeline.cross_validation.fold.run_fold`), then the report; or one
-fold alone (:func:`cross_validate_fold`, what a cluster job runs), the report later.
+fold, each pending fold run (:func:`loes.pipeline.cross_validation.fold.run_fold`), then the
+report; or one fold alone (:func:`cross_validate_fold`, what a cluster job runs), the report later.
 
 Re-running the same configuration into the same run folder resumes it: finished folds are
 skipped and an interrupted fold continues from its last epoch. Fold jobs may start together
@@ -44,6 +44,7 @@ from loes.pipeline.run.messages import note
 __all__ = [
     "check_config",
     "check_fold",
+    "check_nproc",
     "check_settings",
     "cross_validate",
     "cross_validate_fold",
@@ -67,6 +68,28 @@ def check_config(config: Config) -> torch.device:
         )
     check_settings(config)
     return device
+
+
+def check_nproc(config: Config, nproc: int) -> None:
+    """What can be checked before ``torchrun`` starts ``nproc`` processes training each fold:
+    the device, one GPU per process, at least one scan per process per step.
+
+    Raises:
+        LoesError: naming ``--nproc`` and what to change.
+    """
+    if nproc < 1:
+        raise LoesError(f"--nproc must be at least 1, got {nproc}.")
+    device = check_config(config)
+    if device.type == "cuda" and nproc > torch.cuda.device_count():
+        raise LoesError(
+            f"--nproc {nproc}: PyTorch sees {torch.cuda.device_count()} GPU(s); start at most "
+            "one process per GPU."
+        )
+    if config.training.batch_size < nproc:
+        raise LoesError(
+            f"--nproc {nproc}: training.batch_size={config.training.batch_size} is smaller; "
+            "each process needs at least one scan per step."
+        )
 
 
 def check_settings(config: Config) -> None:

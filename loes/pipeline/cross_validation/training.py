@@ -196,6 +196,55 @@ def _train_epoch(
     }
 
 
+def _resume(last: Path, model, optimizer, scheduler, state: dict, t, label: str) -> dict:
+    """Load model, optimiser and schedule from the fold's ``last.pt``; returns its counters."""
+    checkpoint = load_checkpoint(last)
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(checkpoint["scheduler"])
+    state = {k: checkpoint[k] for k in state}
+    done = state["epoch"] >= t.epochs or state["stale"] >= t.patience
+    note(
+        f"{label}: training finished at epoch {state['epoch']}; predicting"
+        if done
+        else f"{label}: resuming at epoch {state['epoch'] + 1}/{t.epochs}"
+    )
+    return state
+
+
+def _early_stopping(
+    state: dict, model: LoesModel, fold_dir: Path, epoch: int, val_mae: float
+) -> None:
+    """Model selection on the validation subjects: a better ``val_mae`` (Loes points) saves
+    ``best.pt`` (rank 0) and resets the count of stale epochs, any other adds one to it."""
+    if val_mae < state["best_val_mae"]:
+        state.update(best_val_mae=val_mae, best_epoch=epoch, stale=0)
+        if distributed.is_main():
+            model.save(fold_dir / "best.pt", epoch=epoch, val_mae=val_mae)
+    else:
+        state["stale"] += 1
+    state["epoch"] = epoch
+
+
+def _save_last(last: Path, model: LoesModel, optimizer, scheduler, state: dict) -> None:
+    """The checkpoint a killed fold resumes from: model, optimiser, schedule and counters."""
+    model.save(
+        last,
+        optimizer=optimizer.state_dict(),
+        scheduler=scheduler.state_dict() if scheduler is not None else {},
+        rng=_rng_state(),
+        **state,
+    )
+
+
+def _log_epoch(board, row: dict, epoch: int) -> None:
+    """The epoch's loss, validation MAE and learning rate to TensorBoard, when it is on."""
+    if board is not None:
+        for key in ("train_loss", "val_mae", "lr"):
+            board.add_scalar(key, row[key], epoch)
+
+
 def train_fold(
     config: Config, data: FoldData, fold_dir: Path, device: torch.device, seed: int, label: str = ""
 ) -> tuple[LoesModel, pd.DataFrame]:
@@ -230,18 +279,7 @@ def train_fold(
 
     last = fold_dir / "last.pt"
     if last.exists():
-        checkpoint = load_checkpoint(last)
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(checkpoint["scheduler"])
-        state = {k: checkpoint[k] for k in state}
-        done = state["epoch"] >= t.epochs or state["stale"] >= t.patience
-        note(
-            f"{label}: training finished at epoch {state['epoch']}; predicting"
-            if done
-            else f"{label}: resuming at epoch {state['epoch'] + 1}/{t.epochs}"
-        )
+        state = _resume(last, model, optimizer, scheduler, state, t, label)
     trainer = distributed.wrap(model, device)
 
     epochs = tqdm(
@@ -274,25 +312,11 @@ def train_fold(
             scheduler.step(val_mae)
         lr = optimizer.param_groups[0]["lr"]
         state["history"].append({"epoch": epoch + 1, "val_mae": val_mae, "lr": lr, **stats})
-        if val_mae < state["best_val_mae"]:
-            state.update(best_val_mae=val_mae, best_epoch=epoch + 1, stale=0)
-            if distributed.is_main():
-                model.save(fold_dir / "best.pt", epoch=epoch + 1, val_mae=val_mae)
-        else:
-            state["stale"] += 1
-        state["epoch"] = epoch + 1
+        _early_stopping(state, model, fold_dir, epoch + 1, val_mae)
         if distributed.is_main():
-            model.save(
-                last,
-                optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict() if scheduler is not None else {},
-                rng=_rng_state(),
-                **state,
-            )
+            _save_last(last, model, optimizer, scheduler, state)
         epochs.set_postfix(loss=f"{stats['train_loss']:.3f}", val_mae=f"{val_mae:.2f}")
-        if board is not None:
-            for key in ("train_loss", "val_mae", "lr"):
-                board.add_scalar(key, state["history"][-1][key], epoch + 1)
+        _log_epoch(board, state["history"][-1], epoch + 1)
     epochs.close()
     if board is not None:
         board.close()

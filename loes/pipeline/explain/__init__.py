@@ -1,7 +1,8 @@
 """``loes explain``: saliency maps of a Loes model from ``monai.visualize`` (``saliency``), how
 well a map points at lesion masks beside baselines and the randomised-weights test
-(``checks``), the scans chosen and prepared (``scans``), the figures (``figures``), the summary
-(``summary``), the loop (``explanations``) and the HTML page (``page``)."""
+(``checks``), the scans chosen and prepared (``scans``), the maps and the rows they make
+(``maps``), the figures (``figures``), the summary (``summary``), the loop and its files
+(``explanations``) and the HTML page (``page``)."""
 
 import lazy_loader
 

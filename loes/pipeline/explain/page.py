@@ -102,7 +102,7 @@ def render_page(table: pd.DataFrame, summary: dict, names: dict[str, str]) -> st
                 "error": row.error,
             }
         )
-    return package_template("loes.pipeline.explain.page", "explanations.html.j2").render(
+    return package_template("loes.pipeline.explain", "explanations.html.j2").render(
         summary=_summary_rows(summary),
         scans=scans,
         maps=plural(len(scans), "map"),

@@ -174,26 +174,32 @@ class FoldEnsemble:
         batch_size = batch_size or self.batch_size
         if batch_size < 1 or workers < 0:
             raise LoesError("batch size must be at least 1 and workers at least 0.")
-        if not isinstance(scans, pd.DataFrame):
-            scans = read_scans([scans] if isinstance(scans, (str, os.PathLike)) else scans)
-        if "image" not in scans:
-            raise LoesError("the scans table needs an image column (paths of NIfTI files).")
-        defaults = {"subject": "", "session": "", "loes_score": np.nan}
-        scans = scans.assign(**{k: v for k, v in defaults.items() if k not in scans})
+        items = _items(scans)
         device = resolve_device(device) if isinstance(device, str) else device
         configure_cpu()  # the threads and allocator of the run's training
         chosen = self._chosen(members)
         for member in chosen:
             member.model.to(device)
-        items = [
-            {
-                "image": str(row.image),
-                "subject": str(row.subject),
-                "session": str(row.session),
-                "loes_score": float(row.loes_score),
-            }
-            for row in scans.itertuples()
-        ]
+        done, outputs, seconds = self._score(
+            items, chosen, tta, batch_size, device, workers, progress
+        )
+        table = prediction_table(self, done, outputs, chosen, coverage)
+        table.attrs["seconds"] = {**seconds, "scans": len(outputs)}
+        table.attrs["thumbnails"] = {i: done[i]["thumbnail"] for i in outputs}
+        return table
+
+    def _score(
+        self,
+        items: list[dict],
+        members: list[Member],
+        tta: str,
+        batch_size: int,
+        device: torch.device,
+        workers: int,
+        progress: bool,
+    ) -> tuple[list[dict], dict[int, np.ndarray], dict[str, float]]:
+        """Preprocess each item (a bad scan keeps its ``error``) and score the good ones in
+        batches: ``(items as preprocessed, {index: (n_members,) predictions}, seconds)``."""
         dataset = PreprocessedScans(
             items, self._transform, self.spec["preprocessing"].get("pixdim")
         )
@@ -214,15 +220,12 @@ class FoldEnsemble:
                 pending.append((index, item))
             if len(pending) == batch_size or (index == len(items) - 1 and pending):
                 start = time.perf_counter()
-                outputs |= self._network(pending, chosen, tta, batch_size, device, layout)
+                outputs |= self._network(pending, members, tta, batch_size, device, layout)
                 seconds["network"] += time.perf_counter() - start
                 pending = []
             bar.update()
         bar.close()
-        table = prediction_table(self, done, outputs, chosen, coverage)
-        table.attrs["seconds"] = {**seconds, "scans": len(outputs)}
-        table.attrs["thumbnails"] = {i: done[i]["thumbnail"] for i in outputs}
-        return table
+        return done, outputs, seconds
 
     def _network(
         self,
@@ -275,3 +278,23 @@ class FoldEnsemble:
         }
         write_json(folder / ENSEMBLE_FILE, description)
         return folder / ENSEMBLE_FILE
+
+
+def _items(scans: pd.DataFrame | str | os.PathLike | Sequence[str | os.PathLike]) -> list[dict]:
+    """The scans to score as items (``image``, ``subject``, ``session``, ``loes_score``): a
+    table's rows, or what :func:`loes.data.read_scans` reads from sources."""
+    if not isinstance(scans, pd.DataFrame):
+        scans = read_scans([scans] if isinstance(scans, (str, os.PathLike)) else scans)
+    if "image" not in scans:
+        raise LoesError("the scans table needs an image column (paths of NIfTI files).")
+    defaults = {"subject": "", "session": "", "loes_score": np.nan}
+    scans = scans.assign(**{k: v for k, v in defaults.items() if k not in scans})
+    return [
+        {
+            "image": str(row.image),
+            "subject": str(row.subject),
+            "session": str(row.session),
+            "loes_score": float(row.loes_score),
+        }
+        for row in scans.itertuples()
+    ]

@@ -70,7 +70,7 @@ def render_page(
                 "x_true": None if pd.isna(row.loes_score) else _percent(row.loes_score),
             }
         )
-    return package_template("loes.pipeline.predict.page", "predictions.html.j2").render(
+    return package_template("loes.pipeline.predict", "predictions.html.j2").render(
         rows=rows,
         threshold=f"{threshold:g}",
         x_threshold=_percent(threshold),

@@ -16,8 +16,9 @@ __all__ = ["PreprocessedScans", "blank_input", "single_item"]
 
 
 class PreprocessedScans(Dataset):
-    """A list of scan items (``image`` path, ``subject``, ``session``, ``loes_score``), each checked (header checks of ``loes validate``) and preprocessed, or the reason it
-    could not be: a bad scan becomes an item with ``error``, never an exception."""
+    """Scan items (``image`` path, ``subject``, ``session``, ``loes_score``), each checked (the
+    header checks of ``loes validate``) and preprocessed, or the reason it could not be: a bad
+    scan becomes an item with ``error``, never an exception."""
 
     def __init__(self, items: list[dict], transform, pixdim) -> None:
         self.items, self.transform, self.pixdim = items, transform, pixdim

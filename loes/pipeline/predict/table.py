@@ -29,6 +29,7 @@ def prediction_table(
     """The rows :meth:`FoldEnsemble.predict` returns: each scan in input order with its mean
     prediction (Loes points), the conformal interval, the members' spread, the threshold call,
     the flags that say why to distrust it, or the reason it could not be scored."""
+    threshold = ensemble.threshold
     scored = sorted(outputs)
     means = np.array([outputs[i].mean() for i in scored])
     lower, upper = ensemble.calibration.interval(means, coverage)
@@ -72,8 +73,8 @@ def prediction_table(
                 "lower": float(lo),
                 "upper": float(hi),
                 "spread": float(values.std(ddof=1)) if len(values) > 1 else np.nan,
-                "call": f"{'>=' if predicted >= ensemble.threshold else '<'} {ensemble.threshold:g}",
-                "call_sure": bool(lo >= ensemble.threshold or hi < ensemble.threshold),
+                "call": f"{'>=' if predicted >= threshold else '<'} {threshold:g}",
+                "call_sure": bool(lo >= threshold or hi < threshold),
                 "flags": "; ".join(flags),
                 "error": "",
                 **{f"member_{m.name}": float(v) for m, v in zip(members, values, strict=True)},

@@ -8,8 +8,8 @@ with :func:`loes.pipeline.report.summary.summarize` and writes, atomically, into
   loes_score, predicted, predicted_<baseline>...``: ``predicted`` is the network's out-of-fold
   prediction, ``predicted_median`` (etc.) the baselines' on the same folds. Every number in
   ``report.json`` can be recomputed from this file alone (:func:`read_predictions`).
-- ``report.json``: the :func:`~loes.pipeline.report.summary.summarize` dict (``null`` where a metric is
-  undefined; pooled metrics with subject-bootstrap intervals, the network's MAE minus each
+- ``report.json``: the :func:`~loes.pipeline.report.summary.summarize` dict (``null`` where a
+  metric is undefined; pooled metrics with subject-bootstrap intervals, the network's MAE minus each
   baseline's with its paired interval) plus ``created``, ``loes_version``, ``run`` (what was
   run, and whether it is a smoke run), ``completeness`` (whether folds are missing, and which),
   ``flags`` (warnings about the network in plain words) and the run's ``config``.

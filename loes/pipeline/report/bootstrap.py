@@ -147,6 +147,52 @@ def _percentile_interval(distribution: np.ndarray, confidence_level: float) -> t
     return float(low), float(high)
 
 
+def _resampled_metrics(sums: np.ndarray, models: list[str], baselines: list[str]):
+    """The vectorised statistic :func:`scipy.stats.bootstrap` draws: indices of drawn clusters,
+    (..., n_clusters), to each model's :data:`INTERVAL_METRICS` then the network's MAE minus
+    each baseline's, (outputs, ...), from the per-cluster ``sums`` of :func:`_cluster_sums`."""
+    n_clusters = sums.shape[0]
+
+    def statistic(drawn: np.ndarray, axis: int = -1) -> np.ndarray:
+        flat = np.asarray(drawn).reshape(-1, n_clusters)
+        rows = np.arange(flat.shape[0])[:, None]
+        counts = np.zeros(flat.shape)
+        np.add.at(counts, (rows, flat), 1.0)
+        resampled = np.einsum("bc,crmk->brmk", counts, sums)
+        values = {
+            k: _mean_over_repeats(v, axis=1) for k, v in _metrics_from_sums(resampled).items()
+        }
+        outputs = [values[k][:, m] for m in range(len(models)) for k in INTERVAL_METRICS]
+        outputs += [
+            values["mae"][:, models.index(NETWORK)] - values["mae"][:, models.index(b)]
+            for b in baselines
+        ]
+        return np.stack(outputs).reshape(len(outputs), *np.shape(drawn)[:-1])
+
+    return statistic
+
+
+def _percentile_bounds(
+    statistic, n_clusters: int, n_resamples: int, seed: int, confidence_level: float
+) -> list[tuple[float, float]]:
+    """``(low, high)`` of each output of ``statistic`` over ``n_resamples`` seeded resamples of
+    the clusters (:func:`scipy.stats.bootstrap`, percentile method)."""
+    with warnings.catch_warnings():  # an undefined resample is handled below, not warned
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.bootstrap(
+            (np.arange(n_clusters),),
+            statistic,
+            n_resamples=n_resamples,
+            vectorized=True,
+            confidence_level=confidence_level,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
+    distribution = np.atleast_2d(result.bootstrap_distribution)
+    return [_percentile_interval(d, confidence_level) for d in distribution]
+
+
 def bootstrap_intervals(
     predictions: pd.DataFrame,
     threshold: float = TRANSPLANT_THRESHOLD,
@@ -194,41 +240,12 @@ def bootstrap_intervals(
     baselines = [m for m in models if m != NETWORK] if NETWORK in models else []
     sums, n_clusters = _cluster_sums(table, models, threshold, cluster)
 
-    def statistic(drawn: np.ndarray, axis: int = -1) -> np.ndarray:
-        # drawn: (..., n_clusters) indices of the drawn clusters -> (outputs, ...)
-        flat = np.asarray(drawn).reshape(-1, n_clusters)
-        rows = np.arange(flat.shape[0])[:, None]
-        counts = np.zeros(flat.shape)
-        np.add.at(counts, (rows, flat), 1.0)
-        resampled = np.einsum("bc,crmk->brmk", counts, sums)
-        values = {
-            k: _mean_over_repeats(v, axis=1) for k, v in _metrics_from_sums(resampled).items()
-        }
-        outputs = [values[k][:, m] for m in range(len(models)) for k in INTERVAL_METRICS]
-        outputs += [
-            values["mae"][:, models.index(NETWORK)] - values["mae"][:, models.index(b)]
-            for b in baselines
-        ]
-        return np.stack(outputs).reshape(len(outputs), *np.shape(drawn)[:-1])
-
+    statistic = _resampled_metrics(sums, models, baselines)
     n_outputs = len(models) * len(INTERVAL_METRICS) + len(baselines)
     if n_clusters < 2 or n_resamples < 1:
         bounds = [(NAN, NAN)] * n_outputs
     else:
-        with warnings.catch_warnings():  # an undefined resample is handled below, not warned
-            warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            result = stats.bootstrap(
-                (np.arange(n_clusters),),
-                statistic,
-                n_resamples=n_resamples,
-                vectorized=True,
-                confidence_level=confidence_level,
-                method="percentile",
-                rng=np.random.default_rng(seed),
-            )
-        distribution = np.atleast_2d(result.bootstrap_distribution)
-        bounds = [_percentile_interval(d, confidence_level) for d in distribution]
+        bounds = _percentile_bounds(statistic, n_clusters, n_resamples, seed, confidence_level)
     pairs = iter(bounds)
     intervals = {
         m: {k: dict(zip(("low", "high"), next(pairs), strict=True)) for k in INTERVAL_METRICS}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from loes.pipeline.report.tables import number
+from loes.pipeline.report.numbers import number
 from loes.pipeline.run.predictions import NETWORK
 
 __all__ = ["NEAR_CONSTANT_SHARE", "TRIVIAL_BASELINE", "model_flags"]

@@ -17,15 +17,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from loes.pipeline.report import plots
+from loes.pipeline.report.numbers import interval_text, number
 from loes.pipeline.report.tables import (
     METRIC_LABELS,
     UNDEFINED_NOTE,
     comparisons,
     headline,
-    interval_text,
     main_model,
     notices,
-    number,
     tables,
     what_was_run,
 )

@@ -21,7 +21,7 @@ from matplotlib import colormaps, rc_context
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from loes.pipeline.report.tables import number, range_label, signed
+from loes.pipeline.report.numbers import number, range_label, signed
 from loes.pipeline.run.metrics import TRANSPLANT_THRESHOLD, bland_altman
 from loes.pipeline.run.predictions import NETWORK
 

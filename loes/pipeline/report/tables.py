@@ -1,18 +1,26 @@
 """The report's tables, headline and notices as text, shared by markdown, HTML and the terminal.
 
-Every function takes the report dict (:func:`loes.pipeline.report.summary.summarize` plus ``created``,
-``loes_version``, ``config``, ``run``, ``completeness`` and ``flags``, as written to
+Every function takes the report dict (:func:`loes.pipeline.report.summary.summarize` plus
+``created``, ``loes_version``, ``config``, ``run``, ``completeness`` and ``flags``, as written to
 ``report.json``) where undefined values are ``None`` (or ``nan``); they are shown as ``–``.
 MAEs, RMSEs, biases and differences are in Loes points. No number is ever written ``-0.00``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 from loes.data.problems import plural
 from loes.pipeline.report.bootstrap import INTERVAL_METRICS
+from loes.pipeline.report.numbers import (
+    finite,
+    interval_text,
+    mean_sd,
+    number,
+    range_label,
+    signed,
+    with_interval,
+)
 from loes.pipeline.run.metrics import REGRESSION_METRICS
 from loes.pipeline.run.predictions import NETWORK
 
@@ -22,16 +30,10 @@ __all__ = [
     "Table",
     "comparisons",
     "headline",
-    "interval_text",
     "main_model",
-    "mean_sd",
     "notices",
-    "number",
-    "range_label",
-    "signed",
     "tables",
     "what_was_run",
-    "with_interval",
 ]
 
 #: How each metric key is written in a table header.
@@ -67,58 +69,6 @@ class Table(NamedTuple):
     rows: list[list[str]]
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def number(value: Any, digits: int = 2) -> str:
-    """``value`` as text: ints as they are, floats to ``digits`` decimals, ``None``/nan as ``–``.
-
-    A float that rounds to zero is written ``0.00``, never ``-0.00``.
-
-    Examples::
-
-        >>> number(-0.001), number(2.345), number(None)
-        ('0.00', '2.35', '–')
-    """
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, int):
-        return str(value)
-    return f"{round(value, digits) + 0.0:.{digits}f}"  # + 0.0 turns -0.0 into 0.0
-
-
-def signed(value: Any, digits: int = 2) -> str:
-    """``value`` with its sign (``+1.20``, ``-0.35``), ``0.00`` when it rounds to zero."""
-    text = number(value, digits)
-    return text if text == "–" or text.startswith("-") or float(text) == 0 else f"+{text}"
-
-
-def interval_text(interval: dict[str, Any] | None, digits: int = 2) -> str:
-    """``"low to high"`` of an interval dict ``{"low", "high"}``; ``–`` when undefined."""
-    if not interval or not (_finite(interval.get("low")) and _finite(interval.get("high"))):
-        return "–"
-    return f"{number(interval['low'], digits)} to {number(interval['high'], digits)}"
-
-
-def with_interval(value: Any, interval: dict[str, Any] | None, digits: int = 2) -> str:
-    """``"2.08 (1.71 to 2.50)"``: a point estimate and its interval; the value alone without one."""
-    ci = interval_text(interval, digits)
-    return number(value, digits) if ci == "–" else f"{number(value, digits)} ({ci})"
-
-
-def range_label(label: str) -> str:
-    """A score range's key as shown: ``>=9`` becomes ``≥9``."""
-    return label.replace(">=", "≥")
-
-
-def mean_sd(mean: Any, sd: Any, digits: int = 2) -> str:
-    """``"mean ± sd"`` as text, or the mean alone when the SD is undefined (a single fold)."""
-    if number(sd, digits) == "–":
-        return number(mean, digits)
-    return f"{number(mean, digits)} ± {number(sd, digits)}"
-
-
 def main_model(report: dict[str, Any]) -> str:
     """The model the headline is about: the network, else the first model."""
     return NETWORK if NETWORK in report["models"] else report["models"][0]
@@ -143,7 +93,7 @@ def comparisons(report: dict[str, Any]) -> list[dict[str, Any]]:
         difference = d.get("mae_difference")
         ci = interval_text(d)
         base = number(metrics[baseline]["pooled"]["mae"])
-        if not _finite(difference):
+        if not finite(difference):
             verdict, words = "undefined", "no difference can be computed"
         elif ci == "–":
             verdict = "undefined"
@@ -380,7 +330,7 @@ def _per_fold(report: dict[str, Any]) -> Table:
         network = by_fold.get(NETWORK, {}).get(key, {}).get("mae")
         for baseline in baselines:
             mae = by_fold[baseline].get(key, {}).get("mae")
-            row.append(signed(network - mae) if _finite(network) and _finite(mae) else "–")
+            row.append(signed(network - mae) if finite(network) and finite(mae) else "–")
         row += [number(fold["pearson_r"]), number(fold["lin_ccc"])]
         rows.append(row)
     return Table(

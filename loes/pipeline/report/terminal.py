@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from loes.pipeline.report.tables import (
-    comparisons,
-    headline,
-    interval_text,
-    notices,
-    number,
-    what_was_run,
-)
+from loes.pipeline.report.numbers import interval_text, number
+from loes.pipeline.report.tables import comparisons, headline, notices, what_was_run
 from loes.pipeline.run.predictions import NETWORK
 
 __all__ = ["format_summary"]

@@ -35,7 +35,8 @@ class EvenBatchSampler(Sampler[list[int]]):
 
     ``indices``: batch these item indices, in their order, instead of a fresh permutation of
     ``range(n)`` (``n`` is then their number): one rank's share of a
-    ``torch.utils.data.DistributedSampler`` (:func:`loes.pipeline.cluster.distributed.batch_sampler`).
+    ``torch.utils.data.DistributedSampler``
+    (:func:`loes.pipeline.cluster.distributed.batch_sampler`).
 
     Examples::
 

@@ -1,4 +1,5 @@
-"""The Jinja2 templates shipped inside loes's packages (the report and the prediction page)."""
+"""The Jinja2 templates of loes's pages: each room that writes a page (report, predict,
+explain) keeps its template in its own ``templates/`` folder, shipped by one package-data rule."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ __all__ = ["package_template"]
 
 @functools.cache
 def package_template(package: str, name: str) -> jinja2.Template:
-    """``package``'s ``templates/name``: HTML-escaped, undefined names an error, block tags
-    without the blank lines around them."""
+    """``package``'s ``templates/name`` (``package``: a room, ``"loes.pipeline.report"``):
+    HTML-escaped, undefined names an error, block tags without the blank lines around them."""
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader(package, "templates"),
         autoescape=True,

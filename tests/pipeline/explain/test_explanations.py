@@ -8,9 +8,9 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-from loes.pipeline.explain.explain import EXPLANATIONS_FILE, PAGE_FILE, SUMMARY_FILE, explain
 
 from loes.errors import LoesError
+from loes.pipeline.explain.explanations import EXPLANATIONS_FILE, PAGE_FILE, SUMMARY_FILE, explain
 from loes.pipeline.explain.saliency import SaliencySettings
 from tests.browser import measure_page, needs_chromium
 
@@ -285,7 +285,7 @@ def test_bad_arguments_are_refused_before_any_work(tiny_run, tmp_path):
     ],
 )
 def test_the_runs_scans_are_spread_over_the_range_of_scores(scores, n, expected):
-    from loes.pipeline.explain.explain import _spread
+    from loes.pipeline.explain.scans import _spread
 
     assert _spread(np.array(scores, dtype=float), n) == expected
 

@@ -6,8 +6,9 @@ import pandas as pd
 from rich.console import Console
 
 from loes.pipeline.report import format_summary, plots, render_html, render_markdown, write_report
+from loes.pipeline.report.numbers import mean_sd, number, signed
 from loes.pipeline.report.summary import summarize
-from loes.pipeline.report.tables import comparisons, headline, mean_sd, number, signed, tables
+from loes.pipeline.report.tables import comparisons, headline, tables
 
 
 def test_report_html_is_self_contained(written):
