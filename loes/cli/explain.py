@@ -118,16 +118,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
-
-
 def run(args: argparse.Namespace) -> int:
     """Explain, write the outputs, print the summary per method; 0, or
     :class:`~loes.errors.LoesError` (exit status 2) when a scan could not be explained."""
-    from loes.data.problems import plural
-    from loes.errors import LoesError
-    from loes.pipeline.explain.explanations import EXPLANATIONS_FILE, PAGE_FILE, explain
+    from loes.pipeline.explain.console import print_summary, raise_for_failures
+    from loes.pipeline.explain.explanations import explain
     from loes.pipeline.explain.saliency import SaliencySettings
 
     settings = SaliencySettings(
@@ -149,35 +144,6 @@ def run(args: argparse.Namespace) -> int:
         progress=True,
         **scan_reading(args),
     )
-    out, summary = table.attrs["out"], table.attrs["summary"]
-    for method, entry in summary["methods"].items():
-        line = f"{method}: {plural(entry['scans'], 'scan')}"
-        if entry["flat_maps"]:
-            line += f" ({entry['flat_maps']} flat: no place stands out)"
-        lesioned = entry.get("map")
-        if lesioned:
-            random = entry["baselines"]["random"]
-            line += (
-                f"; on {entry['scans_with_lesions']} with lesions, relevance mass accuracy "
-                f"{_fmt(lesioned['relevance_mass_accuracy'])} (lesions' share of the brain "
-                f"{_fmt(lesioned['lesion_share'])}, random map "
-                f"{_fmt(random['relevance_mass_accuracy'])}), ROC AUC {_fmt(lesioned['auc'])} "
-                f"(random {_fmt(random['auc'])}), pointing game {_fmt(lesioned['pointing'])}"
-            )
-        if entry.get("random_weights_rank_correlation") is not None:
-            line += (
-                "; rank correlation with randomised weights "
-                f"{_fmt(entry['random_weights_rank_correlation'])}"
-            )
-        print(line)
-    print(f"explanations: {out / EXPLANATIONS_FILE}; page: {out / PAGE_FILE}")
-    failed = table[table["error"] != ""]
-    if len(failed):
-        failed = failed.drop_duplicates("image")
-        shown = "; ".join(f"{r.image}: {r.error}" for r in failed.head(3).itertuples())
-        more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
-        raise LoesError(
-            f"{plural(len(failed), 'scan')} could not be explained ({shown}{more}); "
-            f"their rows in {out / EXPLANATIONS_FILE} say why."
-        )
+    print_summary(table)
+    raise_for_failures(table)
     return 0

@@ -2,7 +2,7 @@
 well a map points at lesion masks beside baselines and the randomised-weights test
 (``checks``), the scans chosen and prepared (``scans``), the maps and the rows they make
 (``maps``), the figures (``figures``), the summary (``summary``), the loop and its files
-(``explanations``) and the HTML page (``page``)."""
+(``explanations``), what the command prints (``console``) and the HTML page (``page``)."""
 
 import lazy_loader
 

@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -89,9 +90,19 @@ def test_the_torchscript_gives_the_members_flip_averaged(bundle, tiny_manifest):
     assert abs(got - members).max() < 1e-4
 
 
+#: configs/inference.json as `loes export` wrote it before the pipeline was split into rooms
+#: (kept verbatim): it imports ``loes.pipeline.prediction_page``, which must keep working
+OLD_INFERENCE = Path(__file__).parent / "data" / "inference-0.1.json"
+
+
+@pytest.mark.parametrize("written_by", ["today", "loes 0.1 before the rooms"])
 def test_monai_bundle_run_writes_what_loes_predict_writes(
-    bundle, tiny_run, tiny_manifest, tmp_path
+    bundle, tiny_run, tiny_manifest, tmp_path, written_by
 ):
+    if written_by != "today":
+        bundle = Path(shutil.copytree(bundle, tmp_path / "old"))
+        shutil.copy(OLD_INFERENCE, bundle / "configs" / "inference.json")
+        assert "loes.pipeline.prediction_page" in OLD_INFERENCE.read_text()
     scans = tmp_path / "scans"
     scans.mkdir()
     for image in load_dataset(tiny_manifest)["image"].iloc[:4]:
