@@ -110,7 +110,7 @@ def remove_temporaries(folder: str | os.PathLike, names: list[str] | None = None
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
 
 
 def json_text(data: Any) -> str:

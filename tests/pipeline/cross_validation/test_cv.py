@@ -20,12 +20,13 @@ from loes.data import load_dataset
 from loes.errors import LoesError
 from loes.io import jsonable
 from loes.pipeline import cross_validate, regression_metrics, run_fold
-from loes.pipeline import cross_validation as cross_validation_module
-from loes.pipeline import training as training_module
+from loes.pipeline.cross_validation import cv as cross_validation_module
+from loes.pipeline.cross_validation import training as training_module
 from loes.pipeline.cross_validation.cohort import preprocess_cohort
 from loes.pipeline.run.checkpoints import load_fold_model
 from loes.pipeline.run.data import load_table
 from loes.pipeline.run.folder import fold_dir, load_run_config
+from tests._floats import assert_float32_close
 
 FOLD_FILES = ["best.pt", "last.pt", "history.csv", "predictions.csv", "metrics.json"]
 RUN_FILES = ["config.yaml", "environment.json", "splits.json", "report.json", "report.md"]
@@ -160,6 +161,7 @@ def test_a_fold_trained_but_not_scored_is_scored_on_resume(
     err = capsys.readouterr().err
     assert "1 of 2 folds finished; running the other 1" in err
     assert "repeat 0 fold 1: training finished at epoch 2; predicting" in err
+    # exact: the same weights scored in the same process (threads, kernels, batches)
     assert (partial / "predictions.csv").read_bytes() == (out / "predictions.csv").read_bytes()
 
 
@@ -262,6 +264,7 @@ def test_one_fold_alone_gives_the_fold_of_the_whole_run(finished_run, tiny_confi
     folder = fold_dir(tmp_path / "alone", 0, 1, repeats=1)
     metrics = run_fold(cohort, splits.fold(0, 1), config, folder, torch.device("cpu"))
     reference = out / "fold_1"
+    # exact: the same seeds, data and code in the same process (threads, kernels, batches)
     assert (folder / "predictions.csv").read_bytes() == (reference / "predictions.csv").read_bytes()
     assert jsonable(metrics) == json.loads((reference / "metrics.json").read_text())
     assert not (tmp_path / "alone" / "fold_0").exists()
@@ -289,7 +292,7 @@ def test_a_fold_model_is_rebuilt_from_its_folder_alone(finished_run, manifest, t
         views = [model.eval()(x).clamp(0, 34) for x in (images, images.flip(2))]
     predicted = torch.stack(views).mean(dim=0).numpy()
     assert config.cv.tta == "flip"
-    np.testing.assert_allclose(predicted, network["predicted"], rtol=1e-5, atol=1e-5)
+    assert_float32_close(predicted, network["predicted"])  # one batch, not the run's: rounding
 
     # a checkpoint from before models described themselves: the run's config.yaml describes it
     old = tmp_path / "run" / "fold_0"
@@ -452,5 +455,6 @@ def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_result(
         assert all(_complete(p) for p in results), name
     assert len(killed) >= 3, killed  # a write can be too quick to catch; the rest are not
     assert not _killed_at(command, lambda: False)
+    # exact: a fresh process on this CPU with the environment, and so the threads, of this one
     assert (run / "predictions.csv").read_bytes() == (out / "predictions.csv").read_bytes()
     assert not [p for p in run.rglob(".*") if p.is_file()]  # no temporary file left behind

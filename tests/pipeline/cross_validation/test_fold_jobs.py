@@ -10,7 +10,7 @@ import torch
 
 from loes.cli import main
 from loes.pipeline import cross_validate_fold
-from loes.pipeline import disk_cache as disk_cache_module
+from loes.pipeline.cluster import disk_cache as disk_cache_module
 from loes.pipeline.cross_validation.cohort import preprocess_cohort
 from loes.pipeline.run.data import load_table
 
@@ -42,6 +42,7 @@ def test_two_fold_jobs_at_once_share_a_run_folder_and_a_disk_cache(
     assert "repeat 0 fold 0: MAE network" in outputs[0][1]
     assert "repeat 0 fold 1: MAE network" in outputs[1][1]
     assert (run / "splits.json").read_bytes() == (one_thread_run / "splits.json").read_bytes()
+    # exact: like the reference, fresh processes on this CPU with one thread each
     for fold in (0, 1):
         assert (run / f"fold_{fold}" / "predictions.csv").read_bytes() == (
             one_thread_run / f"fold_{fold}" / "predictions.csv"
@@ -61,7 +62,7 @@ def test_a_finished_fold_is_left_alone(one_thread_run, tiny_config, tmp_path, ca
     import json
     import shutil
 
-    from loes.pipeline import cross_validation
+    from loes.pipeline.cross_validation import cv as cross_validation
 
     run = tmp_path / "run"
     shutil.copytree(one_thread_run, run)

@@ -23,6 +23,21 @@ def _random_fold(n: int = 12, size=(32, 32, 32)):
     return FoldData(train=items[:8], val=items[8:], test=items[8:], train_scores=scores[:8].numpy())
 
 
+#: BatchNorm statistics recomputed in the training's layout and batch order against the same
+#: ones in another: float32 sums over each channel's 8 x 32**3 voxels, in another order, round
+#: apart by ~sqrt(n) float32 steps, relative to the channel values' magnitude, so to each
+#: tensor's largest value (measured up to 1.4e-4 of it with one thread or AVX2). 1e-3 of it
+#: still catches statistics of other scans: another sample of 3 moves some by 0.3 of it
+BATCHNORM_RTOL = 1e-3
+
+
+def _statistics_close(got, expected) -> bool:
+    import torch
+
+    scale = expected.abs().max().item()
+    return torch.allclose(got, expected, rtol=BATCHNORM_RTOL, atol=BATCHNORM_RTOL * scale)
+
+
 @pytest.mark.slow
 def test_early_stopping_uses_patience(tmp_path):
     import torch
@@ -103,8 +118,8 @@ def test_batchnorm_statistics_come_from_the_unaugmented_training_scans(tmp_path)
         assert loaded.spec["spatial_size"] == [32, 32, 32]
     best, extra = LoesModel.load(tmp_path / "best.pt")
     assert extra["epoch"] == int(history.loc[history["val_mae"].idxmin(), "epoch"])
-    for key, value in best.state_dict().items():
-        torch.testing.assert_close(value, model.state_dict()[key])
+    for key, value in best.state_dict().items():  # the returned model loaded best.pt: exact
+        torch.testing.assert_close(value, model.state_dict()[key], rtol=0, atol=0)
 
     def statistics(module):
         return {k: v for k, v in module.state_dict().items() if k.endswith(("_mean", "_var"))}
@@ -114,10 +129,7 @@ def test_batchnorm_statistics_come_from_the_unaugmented_training_scans(tmp_path)
     for shift in (0.0, 100.0):
         probe = copy.deepcopy(model)
         update_bn([torch.stack([item["image"] + shift for item in data.train])], probe)
-        same = all(  # the training's layout and threads round differently: ~1e-5 apart
-            torch.allclose(v, trained[k], rtol=1e-3, atol=1e-4)
-            for k, v in statistics(probe).items()
-        )
+        same = all(_statistics_close(v, trained[k]) for k, v in statistics(probe).items())
         assert same == (shift == 0.0), shift
 
 
@@ -150,5 +162,4 @@ def test_batchnorm_is_recomputed_on_a_fixed_sample_of_the_training_scans(scans):
         update_bn([torch.stack([train[i]["image"] for i in sample.indices])], expected)
     for key, value in expected.state_dict().items():
         if key.endswith(("running_mean", "running_var")):
-            # the training's layout and threads round differently: ~1e-5 apart
-            torch.testing.assert_close(model.state_dict()[key], value, rtol=1e-3, atol=1e-4)
+            assert _statistics_close(model.state_dict()[key], value), key

@@ -13,6 +13,7 @@ import torch
 from loes.data import load_dataset
 from loes.pipeline import load_ensemble
 from loes.pipeline.predict.export import export_bundle
+from tests._floats import NETWORK_RTOL, assert_float32_close
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +88,7 @@ def test_the_torchscript_gives_the_members_flip_averaged(bundle, tiny_manifest):
         got = scripted(inputs).numpy()
     assert got.shape == (2, 2)
     members = expected[["member_fold_0", "member_fold_1"]].to_numpy()
-    assert abs(got - members).max() < 1e-4
+    assert_float32_close(got, members)  # TorchScript and eager modules round apart
 
 
 #: configs/inference.json as `loes export` wrote it before the pipeline was split into rooms
@@ -122,5 +123,9 @@ def test_monai_bundle_run_writes_what_loes_predict_writes(
     from loes.cli import main
 
     assert main(["predict", str(tiny_run), str(scans), "--out", str(tmp_path / "p.csv")]) == 0
-    pd.testing.assert_frame_equal(from_bundle, pd.read_csv(tmp_path / "p.csv"))
+    # another process, maybe other threads: float32 rounding, relative to each value and to
+    # the 34-point scale every number column (scores, interval, spread, members) is on
+    pd.testing.assert_frame_equal(
+        from_bundle, pd.read_csv(tmp_path / "p.csv"), rtol=NETWORK_RTOL, atol=NETWORK_RTOL * 34
+    )
     assert len(from_bundle) == 4

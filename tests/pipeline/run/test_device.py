@@ -30,7 +30,15 @@ def test_auto_layout_is_channels_last_on_cpu_and_contiguous_on_cuda():
 @pytest.mark.parametrize("network", ["alexnet3d", "sfcn"])
 def test_both_layouts_compute_the_float64_outputs_and_gradients(network):
     """Each float32 layout against the same network in float64 (NCDHW): the outputs within
-    1e-5 and the whole gradient within 1% of its norm (accumulation order differs)."""
+    2e-4 of their scale and the whole gradient within 5% of its norm.
+
+    Float32 rounding is relative to the magnitudes summed: the outputs' scale, not each output
+    (measured up to 2.4e-5 of it: SFCN's train-mode BatchNorm over 24 values a channel in the
+    last block amplifies it). The early convolutions' weight gradients sum ~1e6 products that
+    BatchNorm's backward nearly cancels: they round to ~1% of their norm (measured up to 0.89%,
+    channels_last with one thread, AVX2 or no vector ISA). Other dropout masks or a mirrored
+    input move both by 20-140%; one of the 1.1e6 input voxels set to 3 moves the outputs by
+    1.9e-3 (AlexNet3D) to 1.2e-2 (SFCN) of their scale and the gradient by 6% to 21%."""
     import copy
 
     from loes.models import get_network
@@ -51,8 +59,9 @@ def test_both_layouts_compute_the_float64_outputs_and_gradients(network):
     out64, grad64 = run(torch.float64, torch.contiguous_format)
     for fmt in (torch.contiguous_format, torch.channels_last_3d):
         out, grad = run(torch.float32, fmt)
-        torch.testing.assert_close(out, out64, rtol=1e-5, atol=1e-5)
-        assert torch.linalg.vector_norm(grad - grad64) <= 1e-2 * torch.linalg.vector_norm(grad64)
+        scale = out64.abs().max().item()
+        torch.testing.assert_close(out, out64, rtol=2e-4, atol=2e-4 * scale)
+        assert torch.linalg.vector_norm(grad - grad64) <= 5e-2 * torch.linalg.vector_norm(grad64)
 
 
 @pytest.mark.skipif(not shutil.which("taskset"), reason="needs taskset (util-linux)")
