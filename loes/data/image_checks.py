@@ -17,6 +17,7 @@ import nibabel as nib
 import numpy as np
 
 from loes.data.problems import Severity, plural
+from loes.data.readers.files import exception_text
 from loes.data.readers.scans import squeezed_shape
 
 __all__ = ["DEFAULT_PIXDIM", "MAX_VOXEL_MM", "MIN_VOXEL_MM", "header_problems"]
@@ -174,7 +175,9 @@ def _qform_sform_disagreement(image: nib.Nifti1Pair, shape: tuple[int, ...]) -> 
     try:
         qform = image.get_qform()
     except ValueError as error:  # an invalid quaternion
-        return f"has an invalid qform ({_reason(error)}); {used}: save it again with both set."
+        return (
+            f"has an invalid qform ({exception_text(error)}); {used}: save it again with both set."
+        )
     corners = np.array([[*c, 1.0] for c in product(*[(0, n - 1) for n in shape])])
     apart = float(np.max(np.linalg.norm(corners @ (sform - qform).T[:, :3], axis=1)))
     if not apart > _AFFINES_AGREE_MM:  # NaN included: the affine check reports it
@@ -222,11 +225,6 @@ def _impossible_fov(
         f"{' x '.join(map(str, resampled))} voxels{memory}. Check the voxel sizes (pixdim, the "
         "affine and their units, xyzt_units) and that it is one whole-head volume."
     )
-
-
-def _reason(error: BaseException) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _mm(values: list[float]) -> str:

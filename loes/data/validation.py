@@ -25,6 +25,7 @@ from loes.data.problems import Problem, Severity, ValidationReport, plural
 from loes.data.readers import read_table
 from loes.data.readers.files import (
     DOES_NOT_EXIST,
+    exception_text,
     os_error_text,
     placeholder_text,
     unreachable_text,
@@ -195,7 +196,7 @@ def _check_gzip_length(path: Path, expected: int, usual: int) -> list[tuple[Seve
     except EOFError:
         return [("error", "is truncated (the compressed data ends early); copy it again.")]
     except (OSError, zlib.error) as error:
-        return [("error", f"has corrupt compressed data ({_reason(error)}); copy it again.")]
+        return [("error", f"has corrupt compressed data ({exception_text(error)}); copy it again.")]
     if length < expected:
         return [
             (
@@ -223,8 +224,8 @@ def _check_voxels(path: Path, image, compressed: bool) -> list[tuple[Severity, s
         return [
             (
                 "error",
-                f"is truncated or corrupt: its voxels cannot be read ({_reason(error)}); copy it "
-                "again.",
+                "is truncated or corrupt: its voxels cannot be read "
+                f"({exception_text(error)}); copy it again.",
             )
         ]
     problems: list[tuple[Severity, str]] = []
@@ -251,11 +252,6 @@ def _check_voxels(path: Path, image, compressed: bool) -> list[tuple[Severity, s
 def _data_bytes(image) -> int:
     shape = image.header.get_data_shape()
     return int(np.prod(shape, dtype=np.int64)) * image.header.get_data_dtype().itemsize
-
-
-def _reason(error: BaseException) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _display_base(source: str | os.PathLike) -> Path:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import gzip
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from numpy.testing import assert_allclose
 
-from loes.data import check_image, validate_dataset
+from loes.data import check_image, load_scan, validate_dataset
 from tests.data._scan_copies import (
     COPIES,
     grid,
@@ -60,6 +62,16 @@ def test_an_analyze_pair_is_read_with_a_warning_that_it_holds_no_orientation(tmp
         "(the first axis taken as right to left, the radiological convention), which may swap "
         "left and right;"
     )
+
+
+def test_an_spm_analyze_pair_with_its_mat_file_has_its_orientation(tmp_path):
+    """SPM writes the orientation of an ANALYZE pair into a .mat file beside it; nibabel reads
+    it, so nothing is assumed."""
+    affine = grid()
+    nib.save(nib.Spm2AnalyzeImage(volume(affine), affine), tmp_path / "spm.hdr")
+    assert (tmp_path / "spm.mat").is_file()
+    assert check_image(tmp_path / "spm.hdr") == []
+    assert_allclose(load_scan(tmp_path / "spm.hdr").affine, affine, atol=1e-6)
 
 
 def test_a_series_of_volumes_stays_an_error(tmp_path):

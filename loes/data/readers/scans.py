@@ -32,7 +32,7 @@ from loes.data.readers.dicom import (
     is_dicom_file,
     read_dicom,
 )
-from loes.data.readers.files import DOES_NOT_EXIST, unreachable_text
+from loes.data.readers.files import DOES_NOT_EXIST, exception_text, unreachable_text
 from loes.errors import LoesError
 
 __all__ = [
@@ -154,7 +154,7 @@ def open_scan(path: str | os.PathLike, **kwargs) -> nib.spatialimages.SpatialIma
     except Exception as error:  # nibabel raises many types for broken files; name them all
         raise ScanError(
             path,
-            f"is not a readable {_NAMES[kind]} image ({_reason(error)}); "
+            f"is not a readable {_NAMES[kind]} image ({exception_text(error)}); "
             "export it again or convert it to NIfTI with nibabel or SimpleITK.",
         ) from None
 
@@ -233,8 +233,3 @@ def _not_a_scan(path: Path) -> str:
         f"is not an image loes reads: give {FORMATS_TEXT}; convert other formats to NIfTI "
         "(.nii.gz), e.g. with nibabel or SimpleITK."
     )
-
-
-def _reason(error: BaseException) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -80,6 +80,14 @@ def test_a_single_slice_is_recognised_by_its_preamble_and_refused_naming_its_fol
         read_dicom(one)
 
 
+def test_a_folder_holding_one_slice_asks_for_the_others(tmp_path):
+    affine = grid()
+    write_dicom(tmp_path / "series", volume(affine)[:, :, :1], affine)
+    with pytest.raises(DicomReadError, match=r"^holds one 2D DICOM slice \(40 x 48\), not a 3D "
+                       r"scan; copy every slice of its series into this folder\.$"):  # fmt: skip
+        read_dicom(tmp_path / "series")
+
+
 def test_a_missing_slice_is_an_error(tmp_path):
     affine = grid()
     folder = write_dicom(tmp_path / "series", volume(affine), affine)
