@@ -1,4 +1,5 @@
-"""Data in, folds out: read a cohort (manifest, the lab's CSV, BIDS), validate it, split it.
+"""Data in, folds out: read a cohort (manifest, the lab's CSV, BIDS), validate it, split it;
+open a scan in any format loes reads (NIfTI, ``.hdr``/``.img``, MGH, DICOM: :func:`load_scan`).
 
 Examples::
 
@@ -15,8 +16,11 @@ from loes.data.readers import (
     LAB_IMAGE_PATTERN,
     NO_SESSION,
     REQUIRED_COLUMNS,
+    SCAN_FORMATS,
+    ScanError,
     detect_format,
     load_dataset,
+    load_scan,
 )
 from loes.data.scan_sources import read_scans
 from loes.data.splits import SIDES, Fold, Splits, make_folds, score_bins
@@ -28,14 +32,17 @@ __all__ = [
     "MAX_LOES_SCORE",
     "NO_SESSION",
     "REQUIRED_COLUMNS",
+    "SCAN_FORMATS",
     "SIDES",
     "Fold",
     "Problem",
+    "ScanError",
     "Splits",
     "ValidationReport",
     "check_image",
     "detect_format",
     "load_dataset",
+    "load_scan",
     "make_folds",
     "read_scans",
     "score_bins",

@@ -1,5 +1,7 @@
-"""The scans to score with a trained model, from whatever the user points at: NIfTI files,
-folders of them, or any table ``loes`` reads (manifest, the lab's CSV, BIDS), scores optional.
+"""The scans to score with a trained model, from whatever the user points at: scans in any
+format of :data:`loes.data.readers.scans.SCAN_FORMATS` (NIfTI, ``.hdr``/``.img`` pairs, MGH,
+DICOM series folders), folders of them, or any table ``loes`` reads (manifest, the lab's CSV,
+BIDS), scores optional.
 
 Unlike ``load_dataset`` (training, where every scan needs a score), a missing or unusable score
 only leaves that scan's ``loes_score`` empty; images are not opened here (a scan that cannot
@@ -11,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,6 +21,8 @@ import pandas as pd
 
 from loes.data.problems import Problem, errors_message
 from loes.data.readers import read_table
+from loes.data.readers.dicom import is_dicom_file
+from loes.data.readers.scans import FORMATS_TEXT, find_scans, format_by_name, scan_stem
 from loes.errors import LoesError
 
 __all__ = ["SCAN_COLUMNS", "TABLE_SUFFIXES", "is_nifti", "read_scans"]
@@ -39,21 +44,32 @@ def _is_bids(folder: Path) -> bool:
     return any((folder / m).is_file() for m in _BIDS_MARKERS) or any(folder.glob("sub-*/"))
 
 
-def _ids(image: Path) -> tuple[str, str]:
-    """``(subject, session)`` from BIDS entities in the file name (``sub-01_ses-02_T1w``), else
-    the name without its extension and no session."""
-    name = image.name
-    entities = dict(_ENTITY.findall(name))
+def _ids(image: Path, root: Path | None = None) -> tuple[str, str]:
+    """``(subject, session)`` from BIDS entities in the file (or DICOM folder) name
+    (``sub-01_ses-02_T1w``), else the name without its extension and no session; with
+    ``root``, the path under it (``sub01/mri/orig`` for ``orig.mgz``, a name many scans share)."""
+    entities = dict(_ENTITY.findall(image.name))
     if "sub" in entities:
         return f"sub-{entities['sub']}", f"ses-{entities['ses']}" if "ses" in entities else ""
-    return re.sub(r"\.nii(\.gz)?$", "", name, flags=re.IGNORECASE), ""
+    if root is not None and image != root:
+        return (image.parent.relative_to(root) / scan_stem(image)).as_posix(), ""
+    return scan_stem(image), ""
 
 
-def _file_rows(images: Iterable[Path]) -> pd.DataFrame:
-    rows = []
-    for image in images:
-        subject, session = _ids(image)
-        rows.append((subject, session, os.path.abspath(image), math.nan))
+def _file_rows(images: Iterable[Path], root: Path | None = None) -> pd.DataFrame:
+    """One row per scan; scans found in the folder ``root`` whose names (without BIDS
+    entities) repeat are named by their path under it instead."""
+    images = list(images)
+    ids = [_ids(image) for image in images]
+    if root is not None:
+        counts = Counter(ids)
+        ids = [
+            _ids(i, root) if counts[id_] > 1 else id_ for i, id_ in zip(images, ids, strict=True)
+        ]
+    rows = [
+        (subject, session, os.path.abspath(image), math.nan)
+        for image, (subject, session) in zip(images, ids, strict=True)
+    ]
     return pd.DataFrame(rows, columns=list(SCAN_COLUMNS))
 
 
@@ -72,8 +88,24 @@ def _table_rows(source: Path, include_gd: bool, images_dir, suffix: str, fmt) ->
 
 
 TABLE_SUFFIXES = frozenset({"", ".csv", ".tsv", ".tab", ".txt", ".xlsx", ".xls", ".ods"})
-"""File suffixes read as tables; any other file that is not NIfTI is a scan of its own that
-cannot be scored (a DICOM slice, a picture)."""
+"""File suffixes read as tables; any other file is a scan of its own (one that cannot be
+scored, a picture, gets its row with the reason). A DICOM file (its ``DICM`` marker) and a
+binary file without extension are scans whatever their suffix."""
+_SNIFF = 8192
+
+
+def _is_scan_file(path: Path) -> bool:
+    """A file that is a scan (or meant as one) rather than a table: any suffix but a table's,
+    a DICOM file, or a binary file (NUL bytes) without extension."""
+    if path.suffix.lower() not in TABLE_SUFFIXES or is_dicom_file(path):
+        return True
+    if path.suffix:
+        return False
+    try:
+        with open(path, "rb") as handle:
+            return b"\0" in handle.read(_SNIFF)
+    except OSError:
+        return False
 
 
 def read_scans(
@@ -86,45 +118,51 @@ def read_scans(
 ) -> pd.DataFrame:
     """One row per scan from every source, in the order given.
 
-    Each source is a NIfTI file (``.nii``/``.nii.gz``; it need not exist: predicting reports
-    it; another file whose suffix is not in :data:`TABLE_SUFFIXES` is a scan too), a folder (a
-    BIDS dataset when it holds ``dataset_description.json``, ``participants.tsv`` or ``sub-*``
-    folders, else every NIfTI file under it, sorted), or a table read by
+    Each source is a scan named by its extension (NIfTI ``.nii``/``.nii.gz``, a pair's
+    ``.hdr``/``.img``, ``.mgz``/``.mgh``, ``.dcm``; it need not exist: predicting reports it),
+    a DICOM file whatever its name, a folder, or a table read by
     :func:`loes.data.readers.read_table` (``format``, ``images_dir``, ``include_gd`` and
-    ``suffix`` as there).
+    ``suffix`` as there). A folder is a BIDS dataset when it holds ``dataset_description.json``,
+    ``participants.tsv`` or ``sub-*`` folders; else every scan under it
+    (:func:`loes.data.readers.scans.find_scans`: NIfTI, MGH, pairs, and each folder of DICOM
+    files, itself included, as one scan), sorted. Any other file that is not a table (a picture,
+    a binary file without extension) is a scan of its own, whose prediction row says why it
+    cannot be read: it never stops the others.
 
     Returns a DataFrame with ``subject``, ``session`` (``""`` when unknown; BIDS ``sub-``/``ses-``
-    entities of a loose file's name are used), ``image`` (absolute path) and ``loes_score``
-    (float, NaN when the source gives none or an unusable one), then the source's other columns.
+    entities of a scan's name are used, else its name without extension, or its path under the
+    folder given when several scans found there share a name), ``image`` (absolute path),
+    ``loes_score`` (float, NaN when the source gives none or an unusable one), then the
+    source's other columns.
 
     Raises:
-        LoesError: when a source does not exist, a folder holds no NIfTI file, or a table cannot
-            be read or has errors other than in its scores (naming each file and row).
+        LoesError: when a source does not exist, a folder holds no scan, or a table cannot be
+            read or has errors other than in its scores (naming each file and row).
     """
     tables = []
     for source in sources:
         path = Path(source).expanduser()
-        if is_nifti(path):
+        if format_by_name(path) is not None and not path.is_dir():
             tables.append(_file_rows([path]))
         elif path.is_dir() and not _is_bids(path):
-            images = sorted(p for p in path.rglob("*") if is_nifti(p) and p.is_file())
+            images = find_scans(path)
             if not images:
                 raise LoesError(
-                    f"{source} holds no NIfTI file (.nii or .nii.gz) and is not a BIDS dataset; "
-                    "give NIfTI files, a folder of them, a manifest, the lab's CSV or a BIDS root."
+                    f"{source} is not a BIDS dataset and holds no scan loes reads: {FORMATS_TEXT}. "
+                    "Give scans, a folder of them, a manifest, the lab's CSV or a BIDS root."
                 )
-            tables.append(_file_rows(images))
-        elif path.is_file() and path.suffix.lower() not in TABLE_SUFFIXES:
-            tables.append(_file_rows([path]))  # DICOM, PNG, ...: its row says it is not NIfTI
+            tables.append(_file_rows(images, path))
+        elif path.is_file() and _is_scan_file(path):
+            tables.append(_file_rows([path]))  # DICOM, PNG, ...: its row says what it is
         elif path.exists():
             tables.append(_table_rows(path, include_gd, images_dir, suffix, format))
         else:
             raise LoesError(
-                f"{source} does not exist; give NIfTI files, a folder of them, a manifest, the "
-                "lab's CSV or a BIDS root."
+                f"{source} does not exist; give scans (NIfTI, MGH, .hdr/.img, DICOM folders), "
+                "a folder of them, a manifest, the lab's CSV or a BIDS root."
             )
     if not tables:
-        raise LoesError("no SOURCE given; name NIfTI files, folders or tables to predict.")
+        raise LoesError("no SOURCE given; name scans, folders or tables to predict.")
     table = pd.concat(tables, ignore_index=True)
     table["loes_score"] = table["loes_score"].astype(float)
     first = list(SCAN_COLUMNS)

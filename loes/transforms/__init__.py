@@ -1,8 +1,10 @@
 """MONAI transforms for brain MRI, reusable in any MONAI pipeline.
 
-A NIfTI reader that keeps nibabel's affine (:class:`NiftiReader`), array/dictionary pairs in
-MONAI's conventions (:class:`N4BiasFieldCorrection`, :class:`RegisterToTemplate`, each
-dictionary version also as ``...D`` and ``...Dict``), the MNI template nilearn ships
+A reader for NIfTI, ``.hdr``/``.img`` pairs, FreeSurfer MGH and DICOM series that keeps
+nibabel's affine (:class:`ScanReader`, also importable by its old name ``NiftiReader``),
+array/dictionary pairs in MONAI's conventions (:class:`N4BiasFieldCorrection`,
+:class:`RegisterToTemplate`, each dictionary version also as ``...D`` and ``...Dict``), the
+MNI template nilearn ships
 (:func:`load_template`), and the project's presets (:func:`preprocessing`,
 :func:`augmentation`), plain ``monai.transforms.Compose``. Bad arguments raise ``ValueError``
 or ``TypeError``, as MONAI's transforms do.
@@ -16,7 +18,7 @@ from loes.transforms.bias import (
     N4BiasFieldCorrectionDict,
 )
 from loes.transforms.presets import NORMALIZE_MODES, BrainForeground, augmentation, preprocessing
-from loes.transforms.reader import NiftiReader
+from loes.transforms.reader import NiftiReader, ScanReader
 from loes.transforms.registration import (
     TEMPLATE_TRANSFORM_KEY,
     RegisterToTemplate,
@@ -38,6 +40,7 @@ __all__ = [
     "RegisterToTemplateD",
     "RegisterToTemplateDict",
     "RegisterToTemplated",
+    "ScanReader",
     "augmentation",
     "load_template",
     "preprocessing",

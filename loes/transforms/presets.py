@@ -29,7 +29,7 @@ from monai.transforms.utils_pytorch_numpy_unification import percentile
 from monai.utils import convert_data_type, ensure_tuple, ensure_tuple_rep
 
 from loes.transforms.bias import N4BiasFieldCorrectiond
-from loes.transforms.reader import NiftiReader
+from loes.transforms.reader import ScanReader
 from loes.transforms.registration import RegisterToTemplated
 
 __all__ = ["NORMALIZE_MODES", "BrainForeground", "augmentation", "preprocessing"]
@@ -147,9 +147,10 @@ def preprocessing(
     n4_kwargs: dict | None = None,
     registration_kwargs: dict | None = None,
 ) -> Compose:
-    """Deterministic preprocessing from a NIfTI path to a fixed-size float32 MetaTensor.
+    """Deterministic preprocessing from a scan's path to a fixed-size float32 MetaTensor.
 
-    Load (:class:`NiftiReader`: nibabel's affine, the one ``loes validate`` checks) -> channel
+    Load (:class:`ScanReader`: NIfTI, ``.hdr``/``.img`` pairs, MGH or a DICOM series folder,
+    with nibabel's affine, the one ``loes validate`` checks) -> channel
     first -> ``orientation`` -> ``pixdim`` resampling then optional N4 (or, with
     ``register=True``, optional N4 then registration to the MNI template resampled at
     ``pixdim``) -> crop to the head (:class:`BrainForeground` of the first image key) ->
@@ -218,7 +219,7 @@ def preprocessing(
     modes = ["bilinear"] * len(images) + ["nearest"] * len(labels)
 
     transforms: list = [
-        LoadImaged(all_keys, reader=NiftiReader(), image_only=True),
+        LoadImaged(all_keys, reader=ScanReader(), image_only=True),
         EnsureChannelFirstd(all_keys),
         Orientationd(all_keys, axcodes=codes, labels=None),
     ]

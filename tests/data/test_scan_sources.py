@@ -2,15 +2,25 @@
 
 import math
 import shutil
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
 
-from loes.data import load_dataset
+from loes.data import check_image, load_dataset
 from loes.data.scan_sources import SCAN_COLUMNS, read_scans
 from loes.errors import LoesError
+from tests.data._scan_copies import (
+    COPIES,
+    grid,
+    volume,
+    write_copy,
+    write_dicom,
+    write_mgz,
+    write_nifti,
+)
 
 
 def _nifti(path):
@@ -77,12 +87,67 @@ def test_a_missing_source_is_named(tmp_path, name):
         read_scans([tmp_path / name])
 
 
-def test_a_folder_without_nifti_files_is_named(tmp_path):
+def test_a_folder_without_scans_is_named(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(LoesError, match="holds no NIfTI file"):
+    with pytest.raises(LoesError, match="is not a BIDS dataset and holds no scan loes reads"):
         read_scans([tmp_path])
 
 
 def test_no_source_is_refused():
     with pytest.raises(LoesError, match="no SOURCE"):
         read_scans([])
+
+
+def test_a_dicom_slice_or_binary_file_without_extension_is_a_scan_not_a_table(tmp_path):
+    """Neither stops the call: each is its own row, whose check says why it cannot be scored,
+    and the NIfTI beside them is checked clean."""
+    affine = grid()
+    series = write_dicom(tmp_path / "series", volume(affine), affine)
+    blob = tmp_path / "export"
+    blob.write_bytes(b"\0\1\2" * 100)
+    good = write_nifti(tmp_path / "sub-01_T1w.nii.gz", volume(affine), affine)
+    table = read_scans([series / "IM0001", blob, good])
+    assert table["image"].tolist() == [str(series / "IM0001"), str(blob), str(good)]
+    assert table["subject"].tolist() == ["IM0001", "export", "sub-01"]
+    checked = [check_image(image) for image in table["image"]]
+    assert checked[0][0][1].startswith("is one 2D DICOM slice (40 x 48), not a 3D scan")
+    assert checked[1][0][1].startswith("is not an image loes reads")
+    assert checked[2] == []
+
+
+def test_a_folder_of_scans_in_every_format_gives_one_row_per_scan(tmp_path):
+    affine = grid()
+    data = volume(affine)
+    (tmp_path / "scans").mkdir()
+    for kind in COPIES.keys() - {"multiframe"}:  # a DICOM file in it makes a folder a series
+        write_copy(kind, tmp_path / "scans", data, affine)
+    (tmp_path / "scans" / "notes.txt").write_text("read me")  # not a scan, left out
+    table = read_scans([tmp_path / "scans"])
+    names = [Path(p).relative_to(tmp_path / "scans").as_posix() for p in table["image"]]
+    assert names == [
+        "dicom_dcm", "dicom_series", "enhanced", "four_d.nii.gz", "orig.mgz", "pair.hdr",
+    ]  # fmt: skip
+    assert table["subject"].tolist() == [
+        "dicom_dcm", "dicom_series", "enhanced", "four_d", "orig", "pair",
+    ]  # fmt: skip
+    assert [check_image(p) for p in table["image"]] == [[]] * 6
+
+
+def test_a_dicom_series_folder_is_one_scan(tmp_path):
+    affine = grid()
+    series = write_dicom(tmp_path / "sub-03_ses-1_T1w", volume(affine), affine)
+    table = read_scans([series])
+    assert table[["subject", "session", "image"]].values.tolist() == [
+        ["sub-03", "ses-1", str(series)]
+    ]
+
+
+def test_scans_sharing_a_name_are_named_by_their_path(tmp_path):
+    """FreeSurfer's layout: every subject's scan is mri/orig.mgz."""
+    affine = grid()
+    for subject in ("bert", "ernie"):
+        (tmp_path / subject / "mri").mkdir(parents=True)
+        write_mgz(tmp_path / subject / "mri" / "orig.mgz", volume(affine), affine)
+    write_nifti(tmp_path / "other.nii.gz", volume(affine), affine)
+    table = read_scans([tmp_path])
+    assert table["subject"].tolist() == ["bert/mri/orig", "ernie/mri/orig", "other"]

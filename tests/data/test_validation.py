@@ -128,7 +128,8 @@ BROKEN = [
     ("bad.nii", lambda p: p.write_text("not an image\n" * 40), False,
      "is not a readable NIfTI image"),
     ("bad.png", lambda p: p.write_bytes(b"\x89PNG"), False,
-     "is not a NIfTI file (.nii or .nii.gz)"),
+     "is not an image loes reads: give NIfTI (.nii, .nii.gz), a .hdr/.img pair, FreeSurfer "
+     ".mgz/.mgh, or DICOM"),
     ("bad.nii.gz", lambda p: p.write_bytes(b""), False, "is empty (0 bytes)"),
     ("bad.nii.gz", lambda p: p.write_text("/annex/objects/MD5E-s9--0a.nii.gz\n"), False,
      "is a git-annex pointer file, not the image: its content has not been fetched; run "
@@ -143,8 +144,8 @@ BROKEN = [
     ("bad.nii.gz", with_bad_voxels(np.nan, count=1), True, "has 1 NaN or infinite voxel (0.058%)"),
     ("bad.nii.gz", lambda p: save(p, np.zeros((8, 8, 8, 3), np.float32)), False,
      "is 4D (8, 8, 8, 3); keep one 3D volume"),
-    ("bad.nii.gz", lambda p: save(p, np.ones((8, 8, 8, 1), np.float32)), False,
-     "is 4D (8, 8, 8, 1)"),
+    ("bad.nii.gz", lambda p: save(p, np.zeros((8, 8, 8, 1, 2), np.float32)), False,
+     "is 5D (8, 8, 8, 1, 2)"),
     ("bad.nii.gz", lambda p: save(p, np.ones((16, 16), np.float32)), False,
      "has 2 dimensions (16, 16); a 3D volume is needed."),
     ("bad.nii.gz",

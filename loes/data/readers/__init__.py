@@ -11,6 +11,10 @@ format) turn it into the final table. Text tables are read by ``readers.delimite
 separator, decimal commas); ``readers.files`` names why a file cannot be opened. Every step
 keeps going after a problem so that ``loes validate`` can list them all; ``load_dataset``
 raises one ``LoesError`` naming them.
+
+The scans the tables name are opened by ``readers.scans`` (:func:`load_scan`): NIfTI,
+``.hdr``/``.img`` pairs and FreeSurfer MGH through nibabel, DICOM series through SimpleITK
+(``readers.dicom``), each as a nibabel image with its RAS affine.
 """
 
 from __future__ import annotations
@@ -28,6 +32,14 @@ from loes.data.readers.files import DOES_NOT_EXIST, unreachable_text
 from loes.data.readers.lab import LAB_COLUMNS, LAB_IMAGE_PATTERN, read_lab
 from loes.data.readers.manifest import REQUIRED_COLUMNS, read_manifest
 from loes.data.readers.reading import NO_SESSION, RawTable, TableReading, scan_label
+from loes.data.readers.scans import (
+    SCAN_FORMATS,
+    ScanError,
+    find_scans,
+    load_scan,
+    open_scan,
+    scan_format,
+)
 from loes.errors import LoesError
 
 __all__ = [
@@ -35,11 +47,17 @@ __all__ = [
     "LAB_IMAGE_PATTERN",
     "NO_SESSION",
     "REQUIRED_COLUMNS",
+    "SCAN_FORMATS",
     "RawTable",
+    "ScanError",
     "TableReading",
     "detect_format",
+    "find_scans",
     "load_dataset",
+    "load_scan",
+    "open_scan",
     "read_table",
+    "scan_format",
     "scan_label",
 ]
 

@@ -13,7 +13,13 @@ import errno
 import os
 from pathlib import Path
 
-__all__ = ["DOES_NOT_EXIST", "os_error_text", "placeholder_text", "unreachable_text"]
+__all__ = [
+    "DOES_NOT_EXIST",
+    "exception_text",
+    "os_error_text",
+    "placeholder_text",
+    "unreachable_text",
+]
 
 #: what ``unreachable_text`` says of a path that simply does not exist (the path is wrong)
 DOES_NOT_EXIST = "does not exist"
@@ -89,6 +95,13 @@ def placeholder_text(path: str | os.PathLike, head: bytes) -> str | None:
             "`git lfs pull` in the repository."
         )
     return None
+
+
+def exception_text(error: BaseException) -> str:
+    """A library's exception as a message quotes it: its type and the first line of its text
+    (``"ImageFileError: Cannot work out file type of ..."``)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _first_broken_link(path: Path) -> Path | None:
