@@ -60,7 +60,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "sources",
         metavar="SOURCE",
         nargs="*",
-        help="new scans: NIfTI files, folders of them, a manifest (with lesion_mask), the lab's "
+        help="new scans: NIfTI, MGH or .hdr/.img files, DICOM series folders, folders of them, "
+        "a manifest (with lesion_mask), the lab's "
         "CSV or a BIDS root (default: the run's own scans, out of fold)",
     )
     parser.add_argument(

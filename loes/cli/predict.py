@@ -31,7 +31,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "sources",
         metavar="SOURCE",
         nargs="+",
-        help="NIfTI files, folders of them, a manifest, the lab's CSV or a BIDS root",
+        help="NIfTI, MGH or .hdr/.img files, DICOM series folders, folders of them, a manifest, "
+        "the lab's CSV or a BIDS root",
     )
     parser.add_argument(
         "--out",

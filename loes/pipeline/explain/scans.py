@@ -11,13 +11,13 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import torch
 
 from loes.data.loes_areas import MNI_OVERLAP, area_shares, mni_overlap
 from loes.data.loes_items import MAX_LOES_SCORE
+from loes.data.readers.scans import ScanError, open_scan, scan_stem
 from loes.data.scan_sources import read_scans
 from loes.data.validation import check_image
 from loes.errors import LoesError
@@ -81,9 +81,9 @@ def check_masks(scans: list[Scan]) -> None:
             continue
         where = f"{scan.image} (lesion_mask {scan.lesion_mask})"
         try:
-            mask, image = nib.load(scan.lesion_mask), nib.load(scan.image)
-        except (OSError, ValueError, nib.filebasedimages.ImageFileError) as error:
-            raise LoesError(f"{where}: cannot be read ({error}).") from None
+            mask, image = open_scan(scan.lesion_mask), open_scan(scan.image)
+        except ScanError as error:
+            raise LoesError(f"{where}: {error.reason}") from None
         if len(mask.shape) > 3 and any(n > 1 for n in mask.shape[3:]):
             raise LoesError(
                 f"{where}: the mask is {len(mask.shape)}D {mask.shape}; a lesion mask is one 3D "
@@ -107,7 +107,7 @@ def name_scans(scans: list[Scan]) -> None:
     seen: dict[str, int] = {}
     for scan in scans:
         base = "_".join(s for s in (scan.subject, scan.session) if s)
-        base = base or re.sub(r"\.nii(\.gz)?$", "", Path(scan.image).name, flags=re.IGNORECASE)
+        base = base or scan_stem(scan.image)
         base = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-.") or "scan"
         count = seen.get(base, 0)
         seen[base] = count + 1

@@ -14,9 +14,10 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import nibabel as nib
 import numpy as np
 import torch
+
+from loes.data.readers.scans import open_scan
 
 __all__ = ["FAR_SD", "FEATURES", "MIN_SD_FRACTION", "TrainingProfile", "scan_features"]
 
@@ -36,7 +37,7 @@ def scan_features(path: str | os.PathLike, image: torch.Tensor) -> dict[str, flo
     """The numbers of :data:`FEATURES` for one scan: ``path`` (its header: voxel sizes x
     matrix, sorted, in mm) and ``image``, its preprocessed input (C, D, H, W); the head is
     every nonzero voxel."""
-    header = nib.load(path).header
+    header = open_scan(path).header
     fov = sorted(
         float(n * z)
         for n, z in zip(header.get_data_shape()[:3], header.get_zooms()[:3], strict=True)
