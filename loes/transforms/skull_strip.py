@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import warnings
 from collections.abc import Hashable, Mapping
 from typing import ClassVar
 
@@ -49,7 +50,9 @@ def _extractor(device: str):
     """deepbet's ``BrainExtraction`` with its two networks on ``device``, loaded once."""
     from deepbet import BrainExtraction  # imported lazily: loads TorchScript on first use
 
-    extractor = BrainExtraction(no_gpu=True)
+    with warnings.catch_warnings():  # deepbet's networks are TorchScript files
+        warnings.filterwarnings("ignore", "`torch.jit.load` is deprecated", DeprecationWarning)
+        extractor = BrainExtraction(no_gpu=True)
     extractor.model.to(device)
     extractor.bbox_model.to(device)
     return extractor
