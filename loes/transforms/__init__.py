@@ -3,8 +3,9 @@
 A reader for NIfTI, ``.hdr``/``.img`` pairs, FreeSurfer MGH and DICOM series that keeps
 nibabel's affine (:class:`ScanReader`, also importable by its old name ``NiftiReader``),
 array/dictionary pairs in MONAI's conventions (:class:`N4BiasFieldCorrection`,
-:class:`RegisterToTemplate`, each dictionary version also as ``...D`` and ``...Dict``), the
-MNI template nilearn ships
+:class:`RegisterToTemplate`, :class:`SkullStrip`, each dictionary version also as ``...D`` and
+``...Dict``), the decision whether a scan is already skull-stripped (:func:`is_skull_stripped`),
+the MNI template nilearn ships
 (:func:`load_template`), and the project's presets (:func:`preprocessing`,
 :func:`augmentation`), plain ``monai.transforms.Compose``. Bad arguments raise ``ValueError``
 or ``TypeError``, as MONAI's transforms do.
@@ -17,7 +18,8 @@ from loes.transforms.bias import (
     N4BiasFieldCorrectiond,
     N4BiasFieldCorrectionDict,
 )
-from loes.transforms.presets import NORMALIZE_MODES, BrainForeground, augmentation, preprocessing
+from loes.transforms.foreground import BrainForeground
+from loes.transforms.presets import NORMALIZE_MODES, augmentation, preprocessing
 from loes.transforms.reader import NiftiReader, ScanReader
 from loes.transforms.registration import (
     TEMPLATE_TRANSFORM_KEY,
@@ -26,8 +28,17 @@ from loes.transforms.registration import (
     RegisterToTemplated,
     RegisterToTemplateDict,
 )
+from loes.transforms.skull_strip import (
+    MAX_BRAIN_ML,
+    SkullStrip,
+    SkullStripD,
+    SkullStripd,
+    SkullStripDict,
+    is_skull_stripped,
+)
 
 __all__ = [
+    "MAX_BRAIN_ML",
     "NORMALIZE_MODES",
     "TEMPLATE_TRANSFORM_KEY",
     "BrainForeground",
@@ -41,7 +52,12 @@ __all__ = [
     "RegisterToTemplateDict",
     "RegisterToTemplated",
     "ScanReader",
+    "SkullStrip",
+    "SkullStripD",
+    "SkullStripDict",
+    "SkullStripd",
     "augmentation",
+    "is_skull_stripped",
     "load_template",
     "preprocessing",
     "template_grid",

@@ -25,12 +25,13 @@ from monai.transforms import (
     ScaleIntensityRangePercentilesd,
     Spacingd,
 )
-from monai.transforms.utils_pytorch_numpy_unification import percentile
-from monai.utils import convert_data_type, ensure_tuple, ensure_tuple_rep
+from monai.utils import ensure_tuple, ensure_tuple_rep
 
 from loes.transforms.bias import N4BiasFieldCorrectiond
+from loes.transforms.foreground import BrainForeground
 from loes.transforms.reader import ScanReader
 from loes.transforms.registration import RegisterToTemplated
+from loes.transforms.skull_strip import SkullStripd
 
 __all__ = ["NORMALIZE_MODES", "BrainForeground", "augmentation", "preprocessing"]
 
@@ -68,70 +69,6 @@ def _probability(name: str, value: float) -> float:
     return float(value)
 
 
-class BrainForeground:
-    """Foreground for cropping to the head or brain, whatever the intensity scale.
-
-    A ``select_fn`` for MONAI's ``CropForegroundd``, on a channel-first image (numpy array,
-    tensor or MetaTensor), returning a boolean mask of the same shape and type:
-
-    - **skull-stripped or masked scans**: when at least 40% of the voxels share one value (the
-      minimum, or the median of the volume's faces) within a relative tolerance, that value is
-      the background and every other voxel is foreground. The whole brain is kept, whatever
-      the scale: raw, z-scored, WhiteStripe/RAVEL (white matter near 0, most of the brain
-      below it), or a tiny float range. A whole brain fills at most about half of its
-      bounding box, so such a volume is at least about half background.
-    - **native scans**: voxels above ``fraction`` of the way from the background level (0 for
-      non-negative magnitude images, else the minimum) to the 99th percentile, so the Rician
-      noise of the background is cropped away and the crop is tight around the head.
-
-    Args:
-        fraction: in [0, 1), the native threshold's place between background and the 99th
-            percentile.
-
-    Raises:
-        ValueError: ``fraction`` outside [0, 1) (called ``foreground_fraction`` in the preset).
-
-    Examples::
-
-        >>> from monai.transforms import CropForegroundd
-        >>> crop = CropForegroundd("image", source_key="image", select_fn=BrainForeground())
-    """
-
-    #: share of the voxels one value must fill to be taken as a constant background
-    constant_share = 0.4
-
-    def __init__(self, fraction: float = 0.25) -> None:
-        if not 0.0 <= fraction < 1.0:
-            raise ValueError(f"foreground_fraction must be in [0, 1), got {fraction!r}.")
-        self.fraction = fraction
-
-    def __call__(self, image):
-        background = self.constant_background(image)
-        if background is not None:
-            value, tolerance = background
-            return abs(image - value) > tolerance
-        level = min(float(image.min()), 0.0)
-        return image > level + self.fraction * (float(percentile(image, 99)) - level)
-
-    def constant_background(self, image) -> tuple[float, float] | None:
-        """``(value, tolerance)`` of a constant background filling at least
-        :attr:`constant_share` of ``image``, or None (a native scan)."""
-        x = convert_data_type(image, np.ndarray)[0]
-        lo, hi = float(x.min()), float(x.max())
-        if not hi > lo:  # constant or empty: nothing to tell apart
-            return None
-        # resampling a constant changes it by a few ulps; brain voxels differ by much more
-        eps = float(np.finfo(x.dtype).eps) if x.dtype.kind == "f" else 0.0
-        tolerance = 1e-4 * (hi - lo) + 16 * eps * max(abs(lo), abs(hi))
-        spatial = range(1, x.ndim)
-        faces = np.concatenate([np.take(x, i, axis=d).ravel() for d in spatial for i in (0, -1)])
-        sample = x.reshape(-1)[::7]  # a share needs no more voxels (speed)
-        share, value = max(
-            (float(np.mean(np.abs(sample - c) <= tolerance)), c) for c in (lo, np.median(faces))
-        )
-        return (float(value), tolerance) if share >= self.constant_share else None
-
-
 def preprocessing(
     keys: str | Sequence[str] = "image",
     spatial_size: Sequence[int] = (72, 88, 72),
@@ -146,16 +83,18 @@ def preprocessing(
     foreground_fraction: float = 0.25,
     n4_kwargs: dict | None = None,
     registration_kwargs: dict | None = None,
+    skull_strip: bool | str = False,
+    skull_strip_kwargs: dict | None = None,
 ) -> Compose:
     """Deterministic preprocessing from a scan's path to a fixed-size float32 MetaTensor.
 
     Load (:class:`ScanReader`: NIfTI, ``.hdr``/``.img`` pairs, MGH or a DICOM series folder,
-    with nibabel's affine, the one ``loes validate`` checks) -> channel
-    first -> ``orientation`` -> ``pixdim`` resampling then optional N4 (or, with
-    ``register=True``, optional N4 then registration to the MNI template resampled at
-    ``pixdim``) -> crop to the head (:class:`BrainForeground` of the first image key) ->
-    intensity normalisation over brain voxels -> centred pad/crop to ``spatial_size`` ->
-    float32. Every spatial step is invertible, so
+    with nibabel's affine, the one ``loes validate`` checks) -> channel first -> ``orientation``
+    -> optional skull stripping (:class:`SkullStripd`) -> ``pixdim`` resampling then optional N4
+    (or, with ``register=True``, optional N4 then registration to the MNI template resampled at
+    ``pixdim``) -> crop to the head (:class:`BrainForeground` of the first image key; the brain
+    after skull stripping) -> intensity normalisation over brain voxels -> centred pad/crop to
+    ``spatial_size`` -> float32. Every spatial step is invertible, so
     ``Invertd(keys="pred", transform=preprocessing(...), orig_keys="image")`` maps a
     model-space map back onto the native scan. The defaults are the CPU main job: the head
     cropped at 2 mm into 72x88x72 voxels; ``pixdim=1.0, spatial_size=(160, 192, 160)`` is the
@@ -184,6 +123,13 @@ def preprocessing(
         n4_kwargs: extra arguments of :class:`N4BiasFieldCorrection` (default: a fit on a
             6 mm grid).
         registration_kwargs: extra arguments of :class:`RegisterToTemplate`.
+        skull_strip: ``False`` (no stripping), ``True`` (every scan through deepbet,
+            :class:`SkullStripd`: non-brain voxels of every image key set to 0, the mask computed
+            on the first image key at its native resolution) or ``"auto"`` (only the scans that
+            :func:`is_skull_stripped` finds whole heads). The crop then keeps the brain. The
+            mask is not kept: the output keys are the same.
+        skull_strip_kwargs: extra arguments of :class:`SkullStripd` (``threshold``, ``dilate``,
+            ``device``, ...).
 
     Raises:
         ValueError: a parameter out of range, with the valid range in the message.
@@ -216,6 +162,8 @@ def preprocessing(
         raise ValueError(
             f"percentiles must satisfy 0 <= lower < upper <= 100, got {percentiles!r}."
         )
+    if not (skull_strip is True or skull_strip is False or skull_strip == "auto"):
+        raise ValueError(f"skull_strip must be False, True or 'auto', got {skull_strip!r}.")
     modes = ["bilinear"] * len(images) + ["nearest"] * len(labels)
 
     transforms: list = [
@@ -223,6 +171,9 @@ def preprocessing(
         EnsureChannelFirstd(all_keys),
         Orientationd(all_keys, axcodes=codes, labels=None),
     ]
+    if skull_strip is not False:
+        strip = {"auto": skull_strip == "auto", "mask_key": None, **(skull_strip_kwargs or {})}
+        transforms.append(SkullStripd(images, **strip))
     n4 = N4BiasFieldCorrectiond(images, **{"fit_spacing": _N4_FIT_MM, **(n4_kwargs or {})})
     if register:  # N4 on the native grid helps the registration; one resampling only
         transforms += [n4] if bias_correction else []

@@ -12,7 +12,7 @@ from monai.transforms import LoadImage
 from numpy.testing import assert_allclose
 
 from loes.pipeline import load_config
-from loes.pipeline.cohort import preprocessing_for
+from loes.pipeline.run.data import preprocessing_for
 from loes.transforms import NiftiReader, ScanReader
 from tests.data._scan_copies import (
     COPIES,

@@ -28,7 +28,7 @@ from loes.pipeline.run.data import run_table
 from loes.pipeline.run.folder import CONFIG_FILE, load_run_config
 from loes.pipeline.run.predictions import NETWORK
 from loes.transforms import preprocessing
-from loes.transforms.presets import BrainForeground
+from loes.transforms.foreground import BrainForeground
 
 __all__ = [
     "Preparation",
