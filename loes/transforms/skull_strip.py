@@ -17,6 +17,7 @@ from typing import ClassVar
 
 import nibabel as nib
 import numpy as np
+import SimpleITK as sitk
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
@@ -38,9 +39,9 @@ __all__ = [
 
 #: the largest non-background volume, in mL, that :func:`is_skull_stripped` takes for a brain.
 #: Intracranial volumes (brain and CSF) are about 1.1-1.9 L from age 4 on, 1.88 L for the generous
-#: MNI152 mask; a head with scalp, skull and face is well above 2.5 L (3.2 L for pydeface's mean
-#: head, Otsu foreground).
-MAX_BRAIN_ML = 2200.0
+#: MNI152 mask; a head with scalp, skull and face is more (pydeface's mean head 3.2-3.6 L, ROBEX's
+#: atlas head, cropped tight, 2.2 L above its air).
+MAX_BRAIN_ML = 2000.0
 
 _LOCK = threading.Lock()  # deepbet's extractor keeps per-call state (its bounding box)
 
@@ -83,16 +84,19 @@ def is_skull_stripped(
 
     A scan counts as skull-stripped when both hold:
 
-    1. a constant background (one value, often 0, within a relative tolerance) fills at least
-       40% of the volume, as :class:`BrainForeground` detects it. Raw whole-head scans have
-       noisy air around the head, so most of them stop here.
-    2. the voxels that differ from that background measure at most ``max_brain_ml`` mL. This
-       tells stripped brains (1.1-1.9 L) from whole heads whose air was set to zero (scanner
-       masking, defacing, padding by a resampling), which are 2.5 L and more.
+    1. the tissue is found: the voxels off a constant background (one value, often 0, within a
+       relative tolerance, filling at least 40% of the volume, as :class:`BrainForeground`
+       detects it), or, when the background is noisy air, the voxels above the lower of the
+       scan's two three-class Otsu thresholds (air; CSF and bone; tissue; SimpleITK);
+    2. that tissue measures at most ``max_brain_ml`` mL. This tells stripped brains
+       (1.1-1.9 L) from whole heads (scalp, face and neck: 2.2 L and more; ROBEX's atlas head
+       2.2 L, pydeface's mean head 3.6 L), whether their air is noisy, set to zero (scanner
+       masking, defacing) or padded by a resampling. Air noise above 5% of the brightest voxel
+       defeats the Otsu split.
 
     Voxel volumes come from the affine, so the answer does not depend on the voxel size or
     orientation. Limits: a whole head cropped tightly to the skull of a young child, with an
-    exactly constant background, can measure under 2.2 L and be taken for a stripped brain.
+    exactly constant background, can measure under 2 L and be taken for a stripped brain.
 
     Args:
         image: channel-first ``(C, H, W, D)`` image (numpy array, tensor or MetaTensor).
@@ -113,13 +117,19 @@ def is_skull_stripped(
 
 
 def _stripped_brain(array: np.ndarray, affine: np.ndarray, max_brain_ml: float):
-    """The (H, W, D) mask off the constant background of a stripped ``(C, H, W, D)`` scan, or
-    None when the scan is a whole head."""
+    """The (H, W, D) mask of the tissue of a stripped ``(C, H, W, D)`` scan, or None when the
+    scan is a whole head: the voxels off a constant background when there is one, else those
+    above the first channel's lower three-class Otsu threshold (SimpleITK), which parts noisy air from
+    the rest."""
     background = BrainForeground().constant_background(array)
-    if background is None:
-        return None
-    value, tolerance = background
-    foreground = np.any(np.abs(array - value) > tolerance, axis=0)
+    if background is not None:
+        value, tolerance = background
+        foreground = np.any(np.abs(array - value) > tolerance, axis=0)
+    else:  # three Otsu classes (air; CSF and bone; tissue): everything above the air
+        otsu = sitk.OtsuMultipleThresholdsImageFilter()
+        otsu.SetNumberOfThresholds(2)
+        otsu.Execute(sitk.GetImageFromArray(np.asarray(array[0], dtype=np.float32)))
+        foreground = array[0] > otsu.GetThresholds()[0]
     voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000.0
     return foreground if foreground.sum() * voxel_ml <= max_brain_ml else None
 

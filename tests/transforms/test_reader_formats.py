@@ -69,6 +69,7 @@ def test_the_reader_gives_the_scans_affine_and_grid(tmp_path, kind):
     assert_allclose(image.meta["original_affine"], affine, atol=1e-4)
     assert image.meta["spatial_shape"].tolist() == list(SHAPE)
     assert_allclose(image.meta["pixdim"][1:4], [2.0, 2.0, 2.0], atol=1e-4)
+    # exact: integer voxels, which float32 holds exactly, read without any arithmetic
     assert torch.equal(image.as_tensor(), torch.as_tensor(data, dtype=torch.float32))
     assert image.meta["filename_or_obj"] == str(path)
 

@@ -108,6 +108,7 @@ def test_strip_applies_a_given_mask_to_every_channel(head, kind):
     out = np.asarray(out)
     assert out.shape == data.shape
     assert (out[:, ~reference] == -1).all()
+    # exact (rtol=1e-7, under one float32 step): a mask keeps voxels and computes nothing
     assert_allclose(out[:, reference], data[:, reference])
     same = SkullStrip(fill_value=None)(INPUT_TYPES[kind](data, image.affine), mask)
     assert_allclose(np.asarray(same), data)
@@ -171,7 +172,13 @@ def test_is_skull_stripped_on_real_heads(head):
     # the volume is measured in mL: the same voxels declared 2.6 mm measure 3.1 L, a head's size
     assert not is_skull_stripped(stripped, np.diag([2.6, 2.6, 2.6, 1.0]))
     assert not is_skull_stripped(stripped, image.affine, max_brain_ml=500)
-    assert MAX_BRAIN_ML == 2200.0
+    assert MAX_BRAIN_ML == 2000.0
+    # noisy air around the brain (as the synthetic cohort has it) or around the head: the
+    # tissue is what lies above the air's Otsu class
+    rng = np.random.default_rng(0)
+    noise = np.abs(rng.normal(0, 0.02 * float(head_2mm.max()), head_2mm.shape)).astype(np.float32)
+    assert is_skull_stripped(stripped + noise, image.affine)
+    assert not is_skull_stripped(head_2mm + noise, image.affine)
 
 
 @pytest.mark.parametrize("kind", list(INPUT_TYPES))
@@ -181,9 +188,9 @@ def test_auto_keeps_a_stripped_scan_as_it_is(head, kind):
     strip = SkullStrip(auto=True)
     mask = strip.brain_mask(INPUT_TYPES[kind](stripped, image.affine))
     assert type(mask) is type(INPUT_TYPES[kind](stripped, image.affine))
-    assert_allclose(np.asarray(mask), stripped != 0)
+    assert_allclose(np.asarray(mask), stripped != 0)  # exact: 0/1, no network involved
     out = strip(INPUT_TYPES[kind](stripped, image.affine))
-    assert_allclose(np.asarray(out), stripped)
+    assert_allclose(np.asarray(out), stripped)  # exact: kept as it is
 
 
 def test_transforms_pickle_and_declare_their_backend():
@@ -243,7 +250,7 @@ def test_preset_off_is_unchanged(head, tmp_path):
     kwargs = {"pixdim": 4.0, "spatial_size": (40, 48, 40)}
     default = preprocessing(**kwargs)({"image": path})["image"]
     off = preprocessing(skull_strip=False, **kwargs)({"image": path})["image"]
-    assert torch.equal(default, off)
+    assert torch.equal(default, off)  # exact: the same transforms in one process
     assert_allclose(default.affine.numpy(), off.affine.numpy())
     # "auto" on a stripped scan changes nothing: the same output as no stripping
     stripped = str(tmp_path / "stripped.nii.gz")

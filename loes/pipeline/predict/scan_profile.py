@@ -1,6 +1,9 @@
 """Is a new scan like the scans a run trained on? A few numbers per scan (field of view from the
-NIfTI header, head size and intensity profile of the preprocessed input), and the training
-scans' range of each, so that a prediction on a scan far outside it is flagged.
+scan's header, head size and intensity profile of the preprocessed input, whether the scan is
+skull-stripped), and the training scans' range of each, so that a prediction on a scan far
+outside it is flagged. Two more screens: a whole head given to a run that trained on
+skull-stripped brains and does not strip (or the reverse), and fold models that disagree on a
+scan far more than on the run's own scans.
 
 A scan is "far" when one of its numbers lies more than :data:`FAR_SD` standard deviations from
 the training scans' mean (with the SD floored at :data:`MIN_SD_FRACTION` of the mean's size, so
@@ -17,9 +20,19 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from loes.data.readers.scans import open_scan
+from loes.data.readers.scans import load_scan
+from loes.transforms.skull_strip import is_skull_stripped
 
-__all__ = ["FAR_SD", "FEATURES", "MIN_SD_FRACTION", "TrainingProfile", "scan_features"]
+__all__ = [
+    "FAR_SD",
+    "FAR_SPREAD",
+    "FEATURES",
+    "MIN_SD_FRACTION",
+    "MIN_SPREAD",
+    "STRIPPED",
+    "TrainingProfile",
+    "scan_features",
+]
 
 #: each feature and how a message names it (unit included)
 FEATURES = {
@@ -31,13 +44,23 @@ FEATURES = {
 }
 FAR_SD = 4.0
 MIN_SD_FRACTION = 0.05
+#: the feature that says whether a scan is skull-stripped (1) or a whole head (0), decided by
+#: :func:`loes.transforms.is_skull_stripped` on the scan as given
+STRIPPED = "skull_stripped"
+#: a scan's members disagree "far more" than on the run's scans when their SD exceeds this
+#: multiple of the 95th percentile of the SDs on the profile's scans, and :data:`MIN_SPREAD`
+FAR_SPREAD = 4.0
+#: Loes points: a spread below this is never flagged (the scale moves in 0.5-point steps)
+MIN_SPREAD = 1.5
 
 
 def scan_features(path: str | os.PathLike, image: torch.Tensor) -> dict[str, float]:
     """The numbers of :data:`FEATURES` for one scan: ``path`` (its header: voxel sizes x
     matrix, sorted, in mm) and ``image``, its preprocessed input (C, D, H, W); the head is
-    every nonzero voxel."""
-    header = open_scan(path).header
+    every nonzero voxel; :data:`STRIPPED` is 1.0 for a skull-stripped scan, 0.0 for a whole
+    head (:func:`loes.transforms.is_skull_stripped` on the scan as given)."""
+    scan = load_scan(path)
+    header = scan.header
     fov = sorted(
         float(n * z)
         for n, z in zip(header.get_data_shape()[:3], header.get_zooms()[:3], strict=True)
@@ -51,23 +74,31 @@ def scan_features(path: str | os.PathLike, image: torch.Tensor) -> dict[str, flo
         "head_fraction": float(head.size / max(values.size, 1)),
         "intensity_median": float(median),
         "intensity_p99": float(p99),
+        STRIPPED: float(is_skull_stripped(np.asarray(scan.dataobj)[None], scan.affine)),
     }
 
 
 @dataclass(frozen=True)
 class TrainingProfile:
     """The training scans' mean, SD, minimum and maximum of each feature (see
-    :func:`scan_features`), from ``n`` scans."""
+    :func:`scan_features`), from ``n`` scans; ``stripped``, the share of them that were
+    skull-stripped, and ``spread_p95``, the 95th percentile of the fold models' SD on them
+    (Loes points); either None for a profile written before they were measured."""
 
     n: int
     mean: Mapping[str, float]
     sd: Mapping[str, float]
     low: Mapping[str, float]
     high: Mapping[str, float]
+    stripped: float | None = None
+    spread_p95: float | None = None
 
     @classmethod
-    def from_features(cls, features: Iterable[Mapping[str, float]]) -> TrainingProfile:
-        """The profile of the training scans' :func:`scan_features`.
+    def from_features(
+        cls, features: Iterable[Mapping[str, float]], spreads: Iterable[float] = ()
+    ) -> TrainingProfile:
+        """The profile of the training scans' :func:`scan_features` and of the fold models'
+        SDs on them (``spreads``, Loes points; none for a single model).
 
         Raises:
             ValueError: when ``features`` is empty.
@@ -76,22 +107,27 @@ class TrainingProfile:
         if not rows:
             raise ValueError("a training profile needs at least one scan's features.")
         table = {k: np.array([r[k] for r in rows], dtype=float) for k in FEATURES}
+        spreads = [float(v) for v in spreads if np.isfinite(v)]
         return cls(
             n=len(rows),
             mean={k: float(np.nanmean(v)) for k, v in table.items()},
             sd={k: float(np.nanstd(v)) for k, v in table.items()},
             low={k: float(np.nanmin(v)) for k, v in table.items()},
             high={k: float(np.nanmax(v)) for k, v in table.items()},
+            stripped=float(np.mean([r[STRIPPED] for r in rows])) if STRIPPED in rows[0] else None,
+            spread_p95=float(np.percentile(spreads, 95)) if spreads else None,
         )
 
     def to_dict(self) -> dict:
         """Plain JSON types, read back by :meth:`from_dict`."""
-        return {"n": self.n, "mean": self.mean, "sd": self.sd, "low": self.low, "high": self.high}
+        keys = ("n", "mean", "sd", "low", "high", "stripped", "spread_p95")
+        return {k: getattr(self, k) for k in keys}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> TrainingProfile:
         """The profile :meth:`to_dict` wrote."""
-        return cls(**{k: data[k] for k in ("n", "mean", "sd", "low", "high")})
+        optional = {k: data.get(k) for k in ("stripped", "spread_p95")}
+        return cls(**{k: data[k] for k in ("n", "mean", "sd", "low", "high")}, **optional)
 
     def flags(self, features: Mapping[str, float]) -> list[str]:
         """One sentence per feature of a new scan that is far from the training scans."""
@@ -106,3 +142,36 @@ class TrainingProfile:
                     f"({self.low[key]:.3g} to {self.high[key]:.3g})"
                 )
         return out
+
+    def skull_flag(self, features: Mapping[str, float], strips: bool | str) -> str | None:
+        """Why a scan with or without skull does not suit a run that trained on the other kind
+        and does not strip (``strips``: the run's ``preprocessing.skull_strip``), with the
+        remedy; None when it suits, when the run strips, or when the profile does not know."""
+        value = features.get(STRIPPED)
+        if strips or self.stripped is None or value is None:
+            return None
+        if value == 0 and self.stripped >= 0.9:
+            return (
+                "a whole head (skull and scalp in view), but the run trained on skull-stripped "
+                "brains: score it with a run made with preprocessing.skull_strip: auto (or "
+                "skull-strip it first)"
+            )
+        if value == 1 and self.stripped <= 0.1:
+            return (
+                "a skull-stripped brain, but the run trained on whole heads: score it with a run "
+                "made with preprocessing.skull_strip: auto, or give the scan as acquired"
+            )
+        return None
+
+    def spread_flag(self, spread: float) -> str | None:
+        """Why the fold models' SD on a scan (Loes points) is far above theirs on the run's
+        scans, or None."""
+        if self.spread_p95 is None or not np.isfinite(spread):
+            return None
+        limit = max(FAR_SPREAD * self.spread_p95, MIN_SPREAD)
+        if spread > limit:
+            return (
+                f"the fold models disagree (SD {spread:.1f} points; at most "
+                f"{self.spread_p95:.1f} on 95% of the run's own scans)"
+            )
+        return None

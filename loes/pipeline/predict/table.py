@@ -66,6 +66,14 @@ def prediction_table(
             )
         if ensemble.profile is not None and "features" in item:
             flags += ensemble.profile.flags(item["features"])
+            strips = ensemble.spec["preprocessing"].get("skull_strip", False)
+            spread = float(values.std(ddof=1)) if len(values) > 1 else np.nan
+            for flag in (
+                ensemble.profile.skull_flag(item["features"], strips),
+                ensemble.profile.spread_flag(spread),
+            ):
+                if flag:
+                    flags.append(flag)
         rows.append(
             {
                 **row,

@@ -5,16 +5,19 @@ import numpy as np
 import pytest
 import torch
 
-from loes.pipeline.predict.scan_profile import FEATURES, TrainingProfile, scan_features
+from benchmarks.bench_skull_strip import robex_atlas
+from loes.pipeline import load_ensemble
+from loes.pipeline.predict.scan_profile import FEATURES, STRIPPED, TrainingProfile, scan_features
 
 
-def _features(fov=180.0, median=0.5):
+def _features(fov=180.0, median=0.5, stripped=1.0):
     return {
         "fov_min_mm": fov,
         "fov_max_mm": fov + 30,
         "head_fraction": 0.6,
         "intensity_median": median,
         "intensity_p99": 2.5,
+        STRIPPED: stripped,
     }
 
 
@@ -22,7 +25,8 @@ def _features(fov=180.0, median=0.5):
 def profile():
     rng = np.random.default_rng(0)
     return TrainingProfile.from_features(
-        [_features(fov=rng.normal(180, 8), median=rng.normal(0.5, 0.1)) for _ in range(30)]
+        [_features(fov=rng.normal(180, 8), median=rng.normal(0.5, 0.1)) for _ in range(30)],
+        spreads=rng.uniform(0.1, 0.5, 30),
     )
 
 
@@ -51,7 +55,8 @@ def test_features_of_a_scan(tmp_path):
     image = torch.zeros(1, 10, 10, 10)
     image[0, :5] = torch.linspace(-1, 3, 500).reshape(5, 10, 10)
     features = scan_features(path, image)
-    assert set(features) == set(FEATURES)
+    assert set(features) == {*FEATURES, STRIPPED}
+    assert features[STRIPPED] == 1.0  # constant background, no head at all: nothing to strip
     assert features["fov_min_mm"] == pytest.approx(100.0)
     assert features["fov_max_mm"] == pytest.approx(180.0)
     assert features["head_fraction"] == pytest.approx(0.5, abs=0.01)  # one zero among the ramp
@@ -61,3 +66,47 @@ def test_features_of_a_scan(tmp_path):
 def test_an_empty_profile_is_refused():
     with pytest.raises(ValueError, match="at least one"):
         TrainingProfile.from_features([])
+
+
+def test_a_whole_head_is_flagged_by_a_run_that_trained_on_stripped_brains(profile):
+    assert profile.stripped == 1.0
+    assert profile.skull_flag(_features(stripped=1.0), strips=False) is None
+    flag = profile.skull_flag(_features(stripped=0.0), strips=False)
+    assert "a whole head" in flag
+    assert "preprocessing.skull_strip: auto" in flag
+    assert profile.skull_flag(_features(stripped=0.0), strips="auto") is None  # the run strips
+
+
+def test_a_stripped_brain_is_flagged_by_a_run_that_trained_on_whole_heads():
+    heads = TrainingProfile.from_features([_features(stripped=0.0)] * 10)
+    assert "a skull-stripped brain" in heads.skull_flag(_features(stripped=1.0), strips=False)
+    assert heads.skull_flag(_features(stripped=0.0), strips=False) is None
+
+
+def test_fold_models_that_disagree_far_more_than_on_the_runs_scans_are_flagged(profile):
+    assert 0.4 < profile.spread_p95 < 0.5
+    assert profile.spread_flag(0.5) is None
+    assert profile.spread_flag(1.4) is None  # under MIN_SPREAD whatever the run's spreads
+    assert "the fold models disagree (SD 6.0 points" in profile.spread_flag(6.0)
+    assert profile.spread_flag(float("nan")) is None
+
+
+def test_a_profile_written_before_the_skull_and_spread_knows_neither(profile):
+    old = {k: v for k, v in profile.to_dict().items() if k not in ("stripped", "spread_p95")}
+    older = TrainingProfile.from_dict(old)
+    assert older.skull_flag(_features(stripped=0.0), strips=False) is None
+    assert older.spread_flag(30.0) is None
+
+
+@pytest.mark.slow
+def test_a_real_whole_head_is_flagged_and_its_stripped_copy_is_not(tiny_run, tmp_path):
+    """ROBEX's atlas head (one real subject with skull, 1.5 mm) and the same head masked with
+    the brain mask it ships with, scored by a run trained on skull-stripped synthetic brains."""
+    head, mask = robex_atlas()
+    whole, stripped = tmp_path / "head.nii.gz", tmp_path / "brain.nii.gz"
+    nib.save(head, whole)
+    brain = np.asarray(head.dataobj) * (np.asarray(mask.dataobj) > 0)
+    nib.save(nib.Nifti1Image(brain.astype(np.float32), head.affine), stripped)
+    table = load_ensemble(tiny_run).predict([whole, stripped], device="cpu")
+    assert "a whole head (skull and scalp in view)" in table["flags"].iloc[0]
+    assert "whole head" not in table["flags"].iloc[1]
