@@ -119,8 +119,8 @@ def is_skull_stripped(
 def _stripped_brain(array: np.ndarray, affine: np.ndarray, max_brain_ml: float):
     """The (H, W, D) mask of the tissue of a stripped ``(C, H, W, D)`` scan, or None when the
     scan is a whole head: the voxels off a constant background when there is one, else those
-    above the first channel's lower three-class Otsu threshold (SimpleITK), which parts noisy air from
-    the rest."""
+    above the first channel's lower three-class Otsu threshold (SimpleITK), which parts noisy
+    air from the rest."""
     background = BrainForeground().constant_background(array)
     if background is not None:
         value, tolerance = background
