@@ -8,6 +8,8 @@ swapped anywhere moves voxels.
 
 from __future__ import annotations
 
+import contextlib
+import locale
 from pathlib import Path
 
 import nibabel as nib
@@ -49,6 +51,17 @@ def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray) -> Path:
     image.set_sform(affine, code=1)
     nib.save(image, path)
     return path
+
+
+@contextlib.contextmanager
+def _locale_kept():
+    """GDCM's DICOM writer sets the process's locale to "C" and leaves it so: Python then reads
+    and writes text as ASCII. Put back what there was."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
 
 
 def write_dicom(
@@ -94,7 +107,8 @@ def write_dicom(
         }.items():
             piece.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"{prefix}{k + 1:04d}{suffix}"))
-        writer.Execute(piece)
+        with _locale_kept():
+            writer.Execute(piece)
     return folder
 
 
@@ -110,7 +124,8 @@ def write_multiframe(path: Path, data: np.ndarray, affine: np.ndarray) -> Path:
     writer = sitk.ImageFileWriter()
     writer.SetImageIO("GDCMImageIO")
     writer.SetFileName(str(path))
-    writer.Execute(image)
+    with _locale_kept():
+        writer.Execute(image)
     return path
 
 
