@@ -2,13 +2,13 @@
 
 The whole-head synthetic scans (``loes synth --whole-head``) put skull, scalp, eyes and neck
 around the synthetic brain. They come from the mean head with face that the pydeface wheel
-ships (``pydeface/data/mean_reg2mean.nii.gz``, MIT licence, (c) 2015 Russell Poldrack and
-contributors; https://github.com/poldracklab/pydeface), registered once to the MNI ICBM152 2009
+ships (``pydeface/data/mean_reg2mean.nii.gz``, MIT licence, (c) 2015 the pydeface authors
+(poldracklab); https://github.com/poldracklab/pydeface), registered once to the MNI ICBM152 2009
 template the cohort is built on, and shipped as a small derivative so that users need neither
 pydeface (it depends on nipype) nor a download::
 
     pip install pydeface                     # or: pip install -e ".[dev]"
-    python scripts/make_head_template.py     # about 6 min on 2 cores; rewrites the folder
+    python scripts/make_head_template.py     # 10-15 min on 2 busy cores; rewrites the folder
 
 Steps (SimpleITK; Mattes mutual information inside the MNI brain mask dilated by 3 mm, then
 6 mm):

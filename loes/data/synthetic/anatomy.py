@@ -61,6 +61,11 @@ class Anatomy:
         return self.lesion_atlas.shape  # type: ignore[return-value]
 
     @property
+    def resolution(self) -> int:
+        """Voxel size of the intensity grid in mm (one of :data:`ANATOMY_RESOLUTIONS`)."""
+        return round(float(np.linalg.norm(self.affine[:3, 0])))
+
+    @property
     def field_mm(self) -> float:
         """Voxel size of the field grid (2 mm for the 1 mm anatomy)."""
         return float(np.linalg.norm(self.low_affine[:3, 0]))

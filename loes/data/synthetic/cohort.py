@@ -24,7 +24,6 @@ cannot change a byte.
 
 from __future__ import annotations
 
-import functools
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -37,9 +36,9 @@ from scipy import ndimage
 from loes.data.synthetic import acquisition as acq_mod
 from loes.data.synthetic.anatomy import Anatomy, anatomy_for
 from loes.data.synthetic.disease import SessionState, draw_cohort_table, draw_tiny_table
-from loes.data.synthetic.head import add_head, load_head
+from loes.data.synthetic.head import head_for, sample_whole_head
 from loes.data.synthetic.layout import SUFFIXES, prepare_folder, scan_files, write_tables
-from loes.data.synthetic.lesions import CONTRASTS, session_fields, subject_texture
+from loes.data.synthetic.lesions import CONTRASTS, healthy_base, session_fields, subject_texture
 from loes.errors import LoesError
 from loes.io import atomic_path, write_json
 
@@ -54,18 +53,6 @@ GENERATOR_VERSION = 3
 """Bumped whenever the same parameters would render different files; recorded in cohort.json.
 3: a BIDS dataset (``ce-gadolinium`` post-contrast scans, scores in sessions.tsv, lesion
 label maps under derivatives/)."""
-
-
-@functools.lru_cache(maxsize=8)
-def _base(contrast: str, gamma: float, resolution: float) -> np.ndarray:
-    """The healthy template in ``contrast`` through a site's contrast curve (cached)."""
-    anat = anatomy_for(resolution)
-    if contrast == "t1w":
-        base = anat.t1
-    else:
-        lv = CONTRASTS[contrast]
-        base = anat.wm * lv.wm + anat.gm * lv.gm + anat.csf * lv.csf
-    return np.power(base, gamma, dtype=np.float32) if gamma != 1.0 else base.astype(np.float32)
 
 
 def _sample(volume: np.ndarray, coords: np.ndarray, order: int = 1) -> np.ndarray:
@@ -125,7 +112,10 @@ def render_scan(job: dict) -> dict:
 
     state: SessionState = job["state"]
     levels = CONTRASTS[contrast]
-    image = _sample(_base(contrast, acq.gamma, job["resolution"]), coords)
+    if whole_head:  # the head's field of view around the same brain; m: the brain mask
+        image, weight = sample_whole_head(coords, anat, contrast, acq.gamma)
+    else:
+        image = _sample(healthy_base(contrast, acq.gamma, anat), coords)
     fields = session_fields(anat, state, levels, texture, bool(job["gd"]), acq.gamma)
     mask = np.zeros(acq.matrix, np.uint8)
     box = _support_box(fields, coords, factor) if fields.fill is not None else None
@@ -159,13 +149,11 @@ def render_scan(job: dict) -> dict:
             inside = _slice_mean(sampled[2], factor) >= 0.5
             mask[native] = np.where(inside, label[:, :, centre], 0)
         del low, sampled
+    del coords
     masks = {"lesion_mask": mask}
     if whole_head:
-        resolution = round(float(np.linalg.norm(anat.affine[:3, 0])))
-        weight = add_head(image, coords, anat, contrast, acq.gamma, resolution)
         masks["brain_mask"] = (_slice_mean(weight, factor) >= 0.5).astype(np.uint8)
         del weight
-    del coords
     image = _slice_mean(image, factor)
     bias = _slice_mean(bias, factor)
     sigma = (acq.blur, acq.blur, acq.blur if factor == 1 else 0.0)
@@ -270,7 +258,7 @@ def _run_jobs(jobs: list[dict], workers: int, progress: bool) -> None:
             return
         anat = anatomy_for(jobs[0]["resolution"])  # once in the parent; forked workers inherit
         if jobs[0]["whole_head"]:
-            load_head(round(float(np.linalg.norm(anat.affine[:3, 0]))))
+            head_for(anat)
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:

@@ -1,19 +1,19 @@
 """Whole heads: skull, scalp, eyes and neck around the synthetic brain (``--whole-head``).
 
 The head is pydeface's mean head with face (``pydeface/data/mean_reg2mean.nii.gz``, MIT
-licence, (c) 2015 Russell Poldrack and contributors), registered once to the MNI ICBM152 2009
-template by ``scripts/make_head_template.py`` and shipped in ``head/`` (1.5 mm, 2 MB, with
+licence, (c) 2015 the pydeface authors), registered once to the MNI ICBM152 2009
+template by ``scripts/make_head_template.py`` and shipped in ``head/`` (1.5 mm, 1.7 MB, with
 its ``NOTICE``): nothing is downloaded and pydeface is not needed at run time.
 
-A scan samples the head through the very coordinates its brain is sampled with (pose, warp,
+A scan samples ``brain + (1 - m) * head`` (``m``: the MNI brain mask; the brain is already
+weighted by it) through the very coordinates the stripped brain is sampled with (pose, warp,
 native grid: :func:`~loes.data.synthetic.acquisition.sample_coordinates`), so skull and brain
-move together, and composites ``brain + (1 - m) * head`` with ``m`` the MNI brain mask at the
-same points: inside the mask the scan is exactly the stripped cohort's brain (lesions
-included), outside it the head's own tissue. The head's T1 intensities are mapped to the
-scan's contrast with two transfer functions, one for fluid (CSF around the brain and in the
-spinal canal, vitreous: through the brain's own CSF, grey and white matter levels of
-:data:`~loes.data.synthetic.lesions.CONTRASTS`) and one for the other tissue (muscle and
-fat, :data:`HEAD_LEVELS`), weighted by the shipped fluid map.
+move together: inside the mask the scan is the stripped cohort's brain (lesions are rendered
+into it afterwards, as for stripped scans), outside it the head's own tissue. The head's T1
+intensities are mapped to the scan's contrast with two transfer functions, one for fluid (CSF
+around the brain and in the spinal canal, vitreous: through the brain's own CSF, grey and white
+matter levels of :data:`~loes.data.synthetic.lesions.CONTRASTS`) and one for the other tissue
+(muscle and fat, :data:`HEAD_LEVELS`), weighted by the shipped fluid map.
 """
 
 from __future__ import annotations
@@ -27,10 +27,19 @@ import numpy as np
 from scipy import ndimage
 
 from loes.data.synthetic.anatomy import Anatomy, load_anatomy
-from loes.data.synthetic.lesions import CONTRASTS
+from loes.data.synthetic.lesions import CONTRASTS, healthy_base
 from loes.errors import LoesError
 
-__all__ = ["HEAD_LEVELS", "Head", "HeadLevels", "add_head", "head_contrast", "load_head"]
+__all__ = [
+    "HEAD_LEVELS",
+    "Head",
+    "HeadLevels",
+    "head_contrast",
+    "head_for",
+    "load_head",
+    "sample_whole_head",
+    "whole_head_base",
+]
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,19 @@ class Head:
     offset: np.ndarray  # (3,) float32, anatomy index -> head index
     t1: np.ndarray  # T1-weighted intensity, MNI white matter 0.87, 0 outside the head
     fluid: np.ndarray  # fraction of fluid, 0-1
+    brain: np.ndarray  # the anatomy's brain mask on this grid (0-1)
+
+
+def _embed(volume: np.ndarray, start: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``volume`` placed at voxel ``start`` of a zero array of ``shape`` (cut to fit)."""
+    out = np.zeros(shape, np.float32)
+    into = tuple(
+        slice(max(0, o), min(n, o + m)) for o, n, m in zip(start, shape, volume.shape, strict=True)
+    )
+    out[into] = volume[
+        tuple(slice(i.start - o, i.stop - o) for i, o in zip(into, start, strict=True))
+    ]
+    return out
 
 
 def _shipped(name: str) -> nib.Nifti1Image:
@@ -120,12 +142,17 @@ def load_head(resolution: int = 1) -> Head:
         offset=(-first).astype(np.float32),
         t1=resample(np.asarray(t1.dataobj)),
         fluid=np.clip(resample(np.asarray(fluid.dataobj)), 0.0, 1.0),
+        brain=_embed(anat.brain, (-first).astype(int), shape),
     )
 
 
-@functools.lru_cache(maxsize=8)
+def head_for(anat: Anatomy) -> Head:
+    """The head on ``anat``'s grid (:func:`load_head` at the anatomy's resolution)."""
+    return load_head(anat.resolution)
+
+
 def head_contrast(contrast: str, gamma: float, resolution: int) -> np.ndarray:
-    """The head in ``contrast`` through a site's contrast curve ``x ** gamma`` (cached).
+    """The head in ``contrast`` through a site's contrast curve ``x ** gamma``, head grid.
 
     Fluid follows the brain's own levels (T1 intensities from ``T1_FLUID`` to CSF's map to the
     contrast's CSF, grey and white matter to its grey and white matter; darker ones fade to 0
@@ -148,41 +175,40 @@ def head_contrast(contrast: str, gamma: float, resolution: int) -> np.ndarray:
     return np.power(out, gamma, dtype=np.float32) if gamma != 1.0 else out
 
 
-def add_head(
-    image: np.ndarray,
-    coords: np.ndarray,
-    anat: Anatomy,
-    contrast: str,
-    gamma: float,
-    resolution: int,
-) -> np.ndarray:
-    """Composite the head around the brain sampled at ``coords``, in place; return ``m``.
+@functools.lru_cache(maxsize=8)
+def whole_head_base(contrast: str, gamma: float, resolution: int) -> np.ndarray:
+    """``brain + (1 - m) * head`` on the head grid: the healthy brain of
+    :func:`~loes.data.synthetic.lesions.healthy_base` (0 outside the brain, weighted by ``m``
+    at its edge) in the head's :func:`head_contrast` (cached)."""
+    head = load_head(resolution)
+    base = healthy_base(contrast, gamma, load_anatomy(resolution))
+    brain = _embed(base, head.offset.astype(int), head.t1.shape)
+    brain += (1.0 - head.brain) * head_contrast(contrast, gamma, resolution)
+    return brain
+
+
+def sample_whole_head(
+    coords: np.ndarray, anat: Anatomy, contrast: str, gamma: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The whole head and the brain mask at ``coords`` (linear interpolation).
 
     Args:
-        image: (X, Y, Z) the scan's brain intensities (0 outside the brain), updated to
-            ``image + (1 - m) * head``.
-        coords: (3, X, Y, Z) anatomy voxel indices of the scan's voxels; shifted in place to
-            the head grid (do not use them afterwards).
-        anat: the anatomy the brain was sampled from (its ``brain`` mask gives ``m``).
+        coords: (3, X, Y, Z) anatomy voxel indices of the scan's voxels (not modified).
+        anat: the anatomy the scan is drawn from.
         contrast, gamma: the scan's contrast and its site's contrast curve.
-        resolution: the anatomy's resolution in mm (1 or 2).
 
     Returns:
-        (X, Y, Z) float32 ``m``, the MNI brain mask at each voxel (0-1).
+        (image, m): (X, Y, Z) float32 intensities in template units and the MNI brain mask
+        ``m`` (0-1) at each voxel.
     """
-    weight = ndimage.map_coordinates(
-        anat.brain, coords, order=1, output=np.float32, prefilter=False
-    )
+    resolution = anat.resolution
     head = load_head(resolution)
-    coords += head.offset.reshape(3, 1, 1, 1)
-    # "nearest": the neck continues below the template's last plane
-    tissue = ndimage.map_coordinates(
-        head_contrast(contrast, gamma, resolution),
-        coords,
-        order=1,
-        output=np.float32,
-        mode="nearest",
-        prefilter=False,
+    shifted = coords + head.offset.reshape(3, 1, 1, 1)
+    # "nearest": the neck continues below the template's last plane; the grid's sides are air
+    image, weight = (
+        ndimage.map_coordinates(
+            volume, shifted, order=1, output=np.float32, mode="nearest", prefilter=False
+        )
+        for volume in (whole_head_base(contrast, float(gamma), resolution), head.brain)
     )
-    image += (1.0 - weight) * tissue
-    return weight
+    return image, weight
