@@ -30,7 +30,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="whole heads instead of skull-stripped brains: skull, scalp, eyes, neck and a "
         "noisy background around the same brain, each scan's brain mask under "
-        "derivatives/brainmask/ (manifest column brain_mask); about 2x slower",
+        "derivatives/brainmask/ (manifest column brain_mask); about 3.5x slower",
     )
     parser.add_argument("--workers", type=int, default=1, help="parallel processes (default: 1)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -353,7 +353,7 @@ def generate_cohort(
     reference cohort. Re-running with the same parameters resumes; other parameters raise
     :class:`~loes.errors.LoesError`. ``whole_head`` adds skull, scalp, eyes, neck and a noisy
     background around the brain (:mod:`loes.data.synthetic.head`) and writes each scan's
-    brain mask (manifest column ``brain_mask``); about 2x slower.
+    brain mask (manifest column ``brain_mask``); about 3.5x slower.
 
     Examples::
 
