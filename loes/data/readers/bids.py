@@ -26,8 +26,9 @@ def read_bids(root: Path, suffix: str, reading: TableReading) -> RawTable | None
     ``sub-*/[ses-*/]anat/``, ``session`` being ``NO_SESSION`` without ``ses-*`` folders.
 
     Rows have ``image`` (absolute path), ``gd`` (a ``ce-*`` entity in the name), the score
-    and the extra columns of the score files, and ``lesion_mask`` when a derivative holds lesion
-    label maps (``derivatives/*/..._desc-lesion_dseg.nii.gz``). An image whose name does not
+    and the extra columns of the score files, ``lesion_mask`` when a derivative holds lesion
+    label maps (``derivatives/*/..._desc-lesion_dseg.nii.gz``) and ``brain_mask`` when one holds
+    brain masks (``derivatives/*/..._desc-brain_mask.nii.gz``). An image whose name does not
     match its folders, and a scan without a score, are recorded in ``reading``. Returns
     ``None`` when no image is usable.
 
@@ -70,15 +71,15 @@ def read_bids(root: Path, suffix: str, reading: TableReading) -> RawTable | None
                 "session": session,
                 "image": os.path.abspath(file),
                 "gd": "ce" in entities,
-                "lesion_mask": _lesion_mask(root, rel, suffix),
+                "lesion_mask": _derived(root, rel, suffix, "desc-lesion_dseg"),
+                "brain_mask": _derived(root, rel, suffix, "desc-brain_mask"),
             }
         )
         where.append(str(rel))
     if not rows:
         return None
     frame = pd.DataFrame(rows)
-    if not frame["lesion_mask"].any():
-        frame = frame.drop(columns="lesion_mask")
+    frame = frame.drop(columns=[c for c in ("lesion_mask", "brain_mask") if not frame[c].any()])
     frame["loes_score"] = ""
     score_where, unscored = _attach_bids_scores(root, frame, where, reading)
     return RawTable(
@@ -90,12 +91,12 @@ def read_bids(root: Path, suffix: str, reading: TableReading) -> RawTable | None
     )
 
 
-def _lesion_mask(root: Path, rel: Path, suffix: str) -> str:
-    """The lesion label map a BIDS derivative holds for the image at ``rel``
-    (``derivatives/*/<same folders>/<same entities>_desc-lesion_dseg.nii[.gz]``, as ``loes
-    synth`` writes them), or ``""``."""
+def _derived(root: Path, rel: Path, suffix: str, kind: str) -> str:
+    """The file a BIDS derivative holds for the image at ``rel``
+    (``derivatives/*/<same folders>/<same entities>_<kind>.nii[.gz]``, as ``loes synth`` writes
+    lesion label maps and brain masks), or ``""``."""
     stem = re.sub(rf"_{re.escape(suffix)}\.nii(\.gz)?$", "", rel.name)
-    found = sorted(root.glob(f"derivatives/*/{rel.parent.as_posix()}/{stem}_desc-lesion_dseg.nii*"))
+    found = sorted(root.glob(f"derivatives/*/{rel.parent.as_posix()}/{stem}_{kind}.nii*"))
     return os.path.abspath(found[0]) if found else ""
 
 

@@ -80,13 +80,13 @@ def check_rows(
     _check_subject_spellings(frame, where, reading)
     _check_images_exist(frame, where, raw, reading)
     _check_items(frame, where, reading)
-    if "lesion_mask" in frame:
-        for place, mask in zip(where, frame["lesion_mask"], strict=True):
+    for column in [c for c in ("lesion_mask", "brain_mask") if c in frame]:
+        for place, mask in zip(where, frame[column], strict=True):
             reason = None if is_missing(mask) else unreachable_text(mask)
             if reason == DOES_NOT_EXIST:
-                reading.warning(place, f"lesion_mask not found: {mask}; fix the path or clear it.")
+                reading.warning(place, f"{column} not found: {mask}; fix the path or clear it.")
             elif reason is not None:
-                reading.warning(place, f"lesion_mask {mask} {reason}")
+                reading.warning(place, f"{column} {mask} {reason}")
 
     for column in frame.columns:
         if column not in FIRST_COLUMNS:

@@ -2,7 +2,8 @@
 
 Columns ``subject``, ``session``, ``image`` (relative to the manifest's folder, or to
 ``--images-dir``, or absolute) and ``loes_score`` are required; optional columns (``gd``,
-``age``, ``site``, ``pattern``, ``lesion_mask``, item subscores...) are kept as they are.
+``age``, ``site``, ``pattern``, ``lesion_mask``, ``brain_mask``, item subscores...) are kept as
+they are.
 ``loes synth`` writes this format.
 """
 
@@ -18,14 +19,15 @@ __all__ = ["REQUIRED_COLUMNS", "read_manifest"]
 
 REQUIRED_COLUMNS = ("subject", "session", "image", "loes_score")
 #: manifest columns holding paths, resolved like ``image``
-_PATH_COLUMNS = ("image", "lesion_mask")
+_PATH_COLUMNS = ("image", "lesion_mask", "brain_mask")
 
 
 def read_manifest(
     path: Path, images_dir: str | os.PathLike | None, reading: TableReading
 ) -> RawTable | None:
-    """Read the manifest at ``path``; relative paths in ``image`` and ``lesion_mask`` are
-    made absolute against ``images_dir``, or the manifest's folder when it is ``None``.
+    """Read the manifest at ``path``; relative paths in ``image``, ``lesion_mask`` and
+    ``brain_mask`` are made absolute against ``images_dir``, or the manifest's folder when it
+    is ``None``.
 
     Returns ``None`` (with an error recorded in ``reading``) when a required column is missing.
 

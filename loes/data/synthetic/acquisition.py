@@ -25,6 +25,7 @@ from scipy import ndimage
 from loes.data.synthetic.anatomy import Anatomy
 
 __all__ = [
+    "HEAD_BOX",
     "ORIENTATIONS",
     "SITE_PROFILES",
     "Acquisition",
@@ -58,6 +59,9 @@ _AXES = {
     "I": (0, 0, -1),
 }
 _BRAIN_BOX = np.array([[-73.0, -108.0, -73.0], [73.0, 74.0, 83.0]])  # MNI brain extent, mm
+HEAD_BOX = np.array([[-95.0, -122.0, -110.0], [95.0, 112.0, 108.0]])
+"""MNI extent (mm) a whole-head scan covers: scalp to scalp, nose to occiput, vertex to the
+second cervical vertebra (the usual field of view of a 256 mm head scan)."""
 _BRAIN_CENTRE = np.array([0.0, -18.0, 5.0])
 
 
@@ -164,9 +168,15 @@ def session_pose(geometry: SubjectGeometry, rng: np.random.Generator) -> np.ndar
 
 
 def draw_acquisition(
-    site: str, pose: np.ndarray, resolution: float, rng: np.random.Generator
+    site: str,
+    pose: np.ndarray,
+    resolution: float,
+    rng: np.random.Generator,
+    whole_head: bool = False,
 ) -> Acquisition:
-    """A native grid covering the head: orientation, voxel size, matrix, FOV, degradations."""
+    """A native grid covering the brain (or with ``whole_head`` the :data:`HEAD_BOX`):
+    orientation, voxel size, matrix, FOV, degradations. Both draw the same numbers from
+    ``rng``."""
     profile = SITE_PROFILES[site]
     codes = list(profile.orientations)
     code = str(rng.choice(codes, p=np.array(list(profile.orientations.values()))))
@@ -181,9 +191,8 @@ def draw_acquisition(
     axis /= np.linalg.norm(axis)
     rot = _axis_angle(axis, oblique)
     direction = rot @ np.array([_AXES[c] for c in code], dtype=float).T  # columns: axis dirs
-    corners = np.array(
-        [[x, y, z] for x in _BRAIN_BOX[:, 0] for y in _BRAIN_BOX[:, 1] for z in _BRAIN_BOX[:, 2]]
-    )
+    box = HEAD_BOX if whole_head else _BRAIN_BOX
+    corners = np.array([[x, y, z] for x in box[:, 0] for y in box[:, 1] for z in box[:, 2]])
     world = corners @ pose[:3, :3].T + pose[:3, 3]
     along = world @ direction  # positions along each voxel axis
     lo = along.min(0) - rng.uniform(2.0, 16.0, 3)

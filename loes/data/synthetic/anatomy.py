@@ -54,10 +54,16 @@ class Anatomy:
     dist_csf: np.ndarray  # mm from CSF or outside the brain, field grid
     dist_ventricle: np.ndarray  # mm from the lateral/third ventricles, field grid
     tissue_low: np.ndarray  # gm + wm fraction, field grid
+    brain: np.ndarray  # MNI brain mask (0-1, a fraction at 2 mm), intensity grid
 
     @property
     def low_shape(self) -> tuple[int, int, int]:
         return self.lesion_atlas.shape  # type: ignore[return-value]
+
+    @property
+    def resolution(self) -> int:
+        """Voxel size of the intensity grid in mm (one of :data:`ANATOMY_RESOLUTIONS`)."""
+        return round(float(np.linalg.norm(self.affine[:3, 0])))
 
     @property
     def field_mm(self) -> float:
@@ -288,4 +294,5 @@ def load_anatomy(resolution: int = 1) -> Anatomy:
         dist_csf=distance(~csf_or_out),
         dist_ventricle=dists["ventricle"],
         tissue_low=tissue2.astype(np.float32),
+        brain=brain.astype(np.float32),
     )

@@ -10,6 +10,12 @@ names every file)::
       sub-001/ses-01/anat/sub-001_ses-01_T1w.nii.gz      (T2w / FLAIR by contrast)
                           sub-001_ses-01_T1w.json         sidecar, written last
       derivatives/lesions/sub-001/ses-01/anat/sub-001_ses-01_desc-lesion_dseg.nii.gz
+      derivatives/brainmask/sub-001/ses-01/anat/sub-001_ses-01_desc-brain_mask.nii.gz
+                               (whole heads only: the brain the scan shows, for extraction)
+
+With ``whole_head`` the scans show skull, scalp, eyes and neck around the same brain
+(``head``), on a field of view that covers the head; ``cohort.json`` then records
+``"whole_head": true`` (a stripped cohort's files are unchanged).
 
 Every scan is drawn from its own ``numpy.random.SeedSequence([seed, subject, session])``
 (the subject's anatomy from ``[seed, subject]``), so the order in which workers finish
@@ -18,8 +24,6 @@ cannot change a byte.
 
 from __future__ import annotations
 
-import functools
-import json
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -32,8 +36,9 @@ from scipy import ndimage
 from loes.data.synthetic import acquisition as acq_mod
 from loes.data.synthetic.anatomy import Anatomy, anatomy_for
 from loes.data.synthetic.disease import SessionState, draw_cohort_table, draw_tiny_table
-from loes.data.synthetic.layout import SUFFIXES, scan_files, write_tables
-from loes.data.synthetic.lesions import CONTRASTS, session_fields, subject_texture
+from loes.data.synthetic.head import head_for, sample_whole_head
+from loes.data.synthetic.layout import SUFFIXES, prepare_folder, scan_files, write_tables
+from loes.data.synthetic.lesions import CONTRASTS, healthy_base, session_fields, subject_texture
 from loes.errors import LoesError
 from loes.io import atomic_path, write_json
 
@@ -48,18 +53,6 @@ GENERATOR_VERSION = 3
 """Bumped whenever the same parameters would render different files; recorded in cohort.json.
 3: a BIDS dataset (``ce-gadolinium`` post-contrast scans, scores in sessions.tsv, lesion
 label maps under derivatives/)."""
-
-
-@functools.lru_cache(maxsize=8)
-def _base(contrast: str, gamma: float, resolution: float) -> np.ndarray:
-    """The healthy template in ``contrast`` through a site's contrast curve (cached)."""
-    anat = anatomy_for(resolution)
-    if contrast == "t1w":
-        base = anat.t1
-    else:
-        lv = CONTRASTS[contrast]
-        base = anat.wm * lv.wm + anat.gm * lv.gm + anat.csf * lv.csf
-    return np.power(base, gamma, dtype=np.float32) if gamma != 1.0 else base.astype(np.float32)
 
 
 def _sample(volume: np.ndarray, coords: np.ndarray, order: int = 1) -> np.ndarray:
@@ -98,7 +91,8 @@ def _support_box(fields, coords: np.ndarray, factor: int, stride: int = 4) -> tu
 
 
 def render_scan(job: dict) -> dict:
-    """Render and write one scan (image, lesion mask, sidecar last); returns its record."""
+    """Render and write one scan (image, lesion mask, brain mask of a whole head, sidecar
+    last); returns its record."""
     out = Path(job["out_dir"])
     anat: Anatomy = anatomy_for(job["resolution"])
     contrast, seed = job["contrast"], job["seed"]
@@ -109,7 +103,8 @@ def render_scan(job: dict) -> dict:
         np.random.SeedSequence([seed, job["subject_index"], job["session_index"] + 1])
     )
     pose = acq_mod.session_pose(geometry, rng)
-    acq = acq_mod.draw_acquisition(job["site"], pose, job["resolution"], rng)
+    whole_head = bool(job["whole_head"])
+    acq = acq_mod.draw_acquisition(job["site"], pose, job["resolution"], rng, whole_head)
     grid_affine, shape, factor = acq_mod.native_grid(acq)
     coords, bias = acq_mod.sample_coordinates(
         anat, geometry, pose, grid_affine, shape, acq.bias_coefficients
@@ -117,7 +112,10 @@ def render_scan(job: dict) -> dict:
 
     state: SessionState = job["state"]
     levels = CONTRASTS[contrast]
-    image = _sample(_base(contrast, acq.gamma, job["resolution"]), coords)
+    if whole_head:  # the head's field of view around the same brain; m: the brain mask
+        image, weight = sample_whole_head(coords, anat, contrast, acq.gamma)
+    else:
+        image = _sample(healthy_base(contrast, acq.gamma, anat), coords)
     fields = session_fields(anat, state, levels, texture, bool(job["gd"]), acq.gamma)
     mask = np.zeros(acq.matrix, np.uint8)
     box = _support_box(fields, coords, factor) if fields.fill is not None else None
@@ -152,6 +150,10 @@ def render_scan(job: dict) -> dict:
             mask[native] = np.where(inside, label[:, :, centre], 0)
         del low, sampled
     del coords
+    masks = {"lesion_mask": mask}
+    if whole_head:
+        masks["brain_mask"] = (_slice_mean(weight, factor) >= 0.5).astype(np.uint8)
+        del weight
     image = _slice_mean(image, factor)
     bias = _slice_mean(bias, factor)
     sigma = (acq.blur, acq.blur, acq.blur if factor == 1 else 0.0)
@@ -167,8 +169,8 @@ def render_scan(job: dict) -> dict:
     folder = out / job["image"]
     folder.parent.mkdir(parents=True, exist_ok=True)
     descrip = f"loes synth {job['subject']} {job['session']} seed {seed}"
-    for path, array in ((job["image"], data), (job["lesion_mask"], mask)):
-        with atomic_path(out / path) as tmp:
+    for key, array in (("image", data), *masks.items()):
+        with atomic_path(out / job[key]) as tmp:
             tmp.write_bytes(acq_mod.nifti_bytes(array, acq.affine, descrip))
     present = sorted(int(v) for v in np.unique(mask) if v)
     acquisition = acq.sidecar()
@@ -184,6 +186,7 @@ def render_scan(job: dict) -> dict:
         "lesion_labels": state.lesion_labels(),
         "lesion_labels_in_mask": present,
         "generator": f"loes.data.synthetic v{GENERATOR_VERSION}",
+        **({"whole_head": True} if whole_head else {}),
     }
     write_json(out / job["sidecar"], sidecar)
     return sidecar
@@ -204,44 +207,13 @@ def _check_options(subjects: int, contrast: str, resolution: float, workers: int
     return key
 
 
-def _prepare_folder(out: Path, params: dict) -> None:
-    """Create ``out`` and record ``params``; refuse to mix two cohorts in one folder."""
-    record = out / "cohort.json"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        if record.exists():
-            previous = json.loads(record.read_text())
-            if previous != params:
-                diff = ", ".join(
-                    f"{k}: {previous.get(k)!r} there vs {params.get(k)!r} now"
-                    for k in sorted(set(previous) | set(params))
-                    if previous.get(k) != params.get(k)
-                )
-                raise LoesError(
-                    f"{out} already holds a synthetic cohort made with other parameters ({diff}); "
-                    "re-run with the same parameters to resume, or choose an empty folder."
-                )
-            return
-        if any(out.iterdir()):  # never overwrite a user's own files
-            raise LoesError(
-                f"{out} is not empty and holds no cohort.json, so it is not a cohort this "
-                "command wrote; choose a new or empty folder."
-            )
-        write_json(record, params)
-    except PermissionError as error:
-        raise LoesError(
-            f"cannot write to {out}: {error.strerror}; choose a folder you can write to."
-        ) from None
-    except OSError as error:
-        if isinstance(error, LoesError):
-            raise
-        raise LoesError(
-            f"cannot write to {out}: {error.strerror or error}; choose another folder."
-        ) from None
-
-
 def _jobs(
-    out: Path, table: pd.DataFrame, seed: int, contrast: str, resolution: float
+    out: Path,
+    table: pd.DataFrame,
+    seed: int,
+    contrast: str,
+    resolution: float,
+    whole_head: bool = False,
 ) -> list[dict]:
     suffix = SUFFIXES[contrast]
     jobs = []
@@ -260,14 +232,16 @@ def _jobs(
                 "gd": int(row["gd"]),
                 "loes_score": float(row["loes_score"]),
                 "state": row["_state"],
-                **scan_files(row["subject"], row["session"], suffix, bool(row["gd"])),
+                "whole_head": bool(whole_head),
+                **scan_files(row["subject"], row["session"], suffix, bool(row["gd"]), whole_head),
             }
         )
     return jobs
 
 
 def _done(out: Path, job: dict) -> bool:
-    return all((out / job[k]).is_file() for k in ("image", "lesion_mask", "sidecar"))
+    keys = ("image", "lesion_mask", "sidecar") + (("brain_mask",) if job["whole_head"] else ())
+    return all((out / job[k]).is_file() for k in keys)
 
 
 def _run_jobs(jobs: list[dict], workers: int, progress: bool) -> None:
@@ -282,7 +256,9 @@ def _run_jobs(jobs: list[dict], workers: int, progress: bool) -> None:
                 render_scan(job)
                 bar.update()
             return
-        anatomy_for(jobs[0]["resolution"])  # once in the parent; forked workers inherit it
+        anat = anatomy_for(jobs[0]["resolution"])  # once in the parent; forked workers inherit
+        if jobs[0]["whole_head"]:
+            head_for(anat)
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
@@ -303,13 +279,22 @@ def _write_tables(out: Path, table: pd.DataFrame, jobs: list[dict], params: dict
     table = table.drop(columns=["_state"]).assign(
         image=[j["image"] for j in jobs], lesion_mask=[j["lesion_mask"] for j in jobs]
     )
+    if params.get("whole_head"):
+        table["brain_mask"] = [j["brain_mask"] for j in jobs]
     return write_tables(out, table, params)
 
 
 def _parameters(
-    kind: str, subjects: int, seed: int, contrast: str, resolution: float, **extra: int
+    kind: str,
+    subjects: int,
+    seed: int,
+    contrast: str,
+    resolution: float,
+    whole_head: bool,
+    **extra: int,
 ) -> dict:
-    """What ``cohort.json`` records; a re-run must match it to resume."""
+    """What ``cohort.json`` records; a re-run must match it to resume. ``whole_head`` is
+    recorded only when set, so that a stripped cohort's record stays as it was."""
     return {
         "generator": "loes.data.synthetic",
         "version": GENERATOR_VERSION,
@@ -319,6 +304,7 @@ def _parameters(
         "contrast": contrast,
         "resolution": float(resolution),
         **extra,
+        **({"whole_head": True} if whole_head else {}),
     }
 
 
@@ -331,15 +317,23 @@ def _render_cohort(
     preview: bool = True,
 ) -> Path:
     out = Path(out_dir)
-    _prepare_folder(out, params)
-    jobs = _jobs(out, table, params["seed"], params["contrast"], params["resolution"])
+    prepare_folder(out, params)
+    jobs = _jobs(
+        out,
+        table,
+        params["seed"],
+        params["contrast"],
+        params["resolution"],
+        bool(params.get("whole_head")),
+    )
     todo = [j for j in jobs if not _done(out, j)]
     _run_jobs(todo, workers, progress)
     manifest = _write_tables(out, table, jobs, params)
     if preview:
         from loes.data.synthetic.preview import write_preview
 
-        write_preview(out, pd.read_csv(manifest), out / "preview.png")
+        frame = pd.read_csv(manifest)
+        write_preview(out, frame, out / "preview.png", whole_head=bool(params.get("whole_head")))
     return manifest
 
 
@@ -351,12 +345,15 @@ def generate_cohort(
     resolution: float = 1.0,
     workers: int = 1,
     progress: bool = True,
+    whole_head: bool = False,
 ) -> Path:
     """Write the synthetic ALD cohort to ``out_dir`` and return the path of ``manifest.csv``.
 
     With the defaults: 66 subjects, 253 T1w sessions at about 1 mm, statistics of the
     reference cohort. Re-running with the same parameters resumes; other parameters raise
-    :class:`~loes.errors.LoesError`.
+    :class:`~loes.errors.LoesError`. ``whole_head`` adds skull, scalp, eyes, neck and a noisy
+    background around the brain (:mod:`loes.data.synthetic.head`) and writes each scan's
+    brain mask (manifest column ``brain_mask``); about 3.5x slower.
 
     Examples::
 
@@ -365,7 +362,7 @@ def generate_cohort(
         3.0
     """
     key = _check_options(subjects, contrast, resolution, workers)
-    params = _parameters("cohort", subjects, seed, key, resolution)
+    params = _parameters("cohort", subjects, seed, key, resolution, bool(whole_head))
     table = draw_cohort_table(int(subjects), int(seed))
     return _render_cohort(out_dir, table, params, int(workers), progress)
 
@@ -380,6 +377,7 @@ def make_tiny_cohort(
     workers: int = 1,
     progress: bool = False,
     preview: bool = False,
+    whole_head: bool = False,
 ) -> Path:
     """A few subjects at low resolution (4 mm) for tests: same layout, real affines.
 
@@ -393,6 +391,8 @@ def make_tiny_cohort(
     key = _check_options(subjects, contrast, resolution, workers)
     if sessions < 1:
         raise LoesError(f"sessions must be at least 1, got {sessions!r}.")
-    params = _parameters("tiny", subjects, seed, key, resolution, sessions=int(sessions))
+    params = _parameters(
+        "tiny", subjects, seed, key, resolution, bool(whole_head), sessions=int(sessions)
+    )
     table = draw_tiny_table(int(subjects), int(seed), int(sessions))
     return _render_cohort(out_dir, table, params, int(workers), progress, preview)

@@ -14,25 +14,32 @@ list the same scans with the same scores::
       derivatives/lesions/                                 a BIDS derivative dataset
         dataset_description.json, desc-lesion_dseg.tsv     label -> item and side
         sub-001/ses-01/anat/sub-001_ses-01_desc-lesion_dseg.nii.gz
+      derivatives/brainmask/                               whole heads only: the brain masks
+        sub-001/ses-01/anat/sub-001_ses-01_desc-brain_mask.nii.gz
       manifest.csv, cohort.json, preview.png               not BIDS: listed in .bidsignore
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
 from loes import __version__
 from loes.data.loes_items import ITEM_COLUMNS, ITEMS, lesion_label_names
+from loes.errors import LoesError
 from loes.io import write_json, write_text
 
 __all__ = [
     "BIDS_VERSION",
+    "BRAIN_MASK_COLUMN",
+    "BRAIN_MASK_DERIVATIVE",
     "CONTRAST_ENTITY",
     "LESION_DERIVATIVE",
     "MANIFEST_COLUMNS",
     "SUFFIXES",
+    "prepare_folder",
     "scan_files",
     "write_tables",
 ]
@@ -42,6 +49,10 @@ CONTRAST_ENTITY = "ce-gadolinium"
 """Marks post-contrast scans; the BIDS reading leaves them out unless ``include_gd``."""
 LESION_DERIVATIVE = "derivatives/lesions"
 """Where the lesion label maps live: a BIDS derivative, ignored by raw-data readers."""
+BRAIN_MASK_DERIVATIVE = "derivatives/brainmask"
+"""Where the brain masks of whole-head scans live (``desc-brain_mask``), a BIDS derivative."""
+BRAIN_MASK_COLUMN = "brain_mask"
+"""The manifest column listing them; after :data:`MANIFEST_COLUMNS`, in whole-head cohorts only."""
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "subject",
     "session",
@@ -59,9 +70,11 @@ SUFFIXES = {"t1w": "T1w", "t2w": "T2w", "flair": "FLAIR"}
 _NOT_BIDS = ("cohort.json", "manifest.csv", "preview.png")
 
 
-def scan_files(subject: str, session: str, suffix: str, gd: bool) -> dict[str, str]:
+def scan_files(
+    subject: str, session: str, suffix: str, gd: bool, whole_head: bool = False
+) -> dict[str, str]:
     """The paths (relative to the cohort folder) of one scan's ``image``, ``sidecar`` and
-    ``lesion_mask``, named as BIDS names them.
+    ``lesion_mask`` (and ``brain_mask`` for a whole head), named as BIDS names them.
 
     Examples::
 
@@ -70,22 +83,30 @@ def scan_files(subject: str, session: str, suffix: str, gd: bool) -> dict[str, s
     """
     stem = f"{subject}_{session}" + (f"_{CONTRAST_ENTITY}" if gd else "")
     anat = f"{subject}/{session}/anat"
-    return {
+    files = {
         "image": f"{anat}/{stem}_{suffix}.nii.gz",
         "sidecar": f"{anat}/{stem}_{suffix}.json",
         "lesion_mask": f"{LESION_DERIVATIVE}/{anat}/{stem}_desc-lesion_dseg.nii.gz",
     }
+    if whole_head:
+        files[BRAIN_MASK_COLUMN] = f"{BRAIN_MASK_DERIVATIVE}/{anat}/{stem}_desc-brain_mask.nii.gz"
+    return files
 
 
 def write_tables(out: Path, table: pd.DataFrame, params: dict) -> Path:
     """Write every table of the cohort in ``out`` (the scans are already there); return the
-    manifest's path. ``table`` is the clinical table with ``image`` and ``lesion_mask``."""
+    manifest's path. ``table`` is the clinical table with ``image`` and ``lesion_mask`` (and
+    ``brain_mask`` for whole heads)."""
     manifest = out / "manifest.csv"
-    write_text(manifest, _tsv(table[list(MANIFEST_COLUMNS)], sep=","))
+    whole_head = BRAIN_MASK_COLUMN in table
+    columns = [*MANIFEST_COLUMNS, *([BRAIN_MASK_COLUMN] if whole_head else [])]
+    write_text(manifest, _tsv(table[columns], sep=","))
     _write_dataset_files(out, table, params)
     _write_participants(out, table)
     _write_sessions(out, table)
     _write_lesion_derivative(out, params)
+    if whole_head:
+        _write_brain_mask_derivative(out, params)
     return manifest
 
 
@@ -101,6 +122,7 @@ def _generated_by(params: dict) -> list[dict]:
             "Description": (
                 f"loes.data.synthetic v{params['version']}: {params['subjects']} subjects, "
                 f"seed {params['seed']}, {params['contrast']}, {params['resolution']:g} mm"
+                + (", whole head" if params.get("whole_head") else "")
             ),
         }
     ]
@@ -121,6 +143,14 @@ def _write_dataset_files(out: Path, table: pd.DataFrame, params: dict) -> None:
         },
     )
     n_gd = int(table["gd"].sum())
+    head = (
+        "The scans show the whole head (skull, scalp, eyes, neck: pydeface's mean head, MIT "
+        "licence, registered to the template) around the brain, with scanner noise in the air; "
+        f"`{BRAIN_MASK_DERIVATIVE}/` holds each scan's brain mask "
+        "(`manifest.csv` column `brain_mask`).\n\n"
+        if params.get("whole_head")
+        else ""
+    )
     write_text(
         out / "README.md",
         f"# Synthetic cerebral ALD cohort\n\n"
@@ -129,6 +159,7 @@ def _write_dataset_files(out: Path, table: pd.DataFrame, params: dict) -> None:
         f"sessions, one {SUFFIXES[params['contrast']]} scan each. No patient data: each scan "
         "is the MNI ICBM152 2009 template, warped per subject, with the lesions and atrophy of "
         "a drawn disease course.\n\n"
+        f"{head}"
         "- `sub-*/sub-*_sessions.tsv`: the Loes score of each session and its item "
         "subscores; the score is the sum of the items rendered into the scan.\n"
         f"- `*_{CONTRAST_ENTITY}_*`: the {n_gd} post-contrast scans (enhancing lesion rims); "
@@ -232,3 +263,78 @@ def _write_lesion_derivative(out: Path, params: dict) -> None:
         "One label map per raw scan, on the scan's own voxel grid; `desc-lesion_dseg.tsv` "
         "names the labels (one per Loes lesion item and side).\n",
     )
+
+
+def _write_brain_mask_derivative(out: Path, params: dict) -> None:
+    root = out / BRAIN_MASK_DERIVATIVE
+    write_json(
+        root / "dataset_description.json",
+        {
+            "Name": "Brain masks of the synthetic cerebral ALD cohort (whole heads)",
+            "BIDSVersion": BIDS_VERSION,
+            "DatasetType": "derivative",
+            "GeneratedBy": _generated_by(params),
+        },
+    )
+    write_json(
+        root / "desc-brain_mask.json",  # inherited by every mask
+        {
+            "Type": "Brain",
+            "Description": "the brain the synthetic scan shows (MNI ICBM152 2009 brain mask "
+            "through the subject's warp, on the raw scan's voxel grid): the truth for brain "
+            "extraction; 1 brain, 0 skull, scalp, eyes, neck and air",
+        },
+    )
+    write_text(
+        root / "README.md",
+        "# Brain masks of the synthetic cerebral ALD cohort\n\n"
+        "One binary mask per raw whole-head scan, on the scan's own voxel grid: the voxels "
+        "that show the synthetic brain, the rest being pydeface's mean head.\n",
+    )
+
+
+def prepare_folder(out: Path, params: dict) -> None:
+    """Create ``out`` and record ``params`` in its ``cohort.json``; refuse to mix two cohorts
+    in one folder.
+
+    Raises:
+        LoesError: when ``out`` holds a cohort made with other parameters, holds files that no
+            cohort wrote, or cannot be written.
+    """
+    record = out / "cohort.json"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if record.exists():
+            previous = json.loads(record.read_text())
+            if previous != params:
+                diff = ", ".join(
+                    f"{k}: {_recorded(previous, k)!r} there vs {_recorded(params, k)!r} now"
+                    for k in sorted(set(previous) | set(params))
+                    if previous.get(k) != params.get(k)
+                )
+                raise LoesError(
+                    f"{out} already holds a synthetic cohort made with other parameters ({diff}); "
+                    "re-run with the same parameters to resume, or choose an empty folder."
+                )
+            return
+        if any(out.iterdir()):  # never overwrite a user's own files
+            raise LoesError(
+                f"{out} is not empty and holds no cohort.json, so it is not a cohort this "
+                "command wrote; choose a new or empty folder."
+            )
+        write_json(record, params)
+    except PermissionError as error:
+        raise LoesError(
+            f"cannot write to {out}: {error.strerror}; choose a folder you can write to."
+        ) from None
+    except OSError as error:
+        if isinstance(error, LoesError):
+            raise
+        raise LoesError(
+            f"cannot write to {out}: {error.strerror or error}; choose another folder."
+        ) from None
+
+
+def _recorded(params: dict, key: str) -> object:
+    """A cohort.json value; ``whole_head`` is recorded only when true."""
+    return params.get(key, False if key == "whole_head" else None)

@@ -10,15 +10,23 @@ exactly the items scored.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-from loes.data.synthetic.anatomy import Anatomy
+from loes.data.synthetic.anatomy import Anatomy, load_anatomy
 from loes.data.synthetic.disease import SessionState
 
-__all__ = ["CONTRASTS", "ContrastLevels", "SessionFields", "session_fields", "subject_texture"]
+__all__ = [
+    "CONTRASTS",
+    "ContrastLevels",
+    "SessionFields",
+    "healthy_base",
+    "session_fields",
+    "subject_texture",
+]
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,23 @@ CONTRASTS: dict[str, ContrastLevels] = {
         wm=0.45, gm=0.62, csf=0.10, lesion_edge=0.95, lesion_core=0.80, rim=0.08
     ),
 }
+
+
+def healthy_base(contrast: str, gamma: float, anat: Anatomy) -> np.ndarray:
+    """The healthy template of ``anat`` in ``contrast`` through a site's contrast curve
+    ``x ** gamma`` (cached per anatomy resolution), on the anatomy's intensity grid."""
+    return _healthy_base(contrast, float(gamma), anat.resolution)
+
+
+@functools.lru_cache(maxsize=8)
+def _healthy_base(contrast: str, gamma: float, resolution: int) -> np.ndarray:
+    anat = load_anatomy(resolution)
+    if contrast == "t1w":
+        base = anat.t1
+    else:
+        lv = CONTRASTS[contrast]
+        base = anat.wm * lv.wm + anat.gm * lv.gm + anat.csf * lv.csf
+    return np.power(base, gamma, dtype=np.float32) if gamma != 1.0 else base.astype(np.float32)
 
 
 @dataclass

@@ -15,15 +15,20 @@ __all__ = ["write_preview"]
 
 _AXIAL_Z = 16.0  # MNI mm: through the lateral ventricles, splenium and genu
 _SAGITTAL_X = -24.0  # MNI mm: left parieto-occipital and frontal white matter
+_BRAIN = ((-75, 75), (-110, 76), (-60, 85))  # MNI mm shown, x, y, z
+_HEAD = ((-95, 95), (-125, 115), (-110, 110))
 
 
-def _plane(image: nib.Nifti1Image, axis: str, step: float = 1.5) -> np.ndarray:
+def _plane(
+    image: nib.Nifti1Image, axis: str, step: float = 1.5, extent: tuple = _BRAIN
+) -> np.ndarray:
     """An MNI-aligned plane sampled from a native scan through its affine."""
+    (x0, x1), (y0, y1), (z0, z1) = extent
     if axis == "axial":
-        u, v = np.meshgrid(np.arange(-75, 75, step), np.arange(-110, 76, step), indexing="ij")
+        u, v = np.meshgrid(np.arange(x0, x1, step), np.arange(y0, y1, step), indexing="ij")
         points = np.stack([u, v, np.full_like(u, _AXIAL_Z)], axis=-1)
     else:
-        u, v = np.meshgrid(np.arange(-110, 76, step), np.arange(-60, 85, step), indexing="ij")
+        u, v = np.meshgrid(np.arange(y0, y1, step), np.arange(z0, z1, step), indexing="ij")
         points = np.stack([np.full_like(u, _SAGITTAL_X), u, v], axis=-1)
     inv = np.linalg.inv(image.affine)
     idx = np.moveaxis(points @ inv[:3, :3].T + inv[:3, 3], -1, 0)
@@ -31,8 +36,11 @@ def _plane(image: nib.Nifti1Image, axis: str, step: float = 1.5) -> np.ndarray:
     return ndimage.map_coordinates(data, idx, order=1, cval=0.0).T  # rows: y or z
 
 
-def write_preview(root: Path, manifest: pd.DataFrame, path: Path, columns: int = 8) -> None:
-    """Write a montage of up to ``columns`` scans spanning the scores, lowest first."""
+def write_preview(
+    root: Path, manifest: pd.DataFrame, path: Path, columns: int = 8, whole_head: bool = False
+) -> None:
+    """Write a montage of up to ``columns`` scans spanning the scores, lowest first; with
+    ``whole_head`` the planes show the whole head."""
     from matplotlib.figure import Figure  # the object API: no process-wide backend switch
 
     ordered = manifest.sort_values(["loes_score", "subject", "session"], kind="stable")
@@ -45,7 +53,7 @@ def write_preview(root: Path, manifest: pd.DataFrame, path: Path, columns: int =
     for col, row in enumerate(rows.itertuples(index=False)):
         image = nib.load(root / row.image)
         for r, axis in enumerate(("axial", "sagittal")):
-            plane = _plane(image, axis)
+            plane = _plane(image, axis, extent=_HEAD if whole_head else _BRAIN)
             top = np.percentile(plane, 99.5) or 1.0
             ax = axes[r, col]
             ax.imshow(plane, cmap="gray", origin="lower", vmin=0, vmax=top)
