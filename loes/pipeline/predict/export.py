@@ -44,7 +44,7 @@ SCHEMA_URL = (
     "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/"
     "meta_schema_20240725.json"
 )
-_LICENSE = Path(__file__).resolve().parents[2] / "LICENSE"
+_LICENSE = Path(__file__).resolve().parents[3] / "LICENSE"  # the checkout's
 
 
 class FlipEnsemble(nn.Module):

@@ -74,7 +74,7 @@ def scan_features(path: str | os.PathLike, image: torch.Tensor) -> dict[str, flo
         "head_fraction": float(head.size / max(values.size, 1)),
         "intensity_median": float(median),
         "intensity_p99": float(p99),
-        STRIPPED: float(is_skull_stripped(np.asarray(scan.dataobj)[None], scan.affine)),
+        STRIPPED: float(is_skull_stripped(scan.get_fdata(dtype=np.float32)[None], scan.affine)),
     }
 
 

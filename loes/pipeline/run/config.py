@@ -103,6 +103,10 @@ class DataConfig(_Section):
     """Typical voxel size of the synthetic scans, in mm (training resamples to ``pixdim``)."""
     synthetic_contrast: Literal["t1w", "t2w", "flair"] = "t1w"
     """Contrast of the synthetic scans."""
+    synthetic_whole_head: bool = False
+    """Synthetic scans as acquired: skull, scalp, eyes and neck in noisy air around the brain
+    (pydeface's mean head warped with each subject), each with its brain mask, instead of
+    skull-stripped brains."""
     cache_dir: str = ".cache/loes"
     """Folder of the generated synthetic cohort and of the disk cache of preprocessed scans."""
 

@@ -42,7 +42,8 @@ def validation_message(error: dict, root: Any) -> str:
     if kind in {"bool_parsing", "bool_type"}:
         return f"{key} must be true or false, got {value!r}."
     if kind == "literal_error":
-        return f"{key} must be one of {ctx.get('expected')}, got {value!r}."
+        expected = str(ctx.get("expected")).replace("False", "false").replace("True", "true")
+        return f"{key} must be one of {expected}, got {value!r}."
     if kind in {"too_short", "too_long", "tuple_type", "missing"}:
         n = len(_field(root, names).annotation.__args__)
         return f"{'.'.join(names)} must be a list of {n} values, got {value!r}."

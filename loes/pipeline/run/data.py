@@ -46,6 +46,7 @@ def synthetic_cohort_dir(config: Config) -> Path:
     return Path(d.cache_dir) / (  # a new generator version writes a new folder
         f"synthetic-v{GENERATOR_VERSION}-n{d.synthetic_subjects}-seed{d.synthetic_seed}"
         f"-{d.synthetic_contrast}-{d.synthetic_resolution:g}mm"
+        f"{'-wholehead' if d.synthetic_whole_head else ''}"
     )
 
 
@@ -67,6 +68,7 @@ def load_table(config: Config) -> pd.DataFrame:
             seed=d.synthetic_seed,
             contrast=d.synthetic_contrast,
             resolution=d.synthetic_resolution,
+            whole_head=d.synthetic_whole_head,
             workers=available_cpus(),
             progress=sys.stderr.isatty(),
         )

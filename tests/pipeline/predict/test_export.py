@@ -46,6 +46,10 @@ def bundle(tiny_run, tmp_path_factory):
     return export_bundle(tiny_run, tmp_path_factory.mktemp("export") / "bundle")
 
 
+def test_the_bundle_carries_the_license(bundle):
+    assert "Apache License" in (bundle / "LICENSE").read_text()
+
+
 def test_the_metadata_has_what_the_bundle_schema_requires(bundle):
     meta = json.loads((bundle / "configs" / "metadata.json").read_text())
     for key, kind in REQUIRED.items():

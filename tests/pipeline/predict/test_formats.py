@@ -48,7 +48,7 @@ def test_every_format_scores_as_its_nifti(tiny_run, copies, tmp_path):
     assert len(table) == len(sources)
     assert table["error"].iloc[-1] != ""
     scored = table.iloc[:-1]
-    assert (scored["error"] == "").all(), scored["error"].tolist()
+    assert (scored["error"] == "").all(), scored.loc[scored["error"] != "", "error"].tolist()
     predicted = scored["predicted"].to_numpy().reshape(len(kinds), 2)
     for kind, row in zip(kinds, predicted, strict=True):
         assert np.abs(row - predicted[0]).max() < 0.01, kind

@@ -106,6 +106,12 @@ def test_shipped_presets_load():
     assert cpu.model_copy(update={"out": Config().out}) == Config()
     assert cpu.preprocessing.pixdim == (2.0, 2.0, 2.0)
     assert gpu.preprocessing.cache == "gpu"
+    # the raw job is the main job on whole heads, stripped: nothing else differs
+    raw = load_config(configs / "raw.yaml")
+    assert raw.data.synthetic_whole_head
+    assert raw.preprocessing.skull_strip == "auto"
+    same = {"out": cpu.out, "data": cpu.data, "preprocessing": cpu.preprocessing}
+    assert raw.model_copy(update=same) == cpu
 
 
 @pytest.mark.parametrize(
