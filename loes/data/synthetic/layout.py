@@ -227,16 +227,23 @@ def _write_sessions(out: Path, table: pd.DataFrame) -> None:
     write_json(out / "sessions.json", described)  # inherited by every sub-*_sessions.tsv
 
 
-def _write_lesion_derivative(out: Path, params: dict) -> None:
-    root = out / LESION_DERIVATIVE
+def _write_derivative_description(root: Path, name: str, params: dict) -> None:
+    """A BIDS derivative's ``dataset_description.json``: its name and what generated it."""
     write_json(
         root / "dataset_description.json",
         {
-            "Name": "Lesion label maps of the synthetic cerebral ALD cohort",
+            "Name": name,
             "BIDSVersion": BIDS_VERSION,
             "DatasetType": "derivative",
             "GeneratedBy": _generated_by(params),
         },
+    )
+
+
+def _write_lesion_derivative(out: Path, params: dict) -> None:
+    root = out / LESION_DERIVATIVE
+    _write_derivative_description(
+        root, "Lesion label maps of the synthetic cerebral ALD cohort", params
     )
     names = lesion_label_names()
     labels = pd.DataFrame(
@@ -267,14 +274,8 @@ def _write_lesion_derivative(out: Path, params: dict) -> None:
 
 def _write_brain_mask_derivative(out: Path, params: dict) -> None:
     root = out / BRAIN_MASK_DERIVATIVE
-    write_json(
-        root / "dataset_description.json",
-        {
-            "Name": "Brain masks of the synthetic cerebral ALD cohort (whole heads)",
-            "BIDSVersion": BIDS_VERSION,
-            "DatasetType": "derivative",
-            "GeneratedBy": _generated_by(params),
-        },
+    _write_derivative_description(
+        root, "Brain masks of the synthetic cerebral ALD cohort (whole heads)", params
     )
     write_json(
         root / "desc-brain_mask.json",  # inherited by every mask
