@@ -18,37 +18,38 @@ import numpy as np
 
 from benchmarks.bench_skull_strip import robex_atlas
 
-out = Path(sys.argv[1])
-out.mkdir(exist_ok=True)
-head, mask = robex_atlas()
-a = np.asarray(head.dataobj, np.float32)
-brain = np.asarray(mask.dataobj) > 0
-ijk = np.indices(a.shape).reshape(3, -1).T
-xyz = nib.affines.apply_affine(head.affine, ijk).reshape(*a.shape, 3)
-centre = nib.affines.apply_affine(head.affine, np.argwhere(brain).mean(0))
-voxel_ml = abs(np.linalg.det(head.affine[:3, :3])) / 1000
-level = 0.4 * np.median(a[brain])
 
+def main(out: Path) -> None:
+    out.mkdir(exist_ok=True)
+    head, mask = robex_atlas()
+    a = np.asarray(head.dataobj, np.float32)
+    brain = np.asarray(mask.dataobj) > 0
+    ijk = np.indices(a.shape).reshape(3, -1).T
+    xyz = nib.affines.apply_affine(head.affine, ijk).reshape(*a.shape, 3)
+    centre = nib.affines.apply_affine(head.affine, np.argwhere(brain).mean(0))
+    voxel_ml = abs(np.linalg.det(head.affine[:3, :3])) / 1000
+    level = 0.4 * np.median(a[brain])
 
-def lesion(r):
-    m = np.zeros(a.shape, bool)
-    for side in (-1, 1):
-        c = centre + np.array([side * 20, -30, 15])
-        d = ((xyz - c) / np.array([r, 1.6 * r, r])) ** 2
-        m |= d.sum(-1) <= 1
-    return m & brain
-
-
-for ml in (0, 2, 10, 21, 41):
-    if ml:
-        lo, hi = 0.5, 40.0
-        for _ in range(40):
-            r = (lo + hi) / 2
-            lo, hi = (r, hi) if lesion(r).sum() * voxel_ml < ml else (lo, r)
-        m = lesion(hi)
-    else:
+    def lesion(r: float) -> np.ndarray:
         m = np.zeros(a.shape, bool)
-    img = np.where(m, level, a)
-    nib.save(nib.Nifti1Image(img, head.affine), out / f"whole_{ml:02d}mL.nii.gz")
-    nib.save(nib.Nifti1Image(img * brain, head.affine), out / f"stripped_{ml:02d}mL.nii.gz")
-    print(ml, "mL asked,", round(m.sum() * voxel_ml, 1), "mL made")
+        for side in (-1, 1):
+            c = centre + np.array([side * 20, -30, 15])
+            m |= (((xyz - c) / np.array([r, 1.6 * r, r])) ** 2).sum(-1) <= 1
+        return m & brain
+
+    for ml in (0, 2, 10, 21, 41):
+        m = np.zeros(a.shape, bool)
+        if ml:
+            lo, hi = 0.5, 40.0
+            for _ in range(40):  # bisect the radius, mm
+                r = (lo + hi) / 2
+                lo, hi = (r, hi) if lesion(r).sum() * voxel_ml < ml else (lo, r)
+            m = lesion(hi)
+        image = np.where(m, level, a)
+        nib.save(nib.Nifti1Image(image, head.affine), out / f"whole_{ml:02d}mL.nii.gz")
+        nib.save(nib.Nifti1Image(image * brain, head.affine), out / f"stripped_{ml:02d}mL.nii.gz")
+        print(f"{ml} mL asked, {m.sum() * voxel_ml:.1f} mL made")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
