@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -51,6 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_transform_decisions() -> None:
+    """Print what a transform decided per scan (``preprocessing.skull_strip: auto``) on stderr,
+    once, as ``loes``'s notes are."""
+    logger = logging.getLogger("loes.transforms")
+    if not logger.handlers:
+        logger.addHandler(_Stderr())
+        logger.setLevel(logging.INFO)
+
+
+class _Stderr(logging.Handler):
+    """Each record's message on the ``sys.stderr`` of the moment (a test may have replaced it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(record.getMessage(), file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; user errors print one clear message and exit with status 2.
 
@@ -59,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ...``) and exits with status 2 (``SystemExit``), like any argparse error.
     """
     parser = build_parser()
+    _show_transform_decisions()
     argv = list(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
     args._argv = argv  # as typed, for a command that starts itself again (loes cv --nproc)

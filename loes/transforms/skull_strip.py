@@ -10,6 +10,7 @@ from whole heads, from the image alone.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import warnings
 from collections.abc import Hashable, Mapping
@@ -27,6 +28,9 @@ from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tenso
 
 from loes.transforms._itk import as_numpy_affine
 from loes.transforms.foreground import BrainForeground
+
+#: the decision of ``auto`` for each scan, at INFO (``loes`` commands print it)
+_LOG = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_BRAIN_ML",
@@ -214,6 +218,10 @@ class SkullStrip(Transform):
         mask = _stripped_brain(array[None], affine, self.max_brain_ml) if self.auto else None
         if mask is None:
             mask = self._deepbet(array, affine, img_t)
+            if self.auto:
+                _LOG.info("%s: a whole head; skull-stripped by deepbet", _name(img_t))
+        else:
+            _LOG.info("%s: skull-stripped already; kept as it is", _name(img_t))
         return convert_to_dst_type(mask[None].astype(np.float32), img, dtype=torch.float32)[0]
 
     def _deepbet(self, array: np.ndarray, affine: np.ndarray, img_t: torch.Tensor) -> np.ndarray:

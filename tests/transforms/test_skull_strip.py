@@ -4,6 +4,7 @@ against its own mask (see benchmarks/bench_skull_strip.py for how both were meas
 
 from __future__ import annotations
 
+import logging
 import pickle
 
 import nibabel as nib
@@ -279,3 +280,15 @@ def test_preset_crops_to_the_brain(head, tmp_path):
     assert max(brain_extent) * 4 <= 180  # a brain is at most about 17 cm long
     assert all(b < h for b, h in zip(brain_extent, head_extent, strict=True))
     assert brain.meta["filename_or_obj"] == path
+
+
+def test_auto_says_what_it_decided(caplog):
+    """A brain-only scan (a box on a constant background, 1 L) is kept as it is, and said so."""
+    image = np.zeros((1, 60, 60, 60), np.float32)
+    image[0, 10:50, 10:50, 10:50] = np.linspace(1, 2, 40**3).reshape(40, 40, 40)
+    scan = as_metatensor(image, np.diag([2.0, 2.0, 2.0, 1.0]))
+    scan.meta["filename_or_obj"] = "sub-01_T1w.nii.gz"
+    with caplog.at_level(logging.INFO, logger="loes.transforms"):
+        out = SkullStrip(auto=True)(scan)
+    assert_allclose(np.asarray(out), image)  # exact: nothing to strip, voxels passed through
+    assert "sub-01_T1w.nii.gz: skull-stripped already; kept as it is" in caplog.text
