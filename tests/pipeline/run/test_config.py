@@ -207,3 +207,23 @@ def test_one_voxel_size_stands_for_all_three_axes():
     assert load_config(overrides=["preprocessing.pixdim=1.5"]).preprocessing.pixdim == (1.5,) * 3
     with pytest.raises(LoesError, match=r"preprocessing.pixdim\[0\] must be positive"):
         load_config(overrides=["preprocessing.pixdim=0"])
+
+
+def test_skull_stripping_travels_with_the_models(tmp_path):
+    """The run's skull_strip setting is in the description every fold model saves, so predict,
+    explain and bundles (which build the preprocessing from it) strip as the run did."""
+    from loes.models import LoesModel
+    from loes.transforms import SkullStripd
+
+    config = load_config(overrides=["preprocessing.skull_strip=auto", "model.name=sfcn"])
+    spec = config.model_spec()
+    assert spec["preprocessing"]["skull_strip"] == "auto"
+    model = LoesModel(**spec, score_mean=3.0, score_std=4.0)
+    model.save(tmp_path / "best.pt")
+    loaded, _ = LoesModel.load(tmp_path / "best.pt")
+    strips = [t for t in loaded.preprocessing().transforms if isinstance(t, SkullStripd)]
+    assert len(strips) == 1
+    assert strips[0].stripper.auto
+    plain = load_config(overrides=["model.name=sfcn"]).model_spec()
+    none = LoesModel(**plain, score_mean=3.0, score_std=4.0).preprocessing().transforms
+    assert not [t for t in none if isinstance(t, SkullStripd)]
