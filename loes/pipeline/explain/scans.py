@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +53,6 @@ class Scan:
     lesion_mask: str | None
     members: list[Member]
     name: str = ""
-    rows: list[dict] = field(default_factory=list)
 
     @property
     def fold(self) -> str:

@@ -220,14 +220,16 @@ class FoldEnsemble:
                 pending.append((index, item))
             if len(pending) == batch_size or (index == len(items) - 1 and pending):
                 start = time.perf_counter()
-                outputs |= self._network(pending, members, tta, batch_size, device, layout)
+                outputs |= self.member_predictions(
+                    pending, members, tta, batch_size, device, layout
+                )
                 seconds["network"] += time.perf_counter() - start
                 pending = []
             bar.update()
         bar.close()
         return done, outputs, seconds
 
-    def _network(
+    def member_predictions(
         self,
         pending: list[tuple[int, dict]],
         members: list[Member],
@@ -236,7 +238,8 @@ class FoldEnsemble:
         device: torch.device,
         layout: torch.memory_format,
     ) -> dict[int, np.ndarray]:
-        """Each pending scan's prediction by each member (flip-averaged), (n_members,)."""
+        """``{index: (n_members,) predictions in Loes points}`` of each pending ``(index, item)``
+        (items as :class:`PreprocessedScans` gives them; ``tta="flip"`` averages the mirror)."""
         batch = [
             {
                 "image": item["input"],

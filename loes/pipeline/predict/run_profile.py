@@ -47,7 +47,7 @@ def _member_spreads(prepared: list[dict], ensemble: FoldEnsemble) -> list[float]
     layout = memory_format(device, ensemble.layout)
     for member in ensemble.members:
         member.model.to(device)
-    values = ensemble._network(
+    values = ensemble.member_predictions(
         pending, ensemble.members, "flip", ensemble.batch_size, device, layout
     )
     return [float(values[i].std(ddof=1)) for i, _ in pending]
