@@ -17,7 +17,8 @@ ALLOWED = {
     "predict": {"run"},
     "explain": {"run", "predict"},
     "cluster": {"run", "cross_validation"},  # slurm prepares the run folder as `loes cv` does
-    "cross_validation": {"run", "cluster", "report"},  # DDP, the disk cache; the report at the end
+    # DDP, the disk cache; the training profile at the start, the report at the end
+    "cross_validation": {"run", "cluster", "report", "predict"},
 }
 #: the module kept for bundles exported before the split, outside every room
 COMPATIBILITY = {"prediction_page.py": {"predict"}}

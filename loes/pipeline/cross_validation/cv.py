@@ -25,6 +25,8 @@ from loes.pipeline.cross_validation.cohort import augmentation_for, preprocess_c
 from loes.pipeline.cross_validation.fold import run_fold
 from loes.pipeline.cross_validation.optimization import schedule_warning
 from loes.pipeline.cross_validation.training import build_model
+from loes.pipeline.predict.members import load_ensemble
+from loes.pipeline.predict.run_profile import write_profile
 from loes.pipeline.report import write_report
 from loes.pipeline.run.config import Config
 from loes.pipeline.run.data import load_table, preprocessing_for
@@ -167,7 +169,9 @@ def prepare_run(
 ) -> tuple[Path, pd.DataFrame, Splits]:
     """Check the data, the run folder and the folds, then write the run folder (rank 0):
     ``config.yaml``, ``environment.json`` (unless ``device`` is None: ``loes slurm`` on a
-    login node), ``scans.csv`` and, unless another job wrote it first, ``splits.json``.
+    login node), ``scans.csv``, ``training_profile.json`` (what the scans look like, see
+    :mod:`loes.pipeline.predict.run_profile`) and, unless another job wrote it first,
+    ``splits.json``.
     Returns the run folder, the scan table and the run's splits as written.
 
     ``chosen``: the (repeat, fold) of a one-fold job, checked before anything is written.
@@ -193,6 +197,9 @@ def prepare_run(
         if device is not None:
             write_environment(run_dir, device)
         write_scans(run_dir, table)
+        # what the scans look like, kept so that predictions never need them (the fold models'
+        # spread on them is added when the run ends)
+        write_profile(run_dir, table, preprocessing_for(config), config.preprocessing.pixdim)
         # a given splits file is copied; drawn folds are written by the first job only
         splits.to_json(run_dir / "splits.json", exclusive=not config.cv.splits_file)
     distributed.barrier()
@@ -243,7 +250,9 @@ def cross_validate(config: Config) -> dict | None:
                 run_fold(cohort, fold, config, folder, device)
         if not distributed.is_main():
             return None
-        return write_report(run_dir, config=config.to_dict())
+        report = write_report(run_dir, config=config.to_dict())
+        load_ensemble(run_dir)  # completes training_profile.json with the fold models' spread
+        return report
 
 
 def cross_validate_fold(config: Config, fold: int, repeat: int = 0) -> dict | None:

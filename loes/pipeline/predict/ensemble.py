@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ import torch
 from monai.data import DataLoader
 from tqdm.auto import tqdm
 
+from loes import __version__
 from loes.data.loes_items import MAX_LOES_SCORE
 from loes.data.scan_sources import read_scans
 from loes.errors import LoesError
@@ -32,10 +34,11 @@ from loes.io import write_json
 from loes.models import LoesModel
 from loes.pipeline.predict.conformal import ConformalCalibration
 from loes.pipeline.predict.preprocessed import PreprocessedScans, single_item
+from loes.pipeline.predict.provenance import RunCard
 from loes.pipeline.predict.scan_profile import TrainingProfile
-from loes.pipeline.predict.table import prediction_table
+from loes.pipeline.predict.table import column_definitions, prediction_table
 from loes.pipeline.run.device import configure_cpu, memory_format, resolve_device
-from loes.pipeline.run.inference import left_right_axis, make_loader, predict
+from loes.pipeline.run.inference import anatomical_axis, make_loader, predict
 from loes.pipeline.run.metrics import TRANSPLANT_THRESHOLD
 
 __all__ = ["ENSEMBLE_FILE", "TTA_MODES", "FoldEnsemble", "Member"]
@@ -74,6 +77,8 @@ class FoldEnsemble:
         source: where the ensemble was loaded from, for messages.
         include_gd: the run trained on post-contrast scans too (the run's ``data.include_gd``);
             when not, a scan whose file name has a BIDS ``ce-`` entity is flagged.
+        card: the run's provenance and quality (its data, accuracy and warnings), or None when
+            the run has no report: every prediction then says its accuracy is unknown.
 
     Raises:
         LoesError: when there is no member, or members differ in preprocessing or input size.
@@ -89,6 +94,7 @@ class FoldEnsemble:
     layout: str = "auto"
     include_gd: bool = False
     source: str = ""
+    card: RunCard | None = None
     _transform: object = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -115,7 +121,11 @@ class FoldEnsemble:
     @property
     def lr_axis(self) -> int:
         """The spatial axis of the model input that runs left-right (0 in RAS)."""
-        return left_right_axis(self.spec["preprocessing"])
+        return self.axis("LR")
+
+    def axis(self, direction: str) -> int:
+        """The spatial axis of the model input that runs ``"LR"``, ``"AP"`` or ``"SI"``."""
+        return anatomical_axis(self.spec["preprocessing"], direction)
 
     def _chosen(self, members: Sequence[str] | None) -> list[Member]:
         if members is None:
@@ -154,15 +164,18 @@ class FoldEnsemble:
             members: names of the members to use (default: all).
 
         Returns:
-            A DataFrame: ``subject, session, image, loes_score`` (given score or NaN),
-            ``predicted`` (mean of the members, Loes points, 0-34), ``lower, upper`` (the
-            interval), ``spread`` (SD of the members' predictions, NaN with one member),
-            ``call`` (``">= 9"`` or ``"< 9"``), ``call_sure`` (the interval lies on one side of
-            the threshold), ``flags`` (reasons to distrust the row, ``"; "``-separated),
-            ``error`` (why a scan could not be scored; its numbers are NaN), then one
-            ``member_<name>`` column per member. ``attrs["seconds"]`` holds the seconds spent
-            loading and preprocessing and in the network, ``attrs["thumbnails"]`` a mid-axial
-            slice (H, W) of each scored scan's input by row position.
+            A DataFrame, one row per scan (columns and their meaning:
+            :data:`loes.pipeline.predict.table.COLUMNS`): ``subject, session, image,
+            loes_score`` (given score or NaN), ``predicted`` (mean of the members, Loes points,
+            0-34, to 0.1), ``lower, upper`` (the interval), ``coverage``, ``spread`` (SD of the
+            members' predictions, NaN with one member), ``call`` (``">= 9"`` or ``"< 9"``),
+            ``call_sure`` (the interval lies on one side of the threshold and no flag is
+            raised), ``flags`` (reasons to distrust the row, ``"; "``-separated), ``error``
+            (why a scan could not be scored; its numbers are NaN), then one ``member_<name>``
+            column per member. ``attrs["seconds"]`` holds the seconds spent loading and
+            preprocessing and in the network, ``attrs["thumbnails"]`` a mid-axial slice (H, W)
+            of each scored scan's input by row position, ``attrs["provenance"]``
+            :meth:`provenance`.
 
         Raises:
             LoesError: for a bad argument or an unreadable source (a bad scan is its row).
@@ -186,7 +199,28 @@ class FoldEnsemble:
         table = prediction_table(self, done, outputs, chosen, coverage)
         table.attrs["seconds"] = {**seconds, "scans": len(outputs)}
         table.attrs["thumbnails"] = {i: done[i]["thumbnail"] for i in outputs}
+        table.attrs["provenance"] = self.provenance(tta, coverage)
         return table
+
+    def provenance(self, tta: str, coverage: float) -> dict:
+        """What a table of this ensemble's predictions must carry (its sidecar JSON, its page):
+        when and with which loes it was made, the models (``source``, the run card), the
+        settings, and the meaning of every column."""
+        return {
+            "predicted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "loes_version": __version__,
+            "models": self.source,
+            "n_models": len(self.members),
+            "run": None if self.card is None else self.card.to_dict(),
+            "trained": "unknown: the run has no report"
+            if self.card is None
+            else self.card.describe(),
+            "coverage": coverage,
+            "calibration_scans": self.calibration.n,
+            "tta": tta,
+            "threshold": self.threshold,
+            "columns": column_definitions(self, coverage),
+        }
 
     def _score(
         self,
@@ -260,8 +294,8 @@ class FoldEnsemble:
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write every member (``<name>.pt``, :meth:`LoesModel.save`) and ``ensemble.json``
-        (members, calibration, threshold, score range, profile) into ``folder``; returns the
-        description's path. :func:`load_ensemble` reads it back."""
+        (members, calibration, threshold, score range, profile, run card) into ``folder``;
+        returns the description's path. :func:`load_ensemble` reads it back."""
         folder = Path(folder)
         for member in self.members:
             member.model.save(folder / f"{member.name}.pt")
@@ -278,6 +312,7 @@ class FoldEnsemble:
             "amp": self.amp,
             "layout": self.layout,
             "include_gd": self.include_gd,
+            "card": None if self.card is None else self.card.to_dict(),
         }
         write_json(folder / ENSEMBLE_FILE, description)
         return folder / ENSEMBLE_FILE

@@ -12,6 +12,7 @@ from loes.errors import LoesError
 from loes.models import LoesModel
 from loes.pipeline.predict.conformal import ConformalCalibration
 from loes.pipeline.predict.ensemble import ENSEMBLE_FILE, FoldEnsemble, Member
+from loes.pipeline.predict.provenance import RunCard, read_run_card
 from loes.pipeline.predict.run_profile import run_profile
 from loes.pipeline.predict.scan_profile import TrainingProfile
 from loes.pipeline.run.checkpoints import load_fold_model
@@ -57,6 +58,7 @@ def _from_run(run_dir: Path) -> FoldEnsemble:
         layout=config.training.memory_format,
         include_gd=bool(config.data.include_gd),
         source=str(run_dir),
+        card=read_run_card(run_dir),
     )
     ensemble.profile = run_profile(run_dir, ensemble)
     return ensemble
@@ -85,6 +87,7 @@ def _from_description(path: Path) -> FoldEnsemble:
         layout=str(data.get("layout", "auto")),
         include_gd=bool(data.get("include_gd", False)),
         source=str(path.parent),
+        card=None if data.get("card") is None else RunCard.from_dict(data["card"]),
     )
 
 
@@ -95,8 +98,9 @@ def load_ensemble(path: str | os.PathLike) -> FoldEnsemble:
     From a run folder: every finished fold (``fold_K/`` or ``repeat_R/fold_K/`` with
     ``metrics.json``), its ``best.pt`` loaded with ``torch.load(weights_only=True)``; the
     calibration from the folds' out-of-fold ``predictions.csv``; threshold, batch size and mixed
-    precision from ``config.yaml``; the training profile from ``training_profile.json``, else
-    computed on up to 32 of the run's scans when they are readable here, and saved there.
+    precision from ``config.yaml``; the training profile from ``training_profile.json`` (see
+    :func:`~loes.pipeline.predict.run_profile.run_profile`); the run card (provenance and
+    quality) from ``report.json``.
 
     Raises:
         LoesError: when ``path`` is neither, or holds no finished fold.

@@ -1,6 +1,8 @@
-"""What ``loes predict`` writes: the predictions table as CSV, and a small self-contained HTML
-page (one row per scan: a slice of the model's input, the interval drawn on the 0-34 scale
-against the threshold, the call and its flags), rendered with Jinja2."""
+"""What ``loes predict`` writes: the predictions table as CSV with its sidecar JSON (where the
+models come from, the settings, what each column means), and a small self-contained HTML page
+(the same provenance and definitions, then one row per scan: a slice of the model's input, the
+interval drawn on the 0-34 scale against the threshold, the call and its flags), rendered with
+Jinja2."""
 
 from __future__ import annotations
 
@@ -16,17 +18,26 @@ from matplotlib import image as mpimg
 
 from loes import __version__
 from loes.data.loes_items import MAX_LOES_SCORE
-from loes.io import write_text
+from loes.io import write_json, write_text
+from loes.pipeline.predict.table import DETAIL_DECIMALS
 from loes.pipeline.run.pages import package_template
 
-__all__ = ["render_page", "write_predictions"]
+__all__ = ["render_page", "why_unsure", "write_predictions"]
 
 
 def write_predictions(table: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write the table of :meth:`~loes.pipeline.predict.ensemble.FoldEnsemble.predict` as CSV,
-    atomically; returns the path."""
-    write_text(path, table.to_csv(index=False))
-    return Path(path)
+    """Write the table of :meth:`~loes.pipeline.predict.ensemble.FoldEnsemble.predict` as CSV
+    (the spread and the members' scores to ``DETAIL_DECIMALS`` decimals) and, beside it, its
+    provenance (``table.attrs["provenance"]``) as the sidecar JSON of the same name
+    (``predictions.csv`` -> ``predictions.json``), each atomically; returns the CSV's path."""
+    path = Path(path)
+    if "provenance" in table.attrs:
+        write_json(path.with_suffix(".json"), table.attrs["provenance"])
+    rows = pd.DataFrame(table, copy=True)
+    rows.attrs = {}  # thumbnails and provenance are not rows
+    detail = [c for c in rows if c == "spread" or c.startswith("member_")]
+    write_text(path, rows.round(dict.fromkeys(detail, DETAIL_DECIMALS)).to_csv(index=False))
+    return path
 
 
 def _thumbnail(slice_: np.ndarray | None) -> str | None:
@@ -36,6 +47,20 @@ def _thumbnail(slice_: np.ndarray | None) -> str | None:
     buffer = io.BytesIO()
     mpimg.imsave(buffer, np.rot90(np.asarray(slice_, dtype=np.float32)), cmap="gray", format="png")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def why_unsure(flagged: bool, lower: float, upper: float, threshold: float) -> str:
+    """Why a call is not sure, in words ("" when it is): flagged, or its interval includes the
+    threshold (values as rounded in the table)."""
+    if flagged:
+        return "not sure: flagged"
+    if lower < threshold <= upper:
+        return f"not sure: the interval includes {threshold:g}"
+    return ""
+
+
+def _why_unsure(row, threshold: float) -> str:
+    return "" if row.call_sure else why_unsure(bool(row.flags), row.lower, row.upper, threshold)
 
 
 def _percent(value: float) -> float:
@@ -62,6 +87,7 @@ def render_page(
                 "spread": "" if not scored or pd.isna(row.spread) else f"{row.spread:.2f}",
                 "call": row.call if scored else "",
                 "sure": bool(row.call_sure) if scored else False,
+                "why_unsure": _why_unsure(row, threshold) if scored else "",
                 "flags": [f for f in str(row.flags or "").split("; ") if f],
                 "error": row.error,
                 "x_low": _percent(row.lower) if scored else 0,
@@ -78,6 +104,7 @@ def render_page(
         source=source,
         tta=tta,
         n_failed=int((table["error"] != "").sum()),
+        provenance=table.attrs.get("provenance") or {},
         created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         loes_version=__version__,
     )

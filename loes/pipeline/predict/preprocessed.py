@@ -10,7 +10,8 @@ from monai.utils import convert_to_tensor
 from torch.utils.data import Dataset
 
 from loes.data.validation import check_image
-from loes.pipeline.predict.scan_profile import scan_features
+from loes.pipeline.predict.orientation import coarse_picture
+from loes.pipeline.predict.scan_profile import scan_features, scan_fingerprint
 
 __all__ = ["PreprocessedScans", "blank_input", "single_item"]
 
@@ -18,7 +19,9 @@ __all__ = ["PreprocessedScans", "blank_input", "single_item"]
 class PreprocessedScans(Dataset):
     """Scan items (``image`` path, ``subject``, ``session``, ``loes_score``), each checked (the
     header checks of ``loes validate``) and preprocessed, or the reason it could not be: a bad
-    scan becomes an item with ``error``, never an exception."""
+    scan becomes an item with ``error``, never an exception. A good one gains ``input`` (the
+    model input, C x D x H x W), ``features`` (:func:`scan_features`), ``picture``
+    (:func:`coarse_picture`), ``fingerprint`` (:func:`scan_fingerprint`) and ``thumbnail``."""
 
     def __init__(self, items: list[dict], transform, pixdim) -> None:
         self.items, self.transform, self.pixdim = items, transform, pixdim
@@ -37,6 +40,8 @@ class PreprocessedScans(Dataset):
         try:
             image = self.transform({"image": item["image"]})["image"]
             item["features"] = scan_features(item["image"], image)
+            item["picture"] = coarse_picture(image)
+            item["fingerprint"] = scan_fingerprint(item["image"])
         except Exception as error:  # any failure of a user's scan is that scan's row
             return {**item, "error": f"cannot be preprocessed ({type(error).__name__}: {error})"}
         item["input"] = convert_to_tensor(image, track_meta=False)

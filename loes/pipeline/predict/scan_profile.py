@@ -1,9 +1,11 @@
 """Is a new scan like the scans a run trained on? A few numbers per scan (field of view from the
 scan's header, head size and intensity profile of the preprocessed input, whether the scan is
 skull-stripped), and the training scans' range of each, so that a prediction on a scan far
-outside it is flagged. Two more screens: a whole head given to a run that trained on
-skull-stripped brains and does not strip (or the reverse), and fold models that disagree on a
-scan far more than on the run's own scans.
+outside it is flagged. More screens: a whole head given to a run that trained on
+skull-stripped brains and does not strip (or the reverse), fold models that disagree on a
+scan far more than on the run's own scans, a scan upside down or back to front against its
+header (:mod:`~loes.pipeline.predict.orientation`), and a scan the run trained on (the same
+file, byte for byte: its prediction is in-sample, no test of the model).
 
 A scan is "far" when one of its numbers lies more than :data:`FAR_SD` standard deviations from
 the training scans' mean (with the SD floored at :data:`MIN_SD_FRACTION` of the mean's size, so
@@ -13,14 +15,17 @@ every range can still be unlike the training scans.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from loes.data.readers.scans import load_scan
+from loes.pipeline.predict.orientation import COARSE_SHAPE, orientation_flag
 from loes.transforms.skull_strip import is_skull_stripped
 
 __all__ = [
@@ -32,6 +37,7 @@ __all__ = [
     "STRIPPED",
     "TrainingProfile",
     "scan_features",
+    "scan_fingerprint",
 ]
 
 #: each feature and how a message names it (unit included)
@@ -78,12 +84,32 @@ def scan_features(path: str | os.PathLike, image: torch.Tensor) -> dict[str, flo
     }
 
 
+def scan_fingerprint(path: str | os.PathLike) -> str:
+    """The SHA-256 of a scan's bytes (of every file of a DICOM folder, in name order), its first
+    16 hex digits: equal for the same file wherever it lies, different after any rewrite."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
+        with open(file, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+#: what a profile written by an older loes lacks, with what it means
+_OPTIONAL = ("stripped", "spread_p95", "template", "fingerprints", "scans")
+
+
 @dataclass(frozen=True)
 class TrainingProfile:
     """The training scans' mean, SD, minimum and maximum of each feature (see
     :func:`scan_features`), from ``n`` scans; ``stripped``, the share of them that were
-    skull-stripped, and ``spread_p95``, the 95th percentile of the fold models' SD on them
-    (Loes points); either None for a profile written before they were measured."""
+    skull-stripped; ``spread_p95``, the 95th percentile of the fold models' SD on them (Loes
+    points); ``template``, their mean coarse picture (nested lists of
+    :data:`~loes.pipeline.predict.orientation.COARSE_SHAPE`); ``fingerprints``, the
+    :func:`scan_fingerprint` of every scan of the run with its subject and session; ``scans``,
+    the image paths the profile was measured on. Each optional one is None in a profile written
+    before it was measured, and its screen is then skipped."""
 
     n: int
     mean: Mapping[str, float]
@@ -92,13 +118,21 @@ class TrainingProfile:
     high: Mapping[str, float]
     stripped: float | None = None
     spread_p95: float | None = None
+    template: list | None = field(default=None, repr=False)
+    fingerprints: Mapping[str, str] | None = field(default=None, repr=False)
+    scans: list[str] | None = field(default=None, repr=False)
 
     @classmethod
     def from_features(
-        cls, features: Iterable[Mapping[str, float]], spreads: Iterable[float] = ()
+        cls,
+        features: Iterable[Mapping[str, float]],
+        spreads: Iterable[float] = (),
+        pictures: Iterable[np.ndarray] = (),
+        **known,
     ) -> TrainingProfile:
-        """The profile of the training scans' :func:`scan_features` and of the fold models'
-        SDs on them (``spreads``, Loes points; none for a single model).
+        """The profile of the training scans' :func:`scan_features`, of the fold models' SDs on
+        them (``spreads``, Loes points; none for a single model) and of their coarse pictures
+        (``pictures``, each of ``COARSE_SHAPE``); ``known`` sets ``fingerprints`` and ``scans``.
 
         Raises:
             ValueError: when ``features`` is empty.
@@ -108,6 +142,7 @@ class TrainingProfile:
             raise ValueError("a training profile needs at least one scan's features.")
         table = {k: np.array([r[k] for r in rows], dtype=float) for k in FEATURES}
         spreads = [float(v) for v in spreads if np.isfinite(v)]
+        pictures = [np.asarray(p, dtype=float) for p in pictures]
         return cls(
             n=len(rows),
             mean={k: float(np.nanmean(v)) for k, v in table.items()},
@@ -116,18 +151,37 @@ class TrainingProfile:
             high={k: float(np.nanmax(v)) for k, v in table.items()},
             stripped=float(np.mean([r[STRIPPED] for r in rows])) if STRIPPED in rows[0] else None,
             spread_p95=float(np.percentile(spreads, 95)) if spreads else None,
+            template=np.round(np.mean(pictures, axis=0), 4).tolist() if pictures else None,
+            **known,
         )
 
     def to_dict(self) -> dict:
         """Plain JSON types, read back by :meth:`from_dict`."""
-        keys = ("n", "mean", "sd", "low", "high", "stripped", "spread_p95")
-        return {k: getattr(self, k) for k in keys}
+        return {k: getattr(self, k) for k in ("n", "mean", "sd", "low", "high", *_OPTIONAL)}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> TrainingProfile:
         """The profile :meth:`to_dict` wrote."""
-        optional = {k: data.get(k) for k in ("stripped", "spread_p95")}
+        optional = {k: data.get(k) for k in _OPTIONAL}
         return cls(**{k: data[k] for k in ("n", "mean", "sd", "low", "high")}, **optional)
+
+    def orientation_flag(self, picture: np.ndarray | None, axes: dict[str, int]) -> str | None:
+        """Why a scan looks upside down or back to front against the template (see
+        :func:`~loes.pipeline.predict.orientation.orientation_flag`), or None."""
+        if self.template is None or picture is None:
+            return None
+        template = np.asarray(self.template, dtype=float)
+        return None if template.shape != COARSE_SHAPE else orientation_flag(picture, template, axes)
+
+    def in_sample_flag(self, fingerprint: str | None) -> str | None:
+        """Why a scan is one the run trained on (the same file as one of its scans), or None."""
+        if not self.fingerprints or fingerprint not in self.fingerprints:
+            return None
+        return (
+            f"in-sample: the run trained on this very file ({self.fingerprints[fingerprint]}); "
+            "all fold models but one learned from it, so its prediction is no test of the model "
+            "(the run's predictions.csv holds its out-of-fold prediction)"
+        )
 
     def flags(self, features: Mapping[str, float]) -> list[str]:
         """One sentence per feature of a new scan that is far from the training scans."""

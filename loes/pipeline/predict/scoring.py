@@ -15,7 +15,7 @@ from loes.data.scan_sources import read_scans
 from loes.errors import LoesError
 from loes.io import write_text
 from loes.pipeline.predict.members import load_ensemble, warn_if_partial
-from loes.pipeline.predict.page import render_page, write_predictions
+from loes.pipeline.predict.page import render_page, why_unsure, write_predictions
 from loes.pipeline.run.metrics import regression_metrics, threshold_metrics
 
 __all__ = ["predict_scans"]
@@ -42,31 +42,48 @@ def _check_out(out: Path, run_dir: Path, sources: Sequence[str | os.PathLike]) -
 
 
 def _print_summary(table: pd.DataFrame, threshold: float, coverage: float, out: Path) -> None:
-    """One line per scored scan, then the metrics against the given scores and the flags."""
+    """One line per scored scan, then the metrics against the given scores (scans the run
+    trained on apart) and the flags."""
+    provenance = table.attrs.get("provenance") or {}
+    if provenance:
+        print(f"models: {provenance['models']}, {provenance['trained']}")
+    for warning in (provenance.get("run") or {}).get("warnings", []):
+        print(f"warning: the run's own report: {warning}; every prediction says so")
     scored = table[table["error"] == ""]
     for row in scored.itertuples(index=False):
         name = " ".join(s for s in (row.subject, row.session) if s)
-        sure = "" if row.call_sure else f" (interval crosses {threshold:g})"
-        flagged = " [flagged]" if row.flags else ""
+        unsure = why_unsure(bool(row.flags), row.lower, row.upper, threshold)
         print(
             f"{name}: {row.predicted:.1f} ({coverage:.0%} interval {row.lower:.1f}-"
-            f"{row.upper:.1f}), {row.call}{sure}{flagged}"
+            f"{row.upper:.1f}), {row.call}{f' ({unsure})' if unsure else ''}"
         )
     known = scored[scored["loes_score"].notna()]
-    if len(known):
-        m = regression_metrics(known["loes_score"], known["predicted"])
-        t = threshold_metrics(known["loes_score"], known["predicted"], threshold)
-        inside = (known["loes_score"] >= known["lower"]) & (known["loes_score"] <= known["upper"])
+    seen = known["flags"].str.contains("in-sample:", regex=False)
+    if seen.any():
         print(
-            f"against the {plural(len(known), 'given score')}: MAE {_fmt(m['mae'])}, RMSE "
-            f"{_fmt(m['rmse'])}, Pearson r {_fmt(m['pearson_r'])}, Lin's CCC "
-            f"{_fmt(m['lin_ccc'])}; at >= {threshold:g}: sensitivity "
-            f"{_fmt(t['sensitivity'])}, specificity {_fmt(t['specificity'])}; "
-            f"{inside.mean():.0%} inside their {coverage:.0%} interval"
+            f"{plural(int(seen.sum()), 'scan')} with a given score the run trained on (in-sample:"
+            " no test of the model) left out of the metrics below"
         )
+    _print_metrics(known[~seen], threshold, coverage)
     flagged = int((scored["flags"] != "").sum())
     if flagged:
         print(f"{plural(flagged, 'scan')} flagged: see the flags column of {out}")
+
+
+def _print_metrics(known: pd.DataFrame, threshold: float, coverage: float) -> None:
+    """The metrics of the predictions against the given scores."""
+    if not len(known):
+        return
+    m = regression_metrics(known["loes_score"], known["predicted"])
+    t = threshold_metrics(known["loes_score"], known["predicted"], threshold)
+    inside = (known["loes_score"] >= known["lower"]) & (known["loes_score"] <= known["upper"])
+    print(
+        f"against the {plural(len(known), 'given score')}: MAE {_fmt(m['mae'])}, RMSE "
+        f"{_fmt(m['rmse'])}, Pearson r {_fmt(m['pearson_r'])}, Lin's CCC "
+        f"{_fmt(m['lin_ccc'])}; at >= {threshold:g}: sensitivity "
+        f"{_fmt(t['sensitivity'])}, specificity {_fmt(t['specificity'])}; "
+        f"{inside.mean():.0%} inside their {coverage:.0%} interval"
+    )
 
 
 def predict_scans(
@@ -122,7 +139,7 @@ def predict_scans(
         ),
     )
     _print_summary(table, ensemble.threshold, coverage, out)
-    print(f"predictions: {out}; page: {page}")
+    print(f"predictions: {out} (provenance: {out.with_suffix('.json')}); page: {page}")
     failed = table[table["error"] != ""]
     if len(failed):
         shown = "; ".join(f"{r.image}: {r.error}" for r in failed.head(3).itertuples())

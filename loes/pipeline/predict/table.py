@@ -1,5 +1,12 @@
 """The table ``loes predict`` writes: one row per scan with the ensemble's prediction, its
-interval, the threshold call and every reason to distrust the row."""
+interval, the threshold call and every reason to distrust the row.
+
+The score and its interval are rounded once, here, to :data:`DECIMALS` decimal (the scale moves
+in 0.5-point steps), and the call and whether it is sure are made from the rounded values, so
+that they agree with what the reader sees. The members' scores and their spread keep float
+precision in Python; the CSV holds them to :data:`DETAIL_DECIMALS` decimals. A flagged row
+never gets a sure call: a flag is a reason to distrust the number.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +20,102 @@ import pandas as pd
 if TYPE_CHECKING:
     from loes.pipeline.predict.ensemble import FoldEnsemble, Member
 
-__all__ = ["prediction_table"]
+__all__ = ["COLUMNS", "DECIMALS", "DETAIL_DECIMALS", "column_definitions", "prediction_table"]
+
+#: decimals of the score and its interval
+DECIMALS = 1
+#: decimals of the spread and the members' scores in the CSV
+DETAIL_DECIMALS = 3
+
+#: each column of the table and what it means ({coverage}, {threshold}, {n} filled in)
+COLUMNS = {
+    "subject": "the subject, from the table or the BIDS file name",
+    "session": "the session, from the table or the BIDS file name",
+    "image": "the scan's file (or DICOM folder)",
+    "loes_score": "the score given with the scan, in Loes points (empty when none was given)",
+    "predicted": "the ensemble's Loes score (0-34 points): the mean of the fold models' "
+    "predictions, each the mean of the scan and its left-right mirror",
+    "lower": "the lower end of the prediction interval, Loes points",
+    "upper": "the upper end of the prediction interval, Loes points",
+    "coverage": "the share of true scores the interval is built to hold ({coverage}): a "
+    "conformal interval (Mondrian split-conformal, crepes) from the run's {n} out-of-fold "
+    "errors, wider where the run erred more; it holds for scans like the run's, not for "
+    "flagged ones",
+    "spread": "the SD of the fold models' predictions, Loes points: how much they disagree "
+    "(empty with one model)",
+    "call": "'>= {threshold}' when the predicted score is at least {threshold} (the transplant "
+    "threshold of the run), else '< {threshold}'",
+    "call_sure": "true when the whole interval lies on the call's side of {threshold} and no "
+    "flag is raised; false means: do not act on the call without a reading",
+    "flags": "reasons to distrust the row, separated by '; ' (a scan unlike the training "
+    "scans, a scan the run trained on, a warning of the run itself)",
+    "error": "why the scan could not be scored (its numbers are then empty)",
+    "member_<name>": "each fold model's prediction (scan and mirror averaged), Loes points",
+}
 
 #: a BIDS ``ce-`` (contrast enhancement) entity in a file name: a post-contrast scan
 _POST_CONTRAST = re.compile(r"(?:^|_)ce-[A-Za-z0-9]+")
+
+
+def column_definitions(ensemble: FoldEnsemble, coverage: float) -> dict[str, str]:
+    """:data:`COLUMNS` with the ensemble's threshold, coverage and calibration size."""
+    values = {
+        "coverage": f"{coverage:.0%}",
+        "threshold": f"{ensemble.threshold:g}",
+        "n": ensemble.calibration.n,
+    }
+    return {name: text.format(**values) for name, text in COLUMNS.items()}
+
+
+def _run_flags(ensemble: FoldEnsemble, coverage: float) -> list[str]:
+    """The flags every prediction of this ensemble carries: the run's own warnings, and what
+    the ensemble does not know."""
+    flags = []
+    if ensemble.card is None:
+        flags.append(
+            "run: no report (report.json), so its accuracy is unknown; `loes report RUN` writes it"
+        )
+    else:
+        flags += [f"run: {warning}" for warning in ensemble.card.warnings]
+    if ensemble.profile is None:
+        flags.append(
+            "not screened: the run's training profile is missing and its scans were not "
+            "readable here, so a scan unlike them cannot be told"
+        )
+    if ensemble.calibration.too_small(coverage):
+        flags.append(
+            f"the run has {ensemble.calibration.n} out-of-fold predictions, too few for a "
+            f"{coverage:.0%} interval: it spans the whole scale"
+        )
+    return flags
+
+
+def _scan_flags(ensemble: FoldEnsemble, item: dict, predicted: float, spread: float) -> list[str]:
+    """Why this scan's prediction may not hold: unlike the training scans, trained on, or
+    outside the scores the run knows."""
+    flags = []
+    low, high = ensemble.score_range
+    if predicted > high + 0.5:
+        flags.append(f"predicted {predicted:.1f}, above the highest score trained on ({high:g})")
+    if not ensemble.include_gd and _POST_CONTRAST.search(Path(item["image"]).name):
+        flags.append(
+            "post-contrast (ce- in the file name); the run trained on pre-contrast scans only"
+        )
+    score = item["loes_score"]
+    if np.isfinite(score) and not low <= score <= high:
+        flags.append(f"given score {score:g} is outside the scores trained on ({low:g}-{high:g})")
+    profile = ensemble.profile
+    if profile is not None and "features" in item:
+        axes = {d: ensemble.axis(d) for d in ("SI", "AP")}
+        flags += profile.flags(item["features"])
+        found = (
+            profile.orientation_flag(item.get("picture"), axes),
+            profile.skull_flag(item["features"], ensemble.spec["preprocessing"].get("skull_strip")),
+            profile.spread_flag(spread),
+            profile.in_sample_flag(item.get("fingerprint")),
+        )
+        flags += [flag for flag in found if flag]
+    return flags
 
 
 def prediction_table(
@@ -28,14 +127,14 @@ def prediction_table(
 ) -> pd.DataFrame:
     """The rows :meth:`FoldEnsemble.predict` returns: each scan in input order with its mean
     prediction (Loes points), the conformal interval, the members' spread, the threshold call,
-    the flags that say why to distrust it, or the reason it could not be scored."""
+    the flags that say why to distrust it, or the reason it could not be scored (columns and
+    their meaning: :data:`COLUMNS`)."""
     threshold = ensemble.threshold
     scored = sorted(outputs)
     means = np.array([outputs[i].mean() for i in scored])
     lower, upper = ensemble.calibration.interval(means, coverage)
     bounds = {i: (lo, hi) for i, lo, hi in zip(scored, lower, upper, strict=True)}
-    too_small = ensemble.calibration.too_small(coverage)
-    low, high = ensemble.score_range
+    shared = _run_flags(ensemble, coverage)
     rows = []
     for index, item in enumerate(done):
         row = {key: item[key] for key in ("subject", "session", "image", "loes_score")}
@@ -44,51 +143,25 @@ def prediction_table(
             rows.append({**row, "flags": "; ".join(flags), "error": item["error"]})
             continue
         values = outputs[index]
-        predicted = float(values.mean())
-        lo, hi = bounds[index]
-        if too_small:
-            flags.append(
-                f"the run has {ensemble.calibration.n} out-of-fold predictions, too few for a "
-                f"{coverage:.0%} interval: it spans the whole scale"
-            )
-        if predicted > high + 0.5:
-            flags.append(
-                f"predicted {predicted:.1f}, above the highest score trained on ({high:g})"
-            )
-        if not ensemble.include_gd and _POST_CONTRAST.search(Path(item["image"]).name):
-            flags.append(
-                "post-contrast (ce- in the file name); the run trained on pre-contrast scans only"
-            )
-        score = item["loes_score"]
-        if np.isfinite(score) and not low <= score <= high:
-            flags.append(
-                f"given score {score:g} is outside the scores trained on ({low:g}-{high:g})"
-            )
-        if ensemble.profile is not None and "features" in item:
-            flags += ensemble.profile.flags(item["features"])
-            strips = ensemble.spec["preprocessing"].get("skull_strip", False)
-            spread = float(values.std(ddof=1)) if len(values) > 1 else np.nan
-            for flag in (
-                ensemble.profile.skull_flag(item["features"], strips),
-                ensemble.profile.spread_flag(spread),
-            ):
-                if flag:
-                    flags.append(flag)
+        predicted = round(float(values.mean()), DECIMALS)
+        lo, hi = (round(float(b), DECIMALS) for b in bounds[index])
+        spread = float(values.std(ddof=1)) if len(values) > 1 else np.nan
+        flags += shared + _scan_flags(ensemble, item, predicted, spread)
         rows.append(
             {
                 **row,
                 "predicted": predicted,
-                "lower": float(lo),
-                "upper": float(hi),
-                "spread": float(values.std(ddof=1)) if len(values) > 1 else np.nan,
+                "lower": lo,
+                "upper": hi,
+                "coverage": coverage,
+                "spread": spread,
                 "call": f"{'>=' if predicted >= threshold else '<'} {threshold:g}",
-                "call_sure": bool(lo >= threshold or hi < threshold),
+                "call_sure": bool((lo >= threshold or hi < threshold) and not flags),
                 "flags": "; ".join(flags),
                 "error": "",
                 **{f"member_{m.name}": float(v) for m, v in zip(members, values, strict=True)},
             }
         )
-    columns = ["subject", "session", "image", "loes_score", "predicted", "lower", "upper"]
-    columns += ["spread", "call", "call_sure", "flags", "error"]
+    columns = [c for c in COLUMNS if c != "member_<name>"]
     columns += [f"member_{m.name}" for m in members]
     return pd.DataFrame(rows, columns=columns)

@@ -110,11 +110,11 @@ class DataConfig(_Section):
     cache_dir: str = ".cache/loes"
     """Folder of the generated synthetic cohort and of the disk cache of preprocessed scans."""
 
-    @field_validator("source", "images_dir")
+    @field_validator("source", "images_dir", "cache_dir")
     @classmethod
     def _absolute(cls, path: str | None) -> str | None:
         """Saved as absolute paths, so that a run folder names its data wherever it is read
-        (a fold job started in another folder, a moved run)."""
+        (a fold job started in another folder, a moved run, `loes predict` run elsewhere)."""
         return None if path is None else str(Path(path).expanduser().absolute())
 
 

@@ -17,6 +17,7 @@ from loes.pipeline.run.device import autocast
 
 __all__ = [
     "EvenBatchSampler",
+    "anatomical_axis",
     "batches",
     "left_right_axis",
     "make_loader",
@@ -111,13 +112,18 @@ def batches(
         yield images, scores, batch, time.perf_counter() - start
 
 
+def anatomical_axis(preprocessing: dict, direction: str) -> int:
+    """The spatial axis of a model input that runs along ``direction`` (``"LR"``, ``"AP"`` or
+    ``"SI"``), from the preprocessing settings (``LoesModel.spec["preprocessing"]``): in RAS and
+    on the (RAS) template grid, 0, 1 and 2."""
+    orientation = "RAS" if preprocessing.get("register") else preprocessing.get("orientation")
+    return next(i for i, code in enumerate(str(orientation or "RAS").upper()) if code in direction)
+
+
 def left_right_axis(preprocessing: dict) -> int:
-    """The spatial axis of a model input that runs left-right, from the preprocessing settings
-    (``LoesModel.spec["preprocessing"]``): 0 in RAS and on the template grid."""
-    if preprocessing.get("register"):
-        return 0  # the template grid is RAS
-    orientation = str(preprocessing.get("orientation", "RAS")).upper()
-    return next(i for i, code in enumerate(orientation) if code in "LR")
+    """The spatial axis of a model input that runs left-right: 0 in RAS and on the template
+    grid (:func:`anatomical_axis`)."""
+    return anatomical_axis(preprocessing, "LR")
 
 
 @torch.no_grad()

@@ -122,7 +122,8 @@ def test_monai_bundle_run_writes_what_loes_predict_writes(
         "--device",
         "cpu",
     ]
-    subprocess.run(command, check=True, capture_output=True, cwd=tmp_path)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[:3000]
     from_bundle = pd.read_csv(tmp_path / "eval" / "predictions.csv")
     from loes.cli import main
 
