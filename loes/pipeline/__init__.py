@@ -19,9 +19,10 @@ room                   what lives there
 =====================  ===============================================================
 
 Arrows point one way: every room imports ``run``; ``cross_validation`` also imports
-``cluster`` (DDP, the disk cache) and ``report`` (it writes the report at the end);
-``explain`` imports ``predict`` (the ensemble explains new scans). The rooms and the names
-below load on first use, so a command imports only what it runs.
+``cluster`` (DDP, the disk cache), ``report`` (it writes the report at the end) and
+``predict`` (the training profile of the run's scans, kept with its models); ``explain``
+imports ``predict`` (the ensemble explains new scans). The rooms and the names below load on
+first use, so a command imports only what it runs.
 """
 
 import lazy_loader

@@ -56,7 +56,9 @@ def test_the_scripts_run_each_fold_once_and_ask_for_the_resources(tiny_run_file,
         assert subprocess.run(["bash", "-n", run / "slurm" / script]).returncode == 0
     assert "afterok" in (run / "slurm" / "README.md").read_text()
     # the run folder is ready, so every task reads the same folds
-    assert {p.name for p in run.iterdir()} == {"config.yaml", "scans.csv", "splits.json", "slurm"}
+    # the login node writes what `loes cv` writes before training, the scans' profile too
+    written = {"config.yaml", "scans.csv", "splits.json", "training_profile.json", "slurm"}
+    assert {p.name for p in run.iterdir()} == written
 
 
 @pytest.mark.parametrize(

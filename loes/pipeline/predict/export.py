@@ -36,6 +36,7 @@ from loes.errors import LoesError
 from loes.io import atomic_path, write_json, write_text
 from loes.pipeline.predict.ensemble import FoldEnsemble
 from loes.pipeline.predict.members import load_ensemble
+from loes.pipeline.run.messages import note
 
 __all__ = ["SCHEMA_URL", "FlipEnsemble", "export_bundle", "inference_config", "metadata_for"]
 
@@ -91,6 +92,11 @@ def _version(package: str) -> str:
         return "unknown"
 
 
+def _trained_on(ensemble: FoldEnsemble) -> str:
+    """The models' provenance in one sentence (data, accuracy, run, date, loes version)."""
+    return "unknown: the run had no report" if ensemble.card is None else ensemble.card.describe()
+
+
 def metadata_for(ensemble: FoldEnsemble, report: dict | None) -> dict:
     """The bundle's ``metadata.json`` (fields of MONAI's ``meta_schema.json``)."""
     pooled = ((report or {}).get("metrics", {}).get("network", {}) or {}).get("pooled", {})
@@ -122,7 +128,7 @@ def metadata_for(ensemble: FoldEnsemble, report: dict | None) -> dict:
         ),
         "authors": "loes contributors",
         "copyright": "Copyright (c) loes contributors; Apache-2.0",
-        "data_source": "the training run's data (see docs/README.md)",
+        "data_source": _trained_on(ensemble),
         "data_type": "nibabel",
         "image_classes": "one channel: the MRI, reoriented, resampled, cropped to the head and "
         "normalised by the loes preprocessing in the models' description",
@@ -201,6 +207,12 @@ def _readme(ensemble: FoldEnsemble, report: dict | None, torchscript: str | None
         f"{'x'.join(map(str, ensemble.spec['spatial_size']))} voxels at "
         f"{ensemble.spec['preprocessing'].get('pixdim')} mm).",
         "",
+        "## Provenance",
+        "",
+        f"The models were {_trained_on(ensemble)}.",
+        "",
+        *[f"**Warning from the run's report**: {w}." for w in ensemble.card.warnings],
+        "",
         "## Intended use",
         "",
         "Research only, not for diagnosis: the Loes score (0-34) of cerebral X-linked "
@@ -209,7 +221,8 @@ def _readme(ensemble: FoldEnsemble, report: dict | None, torchscript: str | None
         f"{ensemble.calibration.n} out-of-fold predictions, and the call at Loes >= "
         f"{ensemble.threshold:g}. The residuals are those of single fold models, so the "
         "ensemble's intervals tend to be conservative (wider than needed). Scans unlike the "
-        "training scans are flagged, not refused.",
+        "training scans are flagged, not refused, and a flagged prediction never gets a sure "
+        "call. The run's warnings above are in the flags of every prediction.",
         "",
         "## Cross-validation figures of the run",
         "",
@@ -254,18 +267,41 @@ def _readme(ensemble: FoldEnsemble, report: dict | None, torchscript: str | None
     return "\n".join(lines)
 
 
+def _check_exportable(run_dir: str | os.PathLike, ensemble: FoldEnsemble) -> None:
+    """Refuse a run whose bundle could not say where its models come from or screen scans."""
+    if ensemble.card is None:
+        raise LoesError(
+            f"{run_dir} has no report.json, so a bundle could not say how good its models are; "
+            f"write it with `loes report {run_dir}`, then export."
+        )
+    if ensemble.profile is None:
+        raise LoesError(
+            f"{run_dir} has no training_profile.json and its scans are not readable here, so a "
+            "bundle could not flag scans unlike them; export where the run's data is readable "
+            "(for a run made by an older loes: the folder `loes cv` was started in)."
+        )
+
+
 def export_bundle(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     """Write the MONAI bundle of the run ``run_dir`` into ``out_dir`` (new or empty); returns
     ``out_dir``.
 
+    The bundle carries the run's provenance and warnings (``ensemble.json``, ``metadata.json``'s
+    ``data_source``, ``docs/README.md``) and its training profile, so that its predictions are
+    screened and flagged as ``loes predict``'s are.
+
     Raises:
-        LoesError: when ``run_dir`` holds no finished fold, or ``out_dir`` is a file or a
-            folder that is not empty.
+        LoesError: when ``run_dir`` holds no finished fold, no report (``loes report`` writes
+            it), no training profile and unreadable scans, or ``out_dir`` is a file or a folder
+            that is not empty.
     """
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise LoesError(f"{out} exists and is not an empty folder; choose a new OUT_DIR.")
     ensemble = load_ensemble(run_dir)
+    _check_exportable(run_dir, ensemble)
+    for warning in ensemble.card.warnings:
+        note(f"warning: the run's report: {warning}; the bundle and its predictions say so")
     report_path = Path(run_dir) / "report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else None
     ensemble.save(out / "models")
