@@ -265,7 +265,9 @@ def explain(
     rows = []
     for scan in tqdm(chosen, desc="scans", unit="scan", disable=None if progress else True):
         rows += explainer.explain(scan)
-    return _write_outputs(rows, out, run_dir, chosen, methods, sanity, settings)
+    provenance = ensemble.provenance("flip", 0.9)
+    run = {"trained": provenance["trained"], "warnings": (provenance["run"] or {}).get("warnings")}
+    return _write_outputs(rows, out, run_dir, chosen, methods, sanity, settings, run)
 
 
 def _check_arguments(
@@ -327,13 +329,16 @@ def _write_outputs(
     methods: list[str],
     sanity: bool,
     settings: SaliencySettings,
+    provenance: dict,
 ) -> pd.DataFrame:
-    """``explanations.csv``, ``summary.json`` and the page; the table, with ``attrs``."""
+    """``explanations.csv``, ``summary.json`` and the page; the table, with ``attrs``.
+    ``provenance``: what the models were trained on (``trained``) and the run's ``warnings``."""
     table = pd.DataFrame(rows)
     table = table.reindex(columns=_columns(table))
     write_text(out / EXPLANATIONS_FILE, table.to_csv(index=False))
     summary = summarize_explanations(table)
     summary["run"] = str(run_dir)
+    summary["provenance"] = provenance
     summary["settings"] = {"methods": methods, "sanity": sanity, **settings.__dict__}
     write_json(out / SUMMARY_FILE, summary)
     from loes.pipeline.explain.page import render_page

@@ -108,6 +108,7 @@ def render_page(table: pd.DataFrame, summary: dict, names: dict[str, str]) -> st
         maps=plural(len(scans), "map"),
         sanity=bool(summary.get("settings", {}).get("sanity", True)),
         source=summary.get("run", ""),
+        provenance=summary.get("provenance") or {},
         created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         loes_version=__version__,
     )

@@ -212,9 +212,7 @@ class FoldEnsemble:
             "models": self.source,
             "n_models": len(self.members),
             "run": None if self.card is None else self.card.to_dict(),
-            "trained": "unknown: the run has no report"
-            if self.card is None
-            else self.card.describe(),
+            "trained": self.card.describe() if self.card else "trained by a run with no report",
             "coverage": coverage,
             "calibration_scans": self.calibration.n,
             "tta": tta,

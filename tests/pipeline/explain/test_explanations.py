@@ -123,6 +123,10 @@ def test_the_files_agree_with_the_table(explained):
         assert entry["baselines"]["random"]["auc"] == pytest.approx(rows["random_auc"].mean())
         assert sum(e["scans"] for e in entry["by_fold"].values()) == 4
     page = (out / PAGE_FILE).read_text()
+    # what the models learned from, and the tiny run's own warning (a smoke run)
+    assert summary["provenance"]["trained"].startswith("trained on ")
+    assert "The models were trained on " in page
+    assert "own report warns:</strong> Smoke run: 2 training epochs" in page
     figures = [
         line.split('src="')[1].split('"')[0] for line in page.splitlines() if "<img " in line
     ]
