@@ -14,9 +14,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="score new scans with a run's fold ensemble",
         description="Predict the Loes score of each scan with every finished fold model of "
         "RUN_DIR (left-right flip test-time augmentation), with a conformal prediction interval "
-        "calibrated on the run's out-of-fold residuals, the threshold call and flags for scans "
-        "unlike the training scans. Writes a CSV and an HTML page; with scores in SOURCE, also "
-        "prints the metrics against them. A scan that cannot be scored is its own row with the "
+        "calibrated on the run's out-of-fold residuals, the threshold call and flags (scans "
+        "unlike the training scans, upside down or back to front, trained on, and the run's own "
+        "warnings); a flagged call is never sure. Writes a CSV, its provenance (.json) and an "
+        "HTML page; with scores in SOURCE, also prints the metrics against them (scans the run "
+        "trained on apart). A scan that cannot be scored is its own row with the "
         "reason, and the exit status is 2.",
         epilog="examples:\n  loes predict runs/synthetic-cpu scan1.nii.gz scan2.nii.gz\n"
         "  loes predict runs/synthetic-cpu data/new/manifest.csv --out new.csv --coverage 0.8",

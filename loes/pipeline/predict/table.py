@@ -82,6 +82,11 @@ def _run_flags(ensemble: FoldEnsemble, coverage: float) -> list[str]:
             "not screened: the run's training profile is missing and its scans were not "
             "readable here, so a scan unlike them cannot be told"
         )
+    elif ensemble.profile.template is None or ensemble.profile.fingerprints is None:
+        flags.append(
+            "partly screened: the run's training_profile.json predates the orientation and "
+            "in-sample screens (delete it where the run's scans are readable to measure it again)"
+        )
     if ensemble.calibration.too_small(coverage):
         flags.append(
             f"the run has {ensemble.calibration.n} out-of-fold predictions, too few for a "

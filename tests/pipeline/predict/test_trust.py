@@ -3,6 +3,7 @@ profile of its scans), scans upside down, back to front or trained on are flagge
 prediction is never a sure call, and none of it depends on the folder loes is started from."""
 
 import dataclasses
+import json
 import shutil
 
 import nibabel as nib
@@ -135,3 +136,16 @@ def test_relative_data_folders_are_saved_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = load_config(overrides=["data.cache_dir=cache/loes"])
     assert config.data.cache_dir == str(tmp_path / "cache" / "loes")
+
+
+def test_a_profile_from_an_older_loes_says_what_it_cannot_screen(tiny_run, scans, tmp_path):
+    run = shutil.copytree(tiny_run, tmp_path / "old")
+    profile = json.loads((run / PROFILE_FILE).read_text())
+    for key in ("template", "fingerprints", "scans"):
+        del profile[key]
+    (run / PROFILE_FILE).write_text(json.dumps(profile))
+    table = load_ensemble(run).predict([scans["copied"], scans["upside_down"]], device="cpu")
+    for flags in table["flags"]:
+        assert "partly screened: the run's training_profile.json predates" in flags
+        assert "in-sample:" not in flags
+        assert "looks upside down" not in flags
