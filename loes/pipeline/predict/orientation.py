@@ -71,6 +71,6 @@ def orientation_flag(picture: np.ndarray, template: np.ndarray, axes: dict[str, 
     if best > given + MARGIN:
         return (
             f"looks {what}: it matches the training scans better flipped (correlation "
-            f"{best:.2f}) than as given ({given:.2f}); check the conversion to NIfTI"
+            f"{best:.2f}) than as given ({given:.2f}), so check its conversion to NIfTI"
         )
     return None

@@ -131,9 +131,8 @@ class RunCard:
         """The data the models learned from, in words, saying when it is synthetic."""
         if self.synthetic:
             return (
-                f"synthetic scans ({self.data_source}), not patients: not for real scans"
-                if self.data_source
-                else "synthetic scans, not patients: not for real scans"
+                f"{self.data_source or 'the built-in synthetic cohort'}: synthetic scans, not "
+                "patients, so not for real scans"
             )
         return f"{self.data_source or 'the lab table of the run'}"
 

@@ -178,7 +178,7 @@ class TrainingProfile:
         if not self.fingerprints or fingerprint not in self.fingerprints:
             return None
         return (
-            f"in-sample: the run trained on this very file ({self.fingerprints[fingerprint]}); "
+            f"in-sample: the run trained on this very file ({self.fingerprints[fingerprint]}): "
             "all fold models but one learned from it, so its prediction is no test of the model "
             "(the run's predictions.csv holds its out-of-fold prediction)"
         )
@@ -225,7 +225,7 @@ class TrainingProfile:
         limit = max(FAR_SPREAD * self.spread_p95, MIN_SPREAD)
         if spread > limit:
             return (
-                f"the fold models disagree (SD {spread:.1f} points; at most "
+                f"the fold models disagree (SD {spread:.1f} points, at most "
                 f"{self.spread_p95:.1f} on 95% of the run's own scans)"
             )
         return None

@@ -73,7 +73,7 @@ def _run_flags(ensemble: FoldEnsemble, coverage: float) -> list[str]:
     flags = []
     if ensemble.card is None:
         flags.append(
-            "run: no report (report.json), so its accuracy is unknown; `loes report RUN` writes it"
+            "run: no report (report.json), so its accuracy is unknown (`loes report RUN` writes it)"
         )
     else:
         flags += [f"run: {warning}" for warning in ensemble.card.warnings]
@@ -104,7 +104,7 @@ def _scan_flags(ensemble: FoldEnsemble, item: dict, predicted: float, spread: fl
         flags.append(f"predicted {predicted:.1f}, above the highest score trained on ({high:g})")
     if not ensemble.include_gd and _POST_CONTRAST.search(Path(item["image"]).name):
         flags.append(
-            "post-contrast (ce- in the file name); the run trained on pre-contrast scans only"
+            "post-contrast (ce- in the file name), but the run trained on pre-contrast scans only"
         )
     score = item["loes_score"]
     if np.isfinite(score) and not low <= score <= high:

@@ -44,7 +44,7 @@ def test_the_card_says_synthetic_data_and_the_accuracy_beside_the_baseline():
     assert card.synthetic
     assert card.warnings == ()
     text = card.describe()
-    assert "synthetic scans (built-in synthetic cohort (66 subjects, seed 0)), not patients" in text
+    assert "built-in synthetic cohort (66 subjects, seed 0): synthetic scans, not patients" in text
     assert "212 scans of 61 subjects" in text
     assert "cross-validated MAE 1.06 Loes points (95% interval 0.77-1.39) against 3.78" in text
     assert "run synthetic-cpu on 2026-12-06 with loes 0.1.0" in text
