@@ -123,6 +123,12 @@ class FoldEnsemble:
         """The spatial axis of the model input that runs left-right (0 in RAS)."""
         return self.axis("LR")
 
+    @property
+    def trained(self) -> str:
+        """What the models were trained on, how well and when, in one sentence
+        (:meth:`RunCard.describe`)."""
+        return self.card.describe() if self.card else "trained by a run with no report"
+
     def axis(self, direction: str) -> int:
         """The spatial axis of the model input that runs ``"LR"``, ``"AP"`` or ``"SI"``."""
         return anatomical_axis(self.spec["preprocessing"], direction)
@@ -212,7 +218,7 @@ class FoldEnsemble:
             "models": self.source,
             "n_models": len(self.members),
             "run": None if self.card is None else self.card.to_dict(),
-            "trained": self.card.describe() if self.card else "trained by a run with no report",
+            "trained": self.trained,
             "coverage": coverage,
             "calibration_scans": self.calibration.n,
             "tta": tta,

@@ -92,11 +92,6 @@ def _version(package: str) -> str:
         return "unknown"
 
 
-def _trained_on(ensemble: FoldEnsemble) -> str:
-    """The models' provenance in one sentence (data, accuracy, run, date, loes version)."""
-    return "unknown: the run had no report" if ensemble.card is None else ensemble.card.describe()
-
-
 def metadata_for(ensemble: FoldEnsemble, report: dict | None) -> dict:
     """The bundle's ``metadata.json`` (fields of MONAI's ``meta_schema.json``)."""
     pooled = ((report or {}).get("metrics", {}).get("network", {}) or {}).get("pooled", {})
@@ -128,7 +123,7 @@ def metadata_for(ensemble: FoldEnsemble, report: dict | None) -> dict:
         ),
         "authors": "loes contributors",
         "copyright": "Copyright (c) loes contributors; Apache-2.0",
-        "data_source": _trained_on(ensemble),
+        "data_source": ensemble.trained,
         "data_type": "nibabel",
         "image_classes": "one channel: the MRI, reoriented, resampled, cropped to the head and "
         "normalised by the loes preprocessing in the models' description",
@@ -197,6 +192,7 @@ def inference_config() -> dict:
 
 
 def _readme(ensemble: FoldEnsemble, report: dict | None, torchscript: str | None) -> str:
+    shown = ensemble.card.warnings if ensemble.card else ()
     pooled = ((report or {}).get("metrics", {}).get("network", {}) or {}).get("pooled", {})
     lines = [
         "# Loes score ensemble (MONAI bundle)",
@@ -209,9 +205,9 @@ def _readme(ensemble: FoldEnsemble, report: dict | None, torchscript: str | None
         "",
         "## Provenance",
         "",
-        f"The models were {_trained_on(ensemble)}.",
+        f"The models were {ensemble.trained}.",
         "",
-        *[f"**Warning from the run's report**: {w}." for w in ensemble.card.warnings],
+        *[f"**Warning from the run's report**: {w}." for w in shown],
         "",
         "## Intended use",
         "",

@@ -74,6 +74,7 @@ def _from_description(path: Path) -> FoldEnsemble:
             for m in data["members"]
         ]
         calibration = ConformalCalibration(**data["calibration"])
+        card = None if data.get("card") is None else RunCard.from_dict(data["card"])
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
         raise LoesError(f"cannot load the ensemble {path}: {error}") from None
     return FoldEnsemble(
@@ -87,7 +88,7 @@ def _from_description(path: Path) -> FoldEnsemble:
         layout=str(data.get("layout", "auto")),
         include_gd=bool(data.get("include_gd", False)),
         source=str(path.parent),
-        card=None if data.get("card") is None else RunCard.from_dict(data["card"]),
+        card=card,
     )
 
 
