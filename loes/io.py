@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import math
 import os
@@ -13,12 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 __all__ = [
+    "FORMULA_START",
     "atomic_path",
+    "csv_text",
     "is_temporary",
     "json_text",
     "jsonable",
+    "read_csv",
     "remove_temporaries",
     "write_json",
     "write_new",
@@ -142,3 +147,53 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+#: what a spreadsheet evaluates at the start of a text cell (OWASP, "CSV Injection")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_columns(frame: pd.DataFrame) -> list[str]:
+    return [
+        c for c in frame if frame[c].dtype == object or isinstance(frame[c].dtype, pd.StringDtype)
+    ]
+
+
+def _formula_like(value: object) -> bool:
+    """Whether a cell is text that starts like a formula, after any quotes that escape one."""
+    return isinstance(value, str) and value.lstrip("'").startswith(FORMULA_START)
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """``frame`` as CSV text (no index) that a spreadsheet opens without running anything: a
+    text cell that starts like a formula (:data:`FORMULA_START`: ``=HYPERLINK(...)``,
+    ``+1+1``, ``@SUM(1,1)``) gets a leading ``'``, as OWASP recommends ("CSV Injection"), and
+    so does one that already starts with quotes before one, so that :func:`read_csv` reads
+    every cell back unchanged; numbers stay numbers.
+
+    Examples::
+
+        >>> csv_text(pd.DataFrame({"subject": ["=1+1", "sub-01"], "score": [-1.5, 2.0]}))
+        "subject,score\\n'=1+1,-1.5\\nsub-01,2.0\\n"
+    """
+    safe = frame.copy()
+    safe.attrs = {}
+    carriage_return = False
+    for column in _text_columns(safe):
+        safe[column] = safe[column].map(lambda v: f"'{v}" if _formula_like(v) else v)
+        carriage_return |= safe[column].map(lambda v: isinstance(v, str) and "\r" in v).any()
+    # Python's csv writer quotes a cell holding "\n" but not one holding "\r", which readers
+    # take for a line break: quote every text cell then
+    quoting = csv.QUOTE_NONNUMERIC if carriage_return else csv.QUOTE_MINIMAL
+    return safe.to_csv(index=False, quoting=quoting)
+
+
+def read_csv(path: str | os.PathLike, **options) -> pd.DataFrame:
+    """A CSV that :func:`csv_text` wrote, every text cell as it was (the ``'`` that kept a
+    formula from running removed); ``options`` go to :func:`pandas.read_csv`."""
+    frame = pd.read_csv(path, **options)
+    for column in _text_columns(frame):
+        frame[column] = frame[column].map(
+            lambda v: v[1:] if _formula_like(v) and v.startswith("'") else v
+        )
+    return frame

@@ -3,10 +3,22 @@ import stat
 import subprocess
 import sys
 
+import hypothesis
 import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import strategies as st
 
-from loes.io import atomic_path, jsonable, remove_temporaries, write_json, write_text
+from loes.io import (
+    FORMULA_START,
+    atomic_path,
+    csv_text,
+    jsonable,
+    read_csv,
+    remove_temporaries,
+    write_json,
+    write_text,
+)
 
 
 def test_a_finished_file_gets_the_umask_permissions_and_no_temporary_is_left(tmp_path):
@@ -96,3 +108,34 @@ def test_of_writers_racing_for_a_new_file_exactly_one_wins_and_its_file_is_whole
     assert os.listdir(tmp_path) == ["splits.json"]  # the losers' temporaries are gone
     assert not write_new(path, "late\n")
     assert path.read_text() == f"writer {winners[0]}\n" * 1000
+
+
+# -- spreadsheet-safe CSV (OWASP "CSV Injection") --------------------------------------------
+
+FORMULAS = ['=HYPERLINK("http://example.org/x","open")', "+1+1", "-2+3", "@SUM(1,1)", "\tx", "\ry"]
+
+
+def test_a_text_cell_that_starts_like_a_formula_is_quoted_and_numbers_stay_numbers(tmp_path):
+    frame = pd.DataFrame({"subject": [*FORMULAS, "sub-01"], "loes_score": [-1.5] * 7})
+    path = tmp_path / "p.csv"
+    path.write_text(csv_text(frame))
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)  # what a spreadsheet sees
+    assert all(cell.startswith("'") for cell in raw["subject"][:6])
+    assert raw["subject"].iloc[6] == "sub-01"
+    assert (raw["loes_score"] == "-1.5").all()  # a negative number is no formula
+    pd.testing.assert_frame_equal(read_csv(path, dtype={"subject": str}), frame)
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(
+    cells=st.lists(st.text(alphabet=st.sampled_from("'=+-@\t\r ab1,\""), max_size=6), min_size=1)
+)
+def test_every_text_cell_reads_back_unchanged(cells, tmp_path_factory):
+    cells = [c for c in cells if c.strip()] or ["x"]  # pandas reads a blank cell as missing
+    frame = pd.DataFrame({"subject": cells, "n": range(len(cells))})
+    path = tmp_path_factory.mktemp("csv") / "t.csv"
+    path.write_text(csv_text(frame))
+    back = read_csv(path, dtype={"subject": str}, keep_default_na=False)
+    assert back["subject"].tolist() == cells
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)["subject"]
+    assert not raw.str.startswith(FORMULA_START).any()

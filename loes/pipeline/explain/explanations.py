@@ -37,7 +37,7 @@ from monai.transforms import Invertd
 from tqdm.auto import tqdm
 
 from loes.errors import LoesError
-from loes.io import atomic_path, write_json, write_text
+from loes.io import atomic_path, csv_text, write_json, write_text
 from loes.pipeline.explain.figures import map_figure
 from loes.pipeline.explain.maps import Mapper, announce_occlusion, base_row, check_settings
 from loes.pipeline.explain.saliency import SALIENCY_METHODS, SaliencySettings
@@ -335,7 +335,7 @@ def _write_outputs(
     ``provenance``: what the models were trained on (``trained``) and the run's ``warnings``."""
     table = pd.DataFrame(rows)
     table = table.reindex(columns=_columns(table))
-    write_text(out / EXPLANATIONS_FILE, table.to_csv(index=False))
+    write_text(out / EXPLANATIONS_FILE, csv_text(table))
     summary = summarize_explanations(table)
     summary["run"] = str(run_dir)
     summary["provenance"] = provenance

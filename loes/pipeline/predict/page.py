@@ -18,7 +18,7 @@ from matplotlib import image as mpimg
 
 from loes import __version__
 from loes.data.loes_items import MAX_LOES_SCORE
-from loes.io import write_json, write_text
+from loes.io import csv_text, write_json, write_text
 from loes.pipeline.predict.table import DETAIL_DECIMALS
 from loes.pipeline.run.pages import package_template
 
@@ -36,7 +36,7 @@ def write_predictions(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     rows = pd.DataFrame(table, copy=True)
     rows.attrs = {}  # thumbnails and provenance are not rows
     detail = [c for c in rows if c == "spread" or c.startswith("member_")]
-    write_text(path, rows.round(dict.fromkeys(detail, DETAIL_DECIMALS)).to_csv(index=False))
+    write_text(path, csv_text(rows.round(dict.fromkeys(detail, DETAIL_DECIMALS))))
     return path
 
 

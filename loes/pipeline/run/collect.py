@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from loes.errors import LoesError
+from loes.io import read_csv
 from loes.pipeline.run.folder import FINISHED_MARKER, fold_dir, is_finished
 from loes.pipeline.run.predictions import (
     NETWORK,
@@ -81,7 +82,7 @@ def _finished_files(run_dir: Path, filename: str) -> list[tuple[Path, int, int]]
 
 def _read_csv(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_csv(path, dtype={"subject": str, "session": str})
+        return read_csv(path, dtype={"subject": str, "session": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise LoesError(f"{path} is not a readable CSV file ({error}); re-run that fold.") from None
 

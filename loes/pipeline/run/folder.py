@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from loes.errors import LoesError
-from loes.io import is_temporary, write_json, write_new, write_text
+from loes.io import csv_text, is_temporary, read_csv, write_json, write_new, write_text
 from loes.pipeline.run.config import Config, read_yaml
 from loes.pipeline.run.device import available_cpus
 
@@ -142,7 +142,7 @@ def check_scans(run_dir: Path, table: pd.DataFrame) -> None:
     if not path.is_file():
         return
     try:
-        saved = pd.read_csv(path, dtype={"subject": str, "session": str})
+        saved = read_csv(path, dtype={"subject": str, "session": str})
     except (OSError, ValueError) as error:
         raise LoesError(f"cannot read {path}: {error}; restore it or delete the run.") from error
     merged = saved.merge(
@@ -172,7 +172,7 @@ def write_scans(run_dir: Path, table: pd.DataFrame) -> None:
     :func:`check_scans` has already compared it; of fold jobs starting together, one writes
     it)."""
     if not (run_dir / SCANS_FILE).exists():
-        write_new(run_dir / SCANS_FILE, table[_SCAN_COLUMNS].to_csv(index=False))
+        write_new(run_dir / SCANS_FILE, csv_text(table[_SCAN_COLUMNS]))
 
 
 def prepare_run_folder(config: Config) -> Path:

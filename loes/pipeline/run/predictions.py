@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from loes.errors import LoesError
+from loes.io import read_csv
 
 __all__ = [
     "ID_COLUMNS",
@@ -174,7 +175,7 @@ def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
         >>> report = summarize(read_predictions("runs/cv/predictions.csv"))  # doctest: +SKIP
     """
     try:
-        wide = pd.read_csv(path, dtype={"subject": str, "session": str})
+        wide = read_csv(path, dtype={"subject": str, "session": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise LoesError(f"{path} is not a readable CSV file ({error}).") from None
     return from_wide(wide)
