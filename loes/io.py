@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import json
 import math
 import os
 import re
+import resource
 import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,15 +19,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loes.errors import WriteError
+
 __all__ = [
     "FORMULA_START",
     "atomic_path",
+    "check_writable",
     "csv_text",
     "is_temporary",
     "json_text",
     "jsonable",
     "read_csv",
     "remove_temporaries",
+    "write_error",
     "write_json",
     "write_new",
     "write_text",
@@ -34,29 +41,88 @@ __all__ = [
 _TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{8}(\.[^.]+)*")
 
 
+#: what a torch writer says when its file cannot grow (it raises RuntimeError, not OSError)
+_TORCH_WRITE_FAILED = re.compile(r"write|unexpected pos", re.IGNORECASE)
+#: what to do, by the reason a write failed
+_REMEDY = {
+    errno.ENOSPC: "free some space, then run the same command again",
+    errno.EDQUOT: "free some of your quota, then run the same command again",
+    errno.EFBIG: "the file is larger than this process may write (ulimit -f): raise the limit",
+    errno.EACCES: "the folder is not writable by you; choose another place",
+    errno.EPERM: "the folder is not writable by you; choose another place",
+    errno.EROFS: "the file system is read-only; choose another place",
+}
+
+
+def _short_write(path: Path, error: BaseException) -> tuple[str, str | None]:
+    """Why a library's writer (torch's raises ``RuntimeError``) stopped short, told from the
+    process's file-size limit and the free space, with the remedy."""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY:
+        return f"File too large (at most {limit} bytes per file here)", _REMEDY[errno.EFBIG]
+    with contextlib.suppress(OSError):
+        space = os.statvfs(path.parent)
+        if space.f_bavail * space.f_frsize < 1 << 20:
+            return "No space left on device", _REMEDY[errno.ENOSPC]
+    return f"the writer stopped short ({error})", None
+
+
+def write_error(path: str | os.PathLike, error: BaseException) -> WriteError:
+    """The :class:`~loes.errors.WriteError` that says ``path`` could not be written because of
+    ``error`` (an ``OSError``, or a library writer's failure), and what to do."""
+    if isinstance(error, OSError):
+        reason, remedy = error.strerror or str(error), _REMEDY.get(error.errno)
+    else:
+        reason, remedy = _short_write(Path(path), error)
+    return WriteError(f"cannot write {path}: {reason}" + (f"; {remedy}" if remedy else ""))
+
+
+def _is_write_failure(error: BaseException) -> bool:
+    return isinstance(error, OSError) or (
+        isinstance(error, RuntimeError) and _TORCH_WRITE_FAILED.search(str(error)) is not None
+    )
+
+
 @contextlib.contextmanager
 def _temporary_beside(path: Path) -> Iterator[Path]:
     """A new, empty temporary file beside ``path`` (same folder, so the same file system, where
-    a rename is atomic), removed on the way out unless renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # keep the full suffix (".nii.gz") so libraries that pick a format by name still work;
-    # created like any new file (0666 less the umask), not owner-only as mkstemp would
-    while True:
-        tmp_path = path.parent / f".{path.name}.{secrets.token_hex(4)}{''.join(path.suffixes)}"
-        try:
-            os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            break
-        except FileExistsError:
-            continue
+    a rename is atomic), removed on the way out unless renamed. A failure to write (an
+    ``OSError``, or a torch writer's ``RuntimeError``) becomes a :class:`WriteError` naming
+    ``path``."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # keep the full suffix (".nii.gz") so libraries that pick a format by name still work;
+        # created like any new file (0666 less the umask), not owner-only as mkstemp would
+        while True:
+            tmp_path = path.parent / f".{path.name}.{secrets.token_hex(4)}{''.join(path.suffixes)}"
+            try:
+                os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                break
+            except FileExistsError:
+                continue
+    except OSError as error:
+        raise write_error(path, error) from None
     try:
         yield tmp_path
+    except WriteError:
+        raise
+    except BaseException as error:
+        if _is_write_failure(error):
+            raise write_error(path, error) from None
+        raise
     finally:
-        tmp_path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a vanished folder: nothing left to remove
+            tmp_path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
+
+    Raises:
+        WriteError: when the folder cannot be made, or the file cannot be written or renamed
+            (no space, a file-size limit, no permission, a vanished folder), naming ``path``;
+            nothing half-written is left behind.
 
     Examples::
 
@@ -67,6 +133,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     with _temporary_beside(path) as tmp_path:
         yield tmp_path
         os.replace(tmp_path, path)
+
+
+def check_writable(folder: str | os.PathLike, remedy: str) -> None:
+    """Make sure a new file can be written in ``folder`` (made if missing) before any work.
+
+    Raises:
+        WriteError: naming ``folder``, why, and ``remedy`` (e.g. "choose another place with
+            --out").
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise WriteError(f"cannot write in {folder} ({reason}); {remedy}.") from None
 
 
 def write_new(path: str | os.PathLike, text: str) -> bool:

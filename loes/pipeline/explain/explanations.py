@@ -37,7 +37,7 @@ from monai.transforms import Invertd
 from tqdm.auto import tqdm
 
 from loes.errors import LoesError
-from loes.io import atomic_path, csv_text, write_json, write_text
+from loes.io import atomic_path, check_writable, csv_text, write_json, write_text
 from loes.pipeline.explain.figures import map_figure
 from loes.pipeline.explain.maps import Mapper, announce_occlusion, base_row, check_settings
 from loes.pipeline.explain.saliency import SALIENCY_METHODS, SaliencySettings
@@ -77,6 +77,14 @@ def _fingerprint(model: torch.nn.Module) -> str:
 #: files that mark a folder as someone else's: a run, a fold, a bundle, a data set
 _NOT_OURS = (CONFIG_FILE, "metrics.json", "best.pt", "ensemble.json", "manifest.csv")
 _NOT_OURS += ("configs/metadata.json", "dataset_description.json", "participants.tsv")
+
+
+def _out_dir(run_dir: Path, sources, out: str | os.PathLike | None) -> Path:
+    """``out``, or the default: ``explanations/`` here for new scans, in the run folder for
+    its own."""
+    if out is not None:
+        return Path(out)
+    return Path("explanations") if sources else run_dir / "explanations"
 
 
 def _check_out(out: Path, run_dir: Path) -> None:
@@ -246,15 +254,20 @@ def explain(
 
     Raises:
         LoesError: for an unknown method, a run without a finished fold, a lesion mask off its
-            scan's grid, or an ``out`` that is a run folder.
+            scan's grid, or an ``out`` that is a run folder; a ``WriteError`` (one) for an
+            ``out`` (or default) where nothing can be written, before any work.
     """
     methods, scans = _check_arguments(methods, scans)
     settings = settings or SaliencySettings()
     run_dir = Path(run_dir)
+    # before any work: a read-only run folder (a shared model folder) cannot take the default
+    out = _out_dir(run_dir, sources, out)
+    _check_out(out, run_dir)
+    check_writable(out, "choose another place with --out")
     ensemble = load_ensemble(run_dir)
     settings = check_settings(ensemble, methods, settings)
     reading = {"images_dir": images_dir, "include_gd": include_gd, "suffix": suffix}
-    chosen, out = _choose(run_dir, sources, ensemble, scans, out, reading)
+    chosen = _choose(run_dir, sources, ensemble, scans, reading)
     warn_if_partial(run_dir, ensemble, "explaining")
     seed = load_run_config(run_dir).seed if (run_dir / CONFIG_FILE).is_file() else 0
     device = resolve_device(device) if isinstance(device, str) else device
@@ -299,26 +312,21 @@ def _choose(
     sources: Sequence[str | os.PathLike] | None,
     ensemble: FoldEnsemble,
     scans: int | None,
-    out: str | os.PathLike | None,
     reading: dict,
-) -> tuple[list[Scan], Path]:
+) -> list[Scan]:
     """The scans to explain (``sources``' with the ensemble, or the run's own out of fold), their
-    masks checked and folders named, and the output folder, checked.
+    masks checked and folders named.
 
     Raises:
-        LoesError: for a lesion mask off its scan's grid, or an ``out`` that is a run folder.
+        LoesError: for a lesion mask off its scan's grid.
     """
     if sources:
         chosen = new_scans(sources, ensemble, scans, **reading)
-        default_out = Path("explanations")
     else:
         chosen = own_scans(run_dir, ensemble, scans)
-        default_out = run_dir / "explanations"
-    out = Path(out) if out is not None else default_out
-    _check_out(out, run_dir)
     check_masks(chosen)
     name_scans(chosen)
-    return chosen, out
+    return chosen
 
 
 def _write_outputs(

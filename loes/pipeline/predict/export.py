@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import warnings
 from importlib import metadata
@@ -32,8 +33,8 @@ import torch
 from torch import nn
 
 from loes import __version__
-from loes.errors import LoesError
-from loes.io import atomic_path, write_json, write_text
+from loes.errors import LoesError, WriteError
+from loes.io import atomic_path, check_writable, write_error, write_json, write_text
 from loes.pipeline.predict.ensemble import FoldEnsemble
 from loes.pipeline.predict.members import load_ensemble
 from loes.pipeline.run.messages import note
@@ -278,6 +279,16 @@ def _check_exportable(run_dir: str | os.PathLike, ensemble: FoldEnsemble) -> Non
         )
 
 
+def _write_bundle(folder: Path, ensemble: FoldEnsemble, report: dict | None) -> None:
+    ensemble.save(folder / "models")
+    torchscript = _torchscript(ensemble, folder / "models" / "model.ts")
+    write_json(folder / "configs" / "metadata.json", metadata_for(ensemble, report))
+    write_json(folder / "configs" / "inference.json", inference_config())
+    write_text(folder / "docs" / "README.md", _readme(ensemble, report, torchscript))
+    if _LICENSE.is_file():
+        shutil.copyfile(_LICENSE, folder / "LICENSE")
+
+
 def export_bundle(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     """Write the MONAI bundle of the run ``run_dir`` into ``out_dir`` (new or empty); returns
     ``out_dir``.
@@ -289,22 +300,30 @@ def export_bundle(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Pat
     Raises:
         LoesError: when ``run_dir`` holds no finished fold, no report (``loes report`` writes
             it), no training profile and unreadable scans, or ``out_dir`` is a file or a folder
-            that is not empty.
+            that is not empty; a ``WriteError`` (one) when the bundle cannot be written (no
+            space, a file-size limit, no permission), leaving nothing of it behind.
     """
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise LoesError(f"{out} exists and is not an empty folder; choose a new OUT_DIR.")
+    check_writable(out.parent, "choose another OUT_DIR")
     ensemble = load_ensemble(run_dir)
     _check_exportable(run_dir, ensemble)
     for warning in ensemble.card.warnings:
         note(f"warning: the run's report: {warning}; the bundle and its predictions say so")
     report_path = Path(run_dir) / "report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else None
-    ensemble.save(out / "models")
-    torchscript = _torchscript(ensemble, out / "models" / "model.ts")
-    write_json(out / "configs" / "metadata.json", metadata_for(ensemble, report))
-    write_json(out / "configs" / "inference.json", inference_config())
-    write_text(out / "docs" / "README.md", _readme(ensemble, report, torchscript))
-    if _LICENSE.is_file():
-        shutil.copyfile(_LICENSE, out / "LICENSE")
+    # built beside OUT_DIR and renamed when whole: a failed export leaves nothing behind, and
+    # the same command succeeds once the cause is gone
+    staging = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
+    try:
+        staging.mkdir()
+        _write_bundle(staging, ensemble, report)
+        os.replace(staging, out)
+    except WriteError:
+        raise
+    except OSError as error:
+        raise write_error(out, error) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return out

@@ -13,7 +13,7 @@ import pandas as pd
 from loes.data.problems import plural
 from loes.data.scan_sources import read_scans
 from loes.errors import LoesError
-from loes.io import write_text
+from loes.io import check_writable, write_text
 from loes.pipeline.predict.members import load_ensemble, warn_if_partial
 from loes.pipeline.predict.page import render_page, why_unsure, write_predictions
 from loes.pipeline.run.metrics import regression_metrics, threshold_metrics
@@ -39,6 +39,7 @@ def _check_out(out: Path, run_dir: Path, sources: Sequence[str | os.PathLike]) -
         )
     if any(resolved == Path(source).resolve() for source in sources):
         raise LoesError(f"--out {out} is one of the scans' sources; it would be overwritten.")
+    check_writable(out.parent, "choose another place with --out")
 
 
 def _print_summary(table: pd.DataFrame, threshold: float, coverage: float, out: Path) -> None:
