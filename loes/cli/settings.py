@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import textwrap
 from typing import Any
 
@@ -55,12 +56,19 @@ def settings_rows() -> list[dict[str, str]]:
                     "default": json.dumps(list(default) if isinstance(default, tuple) else default),
                     "unit": (field.json_schema_extra or {}).get("unit", ""),
                     "allowed": allowed_values(field),
-                    "description": " ".join((field.description or "").split()),
+                    "description": _plain(field.description or ""),
                 }
             )
 
     walk(Config, "")
     return rows
+
+
+def _plain(docstring: str) -> str:
+    """A field's docstring on one line, its Sphinx roles and double backticks as plain
+    backticks (``:func:`loes.x``` and ````x```` become ```loes.x``` and ```x```)."""
+    text = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", " ".join(docstring.split()))
+    return text.replace("``", "`")
 
 
 def _chosen(rows: list[dict[str, str]], names: list[str]) -> list[dict[str, str]]:

@@ -169,9 +169,9 @@ with warnings.catch_warnings():  # the preset's `register` shadows nothing pydan
         skull_strip: Literal[False, True, "auto"] = _pre("skull_strip")
         """Brain extraction (deepbet, :class:`loes.transforms.SkullStrip`) before resampling:
         ``false``, ``true`` (every scan) or ``auto`` (only scans that are not skull-stripped
-        already, decided per scan by :func:`loes.transforms.is_skull_stripped`); about 3 s per
-        scan on a CPU. Saved with the models, so predict, explain and bundles strip as the run
-        did."""
+        already, decided per scan by :func:`loes.transforms.is_skull_stripped`); 3-12 s per
+        scan on a 2-core CPU. Saved with the models, so predict, explain and bundles strip as
+        the run did."""
         cache: Literal["memory", "disk", "gpu"] = "memory"
         """Where preprocessed scans are kept: RAM, files under ``data.cache_dir``, or the GPU."""
 
