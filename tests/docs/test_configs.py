@@ -18,7 +18,7 @@ def test_own_data_names_a_table_and_its_images_folder(tmp_path, monkeypatch):
     config = load_config(OWN_DATA)
     assert config.data.source == str(tmp_path / "data" / "scores.csv")  # from where loes starts
     assert config.data.images_dir == str(tmp_path / "data" / "images")
-    assert config.data.format == "manifest"
+    assert config.data.format is None  # told from the source, so a BIDS folder works too
     assert config.out == "runs/own-data"
 
 
