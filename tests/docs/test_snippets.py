@@ -1,11 +1,16 @@
 """Every runnable code block of README.md and docs/*.md runs, in order, page by page, in a
 sandbox that holds what the pages assume at tiny scale (:mod:`tests.docs._sandbox`): the
-documentation cannot drift from the code. See CONTRIBUTING.md for the marker that keeps a
-block from running."""
+documentation cannot drift from the code. A bash block of plain ``loes`` and ``cp`` commands
+runs them in this process (``loes.cli.main``, what the ``loes`` script calls); any other bash
+block runs in bash. See CONTRIBUTING.md for the marker that keeps a block from running."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import shlex
+import shutil
 import subprocess
 
 import pytest
@@ -40,6 +45,43 @@ def sandbox(tmp_path_factory):
     return folder, environment
 
 
+def _in_process(code: str) -> list[list[str]] | None:
+    """The commands of a bash block as argument lists when every line is a plain ``loes`` or
+    ``cp`` command (no variables, pipes, redirections or background jobs), so the test can run
+    them in this process (``loes.cli.main``, what the ``loes`` script calls) without starting
+    Python again for each; ``None`` when the block needs bash."""
+    commands = []
+    for line in code.replace("\\\n", " ").splitlines():
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        if words[0] not in ("loes", "cp") or any(set(w) & set("&|;<>$*") for w in words):
+            return None
+        if "=" in words[0]:
+            return None
+        commands.append(words)
+    return commands
+
+
+def _run_commands(block, commands) -> None:
+    from loes.cli import main
+
+    for words in commands:
+        if words[0] == "cp":
+            shutil.copy(*words[1:])
+            continue
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = main(words[1:])
+            except SystemExit as exit_:  # argparse refusing the arguments
+                status = exit_.code
+        assert status == 0, (
+            f"{block.where}: `{shlex.join(words)}` exited with status {status}:\n"
+            f"--- stdout ---\n{out.getvalue()[-3000:]}\n--- stderr ---\n{err.getvalue()[-3000:]}"
+        )
+
+
 def _run_bash(block, folder, environment) -> None:
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", block.code],
@@ -70,6 +112,10 @@ def test_the_code_blocks_of_a_page_run(page, sandbox, monkeypatch):
     namespace: dict = {"__name__": "__docs__"}  # the page's python blocks share their names
     for block in blocks(page):
         if block.runs and block.language == "bash":
-            _run_bash(block, folder, environment)
+            commands = _in_process(block.code)
+            if commands is None:
+                _run_bash(block, folder, environment)
+            else:
+                _run_commands(block, commands)
         elif block.runs:
             _run_python(block, namespace)
