@@ -76,3 +76,11 @@ def test_commands_taking_settings_point_to_loes_settings(command, capsys):
     assert "every key=value setting, with its default, unit and allowed values" in (
         capsys.readouterr().out
     )
+
+
+def test_loes_help_lists_the_settings_command():
+    from loes.cli import build_parser
+
+    assert "list every setting with its default, unit and allowed values" in (
+        build_parser().format_help()
+    )
