@@ -1,4 +1,4 @@
-# make setup | test | lint | format | bench | cv
+# make setup | test | lint | format | bench | cv | docs
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-all lint format bench cv clean
+.PHONY: setup test test-all lint format bench cv docs clean
 
 setup: $(STAMP)
 
@@ -34,5 +34,9 @@ bench: setup
 cv: setup
 	$(BIN)/loes cv --config configs/cpu.yaml
 
+# the documentation as a website in site/ (README.md's pages, docs/); any warning fails it
+docs: setup
+	$(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info site

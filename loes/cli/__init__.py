@@ -12,7 +12,13 @@ from collections.abc import Sequence
 from loes import __version__
 from loes.errors import LoesError
 
-__all__ = ["add_scan_reading", "build_parser", "main", "scan_reading"]
+__all__ = ["SETTINGS_HINT", "add_scan_reading", "build_parser", "main", "scan_reading"]
+
+#: the line every command taking key=value settings ends its help with
+SETTINGS_HINT = (
+    "every key=value setting, with its default, unit and allowed values:\n"
+    "  loes settings                  (loes settings training: one section)"
+)
 
 
 def add_scan_reading(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.allow_abbrev = False  # `--epoch 3` is a typo, not `--epochs 3`
     for command in commands.choices.values():
         command.set_defaults(_parser=command)  # so that `main` reports with its usage
+        if any(action.dest == "overrides" for action in command._actions):  # cv, slurm
+            command.epilog = f"{command.epilog or ''}\n\n{SETTINGS_HINT}".lstrip()
     return parser
 
 

@@ -5,12 +5,12 @@ Each section is a pydantic model with unknown keys forbidden; constraints live o
 and every field is documented (with its unit) where it is declared. The ``preprocessing`` and
 ``augmentation`` sections take their field names and defaults from the signatures of
 :func:`loes.transforms.preprocessing` and :func:`loes.transforms.augmentation`, and call them
-with their fields (:meth:`PreprocessingConfig.preset_kwargs`), so the presets are the one
-source of those settings.
+with their fields (:meth:`PreprocessingConfig.preset_kwargs`): one source of those settings.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import warnings
 from pathlib import Path
@@ -26,9 +26,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from loes.errors import LoesError
-from loes.pipeline.run.config_errors import validation_message
+from loes.pipeline.run.config_errors import table_settings_without_source, validation_message
 from loes.transforms import augmentation, preprocessing
 
 __all__ = [
@@ -44,6 +45,13 @@ __all__ = [
     "load_config",
 ]
 
+
+def unit(name: str) -> Any:
+    """A setting's unit, kept in its JSON schema and shown by ``loes settings``."""
+    return Field(json_schema_extra={"unit": name})
+
+
+MM, VOXELS, SCANS, EPOCHS, ZSCORE = map(unit, ("mm", "voxels", "scans", "epochs", "z-score units"))
 Positive = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -72,6 +80,11 @@ def _preset_default(preset, name: str) -> Any:
     return tuple(default) if isinstance(default, list) else default
 
 
+_pre, _aug = (
+    functools.partial(_preset_default, preset) for preset in (preprocessing, augmentation)
+)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -95,11 +108,11 @@ class DataConfig(_Section):
     """Keep post-contrast (gadolinium) sessions; they are left out by default."""
     suffix: str = "T1w"
     """BIDS suffix of the images to read (``T1w``, ``FLAIR``, ``T2w``)."""
-    synthetic_subjects: PositiveInt = 66
+    synthetic_subjects: Annotated[PositiveInt, unit("subjects")] = 66
     """Subjects of the built-in synthetic cohort."""
     synthetic_seed: int = 0
     """Seed of the built-in synthetic cohort."""
-    synthetic_resolution: Positive = 1.5
+    synthetic_resolution: Annotated[Positive, MM] = 1.5
     """Typical voxel size of the synthetic scans, in mm (training resamples to ``pixdim``)."""
     synthetic_contrast: Literal["t1w", "t2w", "flair"] = "t1w"
     """Contrast of the synthetic scans."""
@@ -117,6 +130,13 @@ class DataConfig(_Section):
         (a fold job started in another folder, a moved run, `loes predict` run elsewhere)."""
         return None if path is None else str(Path(path).expanduser().absolute())
 
+    @model_validator(mode="after")
+    def _source_for_table_settings(self) -> DataConfig:
+        """Table settings without the table are an error, never the synthetic cohort."""
+        if problem := table_settings_without_source(self):
+            raise PydanticCustomError("loes_setting", problem)
+        return self
+
 
 with warnings.catch_warnings():  # the preset's `register` shadows nothing pydantic needs
     warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
@@ -124,38 +144,34 @@ with warnings.catch_warnings():  # the preset's `register` shadows nothing pydan
     class PreprocessingConfig(_Section):
         """The deterministic transforms (:func:`loes.transforms.preprocessing`), once per scan."""
 
-        spatial_size: tuple[PositiveInt, PositiveInt, PositiveInt] = _preset_default(
-            preprocessing, "spatial_size"
+        spatial_size: Annotated[tuple[PositiveInt, PositiveInt, PositiveInt], VOXELS] = _pre(
+            "spatial_size"
         )
         """Network input size in voxels (x, y, z, RAS), after cropping to the head and padding."""
-        pixdim: Spacing = _preset_default(preprocessing, "pixdim")
+        pixdim: Annotated[Spacing, MM] = _pre("pixdim")
         """Voxel size in mm the scans are resampled to."""
-        orientation: str = _preset_default(preprocessing, "orientation")
+        orientation: str = _pre("orientation")
         """Axis codes the scans are reoriented to (MONAI ``Orientationd``)."""
-        normalize: Literal["zscore", "percentile", "none"] = _preset_default(
-            preprocessing, "normalize"
-        )
+        normalize: Literal["zscore", "percentile", "none"] = _pre("normalize")
         """Intensity normalisation: z-score over head voxels, percentiles to [0, 1], or none."""
-        bias_correction: bool = _preset_default(preprocessing, "bias_correction")
+        bias_correction: bool = _pre("bias_correction")
         """N4 bias-field correction (SimpleITK), about 0.5 s per scan."""
-        register: bool = _preset_default(preprocessing, "register")
+        register: bool = _pre("register")
         """Affine registration to the MNI ICBM152 2009 template (SimpleITK), about 4 s per scan."""
-        percentiles: tuple[float, float] = _preset_default(preprocessing, "percentiles")
+        percentiles: Annotated[tuple[float, float], unit("%")] = _pre("percentiles")
         """Lower and upper percentile mapped to 0 and 1 by ``normalize: percentile``, in %."""
-        crop_margin: Annotated[int, Field(ge=0)] = _preset_default(preprocessing, "crop_margin")
+        crop_margin: Annotated[int, Field(ge=0), VOXELS] = _pre("crop_margin")
         """Voxels kept around the head when cropping."""
-        foreground_fraction: Annotated[float, Field(ge=0, lt=1)] = _preset_default(
-            preprocessing, "foreground_fraction"
-        )
+        foreground_fraction: Annotated[float, Field(ge=0, lt=1)] = _pre("foreground_fraction")
         """Native scans: the crop keeps voxels above this fraction of the way from the background
         to the 99th intensity percentile; skull-stripped scans keep every voxel that differs
         from their constant background (:class:`loes.transforms.BrainForeground`)."""
-        skull_strip: Literal[False, True, "auto"] = _preset_default(preprocessing, "skull_strip")
+        skull_strip: Literal[False, True, "auto"] = _pre("skull_strip")
         """Brain extraction (deepbet, :class:`loes.transforms.SkullStrip`) before resampling:
         ``false``, ``true`` (every scan) or ``auto`` (only scans that are not skull-stripped
-        already, decided per scan by :func:`loes.transforms.is_skull_stripped`); about 3 s per
-        scan on a CPU. Saved with the models, so predict, explain and bundles strip as the run
-        did."""
+        already, decided per scan by :func:`loes.transforms.is_skull_stripped`); 3-12 s per
+        scan on a 2-core CPU. Saved with the models, so predict, explain and bundles strip as
+        the run did."""
         cache: Literal["memory", "disk", "gpu"] = "memory"
         """Where preprocessed scans are kept: RAM, files under ``data.cache_dir``, or the GPU."""
 
@@ -169,33 +185,31 @@ class AugmentationConfig(_Section):
 
     enabled: bool = True
     """Augment the training scans (never the validation or test scans)."""
-    affine_prob: Probability = _preset_default(augmentation, "affine_prob")
+    affine_prob: Probability = _aug("affine_prob")
     """Probability of a random rotation, scaling and translation."""
-    rotate_degrees: Annotated[float, Field(ge=0, le=180)] = _preset_default(
-        augmentation, "rotate_degrees"
-    )
+    rotate_degrees: Annotated[float, Field(ge=0, le=180), unit("degrees")] = _aug("rotate_degrees")
     """Largest rotation about each axis, in degrees."""
-    scale: Annotated[float, Field(ge=0, lt=1)] = _preset_default(augmentation, "scale")
+    scale: Annotated[float, Field(ge=0, lt=1)] = _aug("scale")
     """Largest relative scaling per axis: a factor in 1 ± scale."""
-    translate_mm: NonNegative = _preset_default(augmentation, "translate_mm")
+    translate_mm: Annotated[NonNegative, MM] = _aug("translate_mm")
     """Largest translation per axis, in mm."""
-    flip_prob: Probability = _preset_default(augmentation, "flip_prob")
+    flip_prob: Probability = _aug("flip_prob")
     """Probability of a left-right flip (the Loes total is symmetric)."""
-    bias_prob: Probability = _preset_default(augmentation, "bias_prob")
+    bias_prob: Probability = _aug("bias_prob")
     """Probability of a random polynomial bias field."""
-    bias_coeff: NonNegative = _preset_default(augmentation, "bias_coeff")
+    bias_coeff: NonNegative = _aug("bias_coeff")
     """Largest coefficient of the bias field."""
-    noise_prob: Probability = _preset_default(augmentation, "noise_prob")
+    noise_prob: Probability = _aug("noise_prob")
     """Probability of Gaussian noise."""
-    noise_std: NonNegative = _preset_default(augmentation, "noise_std")
+    noise_std: Annotated[NonNegative, ZSCORE] = _aug("noise_std")
     """Standard deviation of the noise, in z-score units."""
-    contrast_prob: Probability = _preset_default(augmentation, "contrast_prob")
+    contrast_prob: Probability = _aug("contrast_prob")
     """Probability of a random gamma contrast change."""
-    gamma_range: tuple[Positive, Positive] = _preset_default(augmentation, "gamma_range")
+    gamma_range: tuple[Positive, Positive] = _aug("gamma_range")
     """Range the gamma of the contrast change is drawn from."""
-    elastic: bool = _preset_default(augmentation, "elastic")
+    elastic: bool = _aug("elastic")
     """Add a 3D elastic deformation (slow on a CPU)."""
-    elastic_prob: Probability = _preset_default(augmentation, "elastic_prob")
+    elastic_prob: Probability = _aug("elastic_prob")
     """Probability of the elastic deformation when ``elastic`` is on."""
 
     def preset_kwargs(self) -> dict[str, Any]:
@@ -220,9 +234,9 @@ class TrainingConfig(_Section):
     """Optimisation of one fold; early stopping and model selection use the inner validation
     subjects only."""
 
-    epochs: PositiveInt = 10
+    epochs: Annotated[PositiveInt, EPOCHS] = 10
     """Passes over the training scans."""
-    batch_size: PositiveInt = 8
+    batch_size: Annotated[PositiveInt, SCANS] = 8
     """Scans per training step."""
     optimizer: Literal["adamw", "sgd"] = "adamw"
     """AdamW, or SGD with Nesterov momentum 0.9."""
@@ -238,13 +252,13 @@ class TrainingConfig(_Section):
     """Up-weight rare scores: inverse frequency or label-distribution smoothing."""
     grad_clip: NonNegative = 5.0
     """Largest gradient norm; 0 turns clipping off."""
-    patience: PositiveInt = 10
+    patience: Annotated[PositiveInt, EPOCHS] = 10
     """Epochs without a better validation MAE before training stops."""
     amp: bool = True
     """Mixed precision on CUDA (bf16 where supported); never used on a CPU."""
-    num_workers: Annotated[int, Field(ge=0)] = 0
+    num_workers: Annotated[int, Field(ge=0), unit("processes")] = 0
     """Data-loader worker processes (augmentation runs in them)."""
-    batchnorm_scans: Annotated[int, Field(ge=0)] = 64
+    batchnorm_scans: Annotated[int, Field(ge=0), SCANS] = 64
     """Training scans (un-augmented, drawn once per fold) on which the BatchNorm statistics are
     recomputed after every epoch; 0: keep BatchNorm's running averages."""
     memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"
@@ -277,7 +291,7 @@ class ReportConfig(_Section):
     """How the report reads the results; never part of a run's identity, so ``loes report
     --threshold`` can re-read a finished run."""
 
-    threshold: Annotated[float, Field(gt=0, le=34, multiple_of=0.5)] = 9.0
+    threshold: Annotated[float, Field(gt=0, le=34, multiple_of=0.5), unit("Loes points")] = 9.0
     """Transplant threshold in Loes points: a scan scoring this or more is positive (9: Peters
     et al. 2004, Blood 104:881; Miller et al. 2011 used 10)."""
 
@@ -336,10 +350,7 @@ class Config(_Section):
         settings = self.to_dict()
         for dotted in NOT_DECIDING_RESULTS:
             *parents, leaf = dotted.split(".")
-            node = settings
-            for part in parents:
-                node = node[part]
-            del node[leaf]
+            functools.reduce(dict.__getitem__, parents, settings).pop(leaf)
         return settings
 
     @classmethod
@@ -355,9 +366,8 @@ class Config(_Section):
         try:
             return cls.model_validate(data)
         except ValidationError as error:
-            problems = [validation_message(e, cls) for e in error.errors()]
-            prefix = f"{where}: " if where else ""
-            raise LoesError(prefix + " ".join(problems)) from None
+            problems = " ".join(validation_message(e, cls) for e in error.errors())
+            raise LoesError((f"{where}: " if where else "") + problems) from None
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
