@@ -10,7 +10,7 @@ import pytest
 
 PIPELINE = Path(__file__).resolve().parents[2] / "loes" / "pipeline"
 
-#: room -> the other rooms its modules may import (the README's layout table)
+#: room -> the other rooms its modules may import (the layout table of docs/layout.md)
 ALLOWED = {
     "run": set(),
     "report": {"run"},
