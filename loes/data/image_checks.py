@@ -8,7 +8,9 @@ when ``sform_code > 0``, else the qform), the one ``loes.transforms.preprocessin
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from collections.abc import Sequence
 from itertools import product
 from pathlib import Path
@@ -20,7 +22,13 @@ from loes.data.problems import Severity, plural
 from loes.data.readers.files import exception_text
 from loes.data.readers.scans import squeezed_shape
 
-__all__ = ["DEFAULT_PIXDIM", "MAX_VOXEL_MM", "MIN_VOXEL_MM", "header_problems"]
+__all__ = [
+    "DEFAULT_PIXDIM",
+    "MAX_VOXEL_MM",
+    "MIN_VOXEL_MM",
+    "available_memory",
+    "header_problems",
+]
 
 #: voxel sizes outside this range (mm) mean a broken header or wrong units
 MIN_VOXEL_MM, MAX_VOXEL_MM = 0.2, 10.0
@@ -47,7 +55,8 @@ def header_problems(
             what an impossible field of view would become.
 
     Errors: not one 3D volume (a (X, Y, Z, 1) volume is one), multi-component voxels, a
-    singular affine, implausible voxel sizes or shape, a field of view no head fits. Warnings:
+    singular affine, implausible voxel sizes or shape, voxels that need more memory than the
+    machine has free (:func:`available_memory`), a field of view no head fits. Warnings:
     an orientation that is unknown (a NIfTI with both form codes 0, an ANALYZE 7.5 pair) or
     ambiguous (qform and sform apart), a NIfTI ``pixdim`` that disagrees with its affine.
     """
@@ -123,11 +132,38 @@ def header_problems(
                 "is it a full 3D brain volume?",
             )
         )
+    elif too_large := _too_large(shape, dtype):
+        problems.append(("error", too_large))
     elif not any(severity == "error" for severity, _ in problems):
         fov = [n * z for n, z in zip(shape, zooms, strict=True)]
         if not all(_MIN_FOV_MM <= f <= _MAX_FOV_MM for f in fov):
             problems.append(("error", _impossible_fov(affine, shape, zooms, resample_mm)))
     return problems
+
+
+def available_memory() -> int:
+    """The bytes of memory this machine can still give (``MemAvailable`` of ``/proc/meminfo``,
+    else the free physical pages)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _too_large(shape: tuple[int, ...], dtype: np.dtype) -> str | None:
+    """Why a scan cannot be read here: its voxels as stored and as float32 (what
+    preprocessing works in) need more memory than the machine has free; None otherwise."""
+    voxels = math.prod(shape)
+    needed = voxels * (dtype.itemsize + 4)
+    free = available_memory()
+    if needed <= free:
+        return None
+    return (
+        f"asks for more memory than this machine has: {'x'.join(map(str, shape))} voxels of "
+        f"{dtype} need {needed / 1e9:.1f} GB to read as float32, and {free / 1e9:.1f} GB are "
+        "free; a brain MRI needs a few hundred MB at most: check the header's dimensions."
+    )
 
 
 def _unknown_orientation(image: nib.spatialimages.SpatialImage) -> list[tuple[Severity, str]]:

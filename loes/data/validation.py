@@ -193,6 +193,8 @@ def _check_gzip_length(path: Path, expected: int, usual: int) -> list[tuple[Seve
         with gzip.open(path, "rb") as stream:
             while chunk := stream.read(_CHUNK):
                 length += len(chunk)
+                if length > usual + _CHUNK:  # a stream that inflates past its header: stop
+                    return [("error", _inflates(length, expected))]
     except EOFError:
         return [("error", "is truncated (the compressed data ends early); copy it again.")]
     except (OSError, zlib.error) as error:
@@ -208,13 +210,26 @@ def _check_gzip_length(path: Path, expected: int, usual: int) -> list[tuple[Seve
     return []
 
 
+def _inflates(length: int, expected: int) -> str:
+    return (
+        f"inflates past what its header declares (more than {length} bytes where the header "
+        f"needs {expected}): not a scan as saved; copy it again from the source."
+    )
+
+
 def _check_voxels(path: Path, image, compressed: bool) -> list[tuple[Severity, str]]:
     """Read every voxel (and, for .nii.gz, the whole gzip stream with its checksum)."""
     try:
-        if compressed:
+        if compressed:  # the whole stream, with its checksum, never far past the header's size
+            expected = int(getattr(image.dataobj, "offset", 352)) + _data_bytes(image)
+            chunks, length = [], 0
             with gzip.open(path, "rb") as stream:
-                raw = stream.read()
-            image = type(image).from_bytes(raw)
+                while chunk := stream.read(_CHUNK):
+                    chunks.append(chunk)
+                    length += len(chunk)
+                    if length > expected + _CHUNK:
+                        return [("error", _inflates(length, expected))]
+            image = type(image).from_bytes(b"".join(chunks))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             data = np.asanyarray(image.dataobj)
