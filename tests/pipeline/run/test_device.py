@@ -179,3 +179,14 @@ def test_timings_of_device_work_wait_for_the_device():
         source = (root / name).read_text()
         assert "perf_counter" not in source, name
         assert "Stopwatch(" in source, name
+
+
+def test_reproducible_turns_off_what_makes_cuda_reruns_differ():
+    code = (
+        "import os, torch; from loes.pipeline.run.device import reproducible; reproducible(); "
+        "b = torch.backends; print(torch.are_deterministic_algorithms_enabled(), "
+        "b.cudnn.benchmark, b.cudnn.deterministic, b.cuda.matmul.allow_tf32, "
+        "b.cudnn.allow_tf32, os.environ['CUBLAS_WORKSPACE_CONFIG'])"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "CUBLAS_WORKSPACE_CONFIG"}
+    assert _run(code, env=env) == "True False True False False :4096:8"
