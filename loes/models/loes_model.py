@@ -67,8 +67,16 @@ class LoesModel(nn.Module):
         self.register_buffer("std", torch.tensor(float(score_std)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, D, H, W) images -> (B,) scores in Loes points, not clipped."""
-        return self.network(x)[:, 0] * self.std + self.mean
+        """(B, 1, D, H, W) images -> (B,) scores in Loes points, not clipped: float32 (float64
+        for a float64 model).
+
+        The network's output is scaled in float32 at least, whatever autocast computed it in:
+        bf16 has 8 significant bits, so a score scaled in it would be rounded to 1/16 point
+        between 8 and 16 and to 1/8 between 16 and 32.
+        """
+        out = self.network(x)[:, 0]
+        out = out.to(torch.promote_types(out.dtype, torch.float32))
+        return out * self.std + self.mean
 
     def preprocessing(self):
         """The MONAI ``Compose`` that turns ``{"image": path}`` into this model's input."""
@@ -80,10 +88,13 @@ class LoesModel(nn.Module):
         """Write the description, the weights (``model``) and ``extra`` entries atomically.
 
         ``extra`` must hold what ``torch.load(weights_only=True)`` can read: tensors, numbers,
-        strings and containers of them.
+        strings and containers of them. Every tensor is written as a CPU tensor, whatever
+        device the model is on, so that a checkpoint written on a GPU loads on any machine
+        with a plain ``torch.load(path, weights_only=True)``.
         """
+        checkpoint = _on_cpu({"spec": self.spec, "model": self.state_dict(), **extra})
         with atomic_path(path) as tmp:
-            torch.save({"spec": self.spec, "model": self.state_dict(), **extra}, tmp)
+            torch.save(checkpoint, tmp)
 
     @classmethod
     def load(
@@ -107,3 +118,14 @@ class LoesModel(nn.Module):
         model = cls(**spec)
         model.load_state_dict(checkpoint.pop("model"))
         return model, checkpoint
+
+
+def _on_cpu(value: Any) -> Any:
+    """``value`` with every tensor in it (in dicts, lists and tuples) copied to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {key: _on_cpu(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_on_cpu(item) for item in value)
+    return value

@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -66,3 +70,55 @@ def test_a_checkpoint_without_description_needs_one(tmp_path):
     loaded, extra = LoesModel.load(tmp_path / "old.pt", spec=model.spec)
     assert extra == {"epoch": 2}
     torch.testing.assert_close(loaded.state_dict()["mean"], torch.tensor(4.0))
+
+
+def test_predictions_under_bf16_autocast_are_float32_scaled_network_outputs():
+    """Autocast computes the network in bf16 (here the CPU's, as CUDA's does on a GPU); the
+    scaling to Loes points must not round the scores to bf16's 8 significant bits (1/8 point
+    between 16 and 32). The scores equal the float32 scaling of the same bf16 network output
+    within 1e-3 points (float32 rounding at 34 is 4e-6); bf16 scaling is up to 1/16 off."""
+    torch.manual_seed(0)
+    model = LoesModel("sfcn", (32, 40, 32), score_mean=20.0, score_std=10.0).eval()
+    x = torch.randn(16, 1, 32, 40, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        raw = model.network(x)[:, 0]
+        points = model(x)
+    assert raw.dtype == torch.bfloat16  # the network did compute in bf16
+    assert points.dtype == torch.float32
+    expected = raw.float() * 10.0 + 20.0
+    # the test can fail: these scores scaled in bf16 are that much off
+    assert (expected.bfloat16().float() - expected).abs().max() > 1e-2
+    torch.testing.assert_close(points, expected, rtol=0, atol=1e-3)
+
+
+def _devices() -> list[str]:
+    return ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+
+
+@pytest.mark.parametrize("device", _devices())
+def test_checkpoints_hold_cpu_tensors_whatever_the_device_trained_on(tmp_path, device):
+    """A checkpoint written on a GPU loads on a machine without one with a plain
+    ``torch.load(path, weights_only=True)``: no ``map_location``, the weights and the
+    optimiser's state (AdamW's moments live on the model's device) on the CPU."""
+    model = _model().to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randn(2, 1, 32, 40, 32, device=device)).sum().backward()
+    optimizer.step()
+    model.save(tmp_path / "last.pt", optimizer=optimizer.state_dict(), epoch=1)
+    assert next(model.parameters()).device.type == device  # the live model stays where it was
+    code = (
+        "import sys, torch; c = torch.load(sys.argv[1], weights_only=True); "
+        "t = [v for v in c['model'].values()]; "
+        "t += [v for s in c['optimizer']['state'].values() for v in s.values()]; "
+        "print(len(t), sorted({v.device.type for v in t}))"
+    )
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # a machine without a GPU
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "last.pt")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout.split(maxsplit=1)
+    assert int(out[0]) > len(model.state_dict())  # weights and moments
+    assert out[1].strip() == "['cpu']"

@@ -14,10 +14,13 @@ processes from the environment ``torchrun`` sets (``RANK``, ``LOCAL_RANK``, ``WO
   (nnU-Net v2 shares its global batch among GPUs the same way). DDP averages the gradients.
 - **Writes**: rank 0 alone writes files and prints; the others wait for it where they read
   what it wrote (:func:`barrier`, :func:`main_first`).
-- **BatchNorm recomputation**: each rank recomputes the statistics on its share of the
-  fold's BatchNorm sample (``training.batchnorm_scans``), then :func:`average_batchnorm`
-  averages them over the ranks, so every rank holds the same statistics (an average of batch
-  statistics, as ``update_bn`` itself takes).
+- **BatchNorm recomputation**: every rank recomputes the statistics on the whole of the fold's
+  BatchNorm sample (``training.batchnorm_scans``), in the batches a one-process run uses, so
+  every rank holds the statistics one process computes. (Averaging per-rank statistics, each
+  over its own share, drops the variance between the shares and depends on the number of
+  ranks.)
+- **Collectives** (:func:`mean`) reduce tensors on the device the group has a backend for
+  (:func:`reduction_device`): ``nccl`` has none for CPU tensors.
 - **Decisions** (best epoch, early stopping): every rank validates with identical weights, and
   rank 0's validation MAE is :func:`broadcast`, so no rank stops while another trains on.
 
@@ -37,15 +40,14 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from loes.errors import LoesError
+from loes.pipeline.run.device import job_cpus, requested_threads, threads_per_rank
 from loes.pipeline.run.inference import EvenBatchSampler
 
 __all__ = [
-    "average_batchnorm",
     "barrier",
     "batch_sampler",
     "broadcast",
@@ -57,6 +59,7 @@ __all__ = [
     "mean",
     "process_group",
     "rank",
+    "reduction_device",
     "world_size",
     "wrap",
 ]
@@ -100,9 +103,11 @@ def process_group(device: torch.device) -> Iterator[torch.device]:
     """Join the processes ``torchrun`` started, for the duration of the block; yield this
     rank's device (``cuda:LOCAL_RANK`` on GPUs, else ``device``).
 
-    ``nccl`` on CUDA, ``gloo`` on the CPU. Without ``torchrun`` (or when the caller already
-    started a group) nothing is started and ``device`` is yielded as is. The group is destroyed
-    on the way out.
+    ``nccl`` on CUDA, ``gloo`` on the CPU, each for its device type alone (``"cuda:nccl"``,
+    ``"cpu:gloo"``): a CPU run then fails where a CUDA one would, on a collective given a
+    tensor of the other device (:func:`reduction_device` tells which to use). Without
+    ``torchrun`` (or when the caller already started a group) nothing is started and
+    ``device`` is yielded as is. The group is destroyed on the way out.
 
     Raises:
         LoesError: when there are more processes on this node than GPUs.
@@ -120,9 +125,9 @@ def process_group(device: torch.device) -> Iterator[torch.device]:
             )
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
-        dist.init_process_group("nccl", timeout=TIMEOUT, device_id=device)
+        dist.init_process_group("cuda:nccl", timeout=TIMEOUT, device_id=device)
     else:
-        dist.init_process_group("gloo", timeout=TIMEOUT)
+        dist.init_process_group("cpu:gloo", timeout=TIMEOUT)
     try:
         yield device
     finally:
@@ -158,11 +163,29 @@ def broadcast(value: Any) -> Any:
     return box[0]
 
 
+def reduction_device(backend_config: str) -> torch.device:
+    """The device whose tensors a process group with ``backend_config`` (what
+    ``torch.distributed.get_backend_config()`` says: ``"cuda:nccl"``, ``"cpu:gloo"``,
+    ``"cpu:gloo,cuda:gloo"``) reduces: the CPU where it has a CPU backend, else its first
+    device type (the current CUDA device for ``nccl``, which has no CPU backend).
+
+    Examples::
+
+        >>> reduction_device("cuda:nccl")
+        device(type='cuda')
+        >>> reduction_device("cpu:gloo,cuda:gloo")
+        device(type='cpu')
+    """
+    types = [entry.split(":")[0].strip() for entry in backend_config.split(",")]
+    return torch.device("cpu" if "cpu" in types else types[0])
+
+
 def mean(value: float) -> float:
-    """The mean of ``value`` over the ranks."""
+    """The mean of ``value`` over the ranks (reduced on :func:`reduction_device`)."""
     if not is_distributed():
         return value
-    total = torch.tensor([float(value)], dtype=torch.float64)
+    device = reduction_device(dist.get_backend_config())
+    total = torch.tensor([float(value)], dtype=torch.float64, device=device)
     dist.all_reduce(total)
     return float(total.item()) / dist.get_world_size()
 
@@ -195,30 +218,22 @@ def batch_sampler(n: int, batch_size: int) -> EvenBatchSampler:
     return EvenBatchSampler(len(share), batch_size // ranks, indices=share)
 
 
-def average_batchnorm(model: nn.Module) -> None:
-    """Average every BatchNorm layer's running mean and variance over the ranks, in place."""
-    if not is_distributed():
-        return
-    for module in model.modules():
-        if isinstance(module, _BatchNorm) and module.running_mean is not None:
-            for buffer in (module.running_mean, module.running_var):
-                dist.all_reduce(buffer)
-                buffer.div_(dist.get_world_size())
-
-
 def launch(nproc: int, argv: list[str]) -> int:
     """Run ``python -m loes ARGV`` in ``nproc`` processes on this machine through
     ``torch.distributed.run`` (``torchrun --standalone --nproc-per-node NPROC -m loes ARGV``);
     return the exit status: 0, 2 when a process stopped on a user error (its message is
     printed above), else 1.
 
-    Unless ``OMP_NUM_THREADS`` is set, each process gets an equal share of the CPU cores
+    Each process gets an equal share of the job's CPU cores
+    (:func:`~loes.pipeline.run.device.threads_per_rank` of
+    :func:`~loes.pipeline.run.device.job_cpus`), or ``OMP_NUM_THREADS`` where that is fewer
     (``torchrun`` would give each one thread).
     """
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    threads = threads_per_rank(job_cpus(), nproc, requested_threads())
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     args = parse_args(["--standalone", f"--nproc-per-node={nproc}", "--module", "loes", *argv])
     try:
         run(args)

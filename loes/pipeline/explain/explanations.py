@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,7 +51,7 @@ from loes.pipeline.explain.scans import (
 from loes.pipeline.explain.summary import summarize_explanations
 from loes.pipeline.predict.ensemble import FoldEnsemble
 from loes.pipeline.predict.members import load_ensemble, warn_if_partial
-from loes.pipeline.run.device import configure_cpu, resolve_device
+from loes.pipeline.run.device import Stopwatch, configure_cpu, resolve_device
 from loes.pipeline.run.folder import CONFIG_FILE, load_run_config
 
 __all__ = ["EXPLANATIONS_FILE", "PAGE_FILE", "SUMMARY_FILE", "explain"]
@@ -152,16 +151,16 @@ class _Explainer:
         return [rows[m] for m in self.methods]
 
     def _explain(self, scan: Scan, methods: list[str]) -> dict[str, dict]:
-        start = time.perf_counter()
+        watch = Stopwatch(self.mapper.device)
         prepared = self.prepare(scan)
         if isinstance(prepared, str):
             return {m: {**base_row(scan, m), "error": prepared} for m in methods}
         folder = self.out / "scans" / scan.name
         folder.mkdir(parents=True, exist_ok=True)
-        shared = (time.perf_counter() - start) / len(methods)
+        shared = watch.seconds() / len(methods)
         made = {}
         for method in methods:
-            start = time.perf_counter()
+            watch = Stopwatch(self.mapper.device)
             saliency = self.mapper.map(scan, prepared.x, method, random=False)
             if not np.isfinite(saliency).all():
                 made[method] = {
@@ -173,7 +172,7 @@ class _Explainer:
             row = self.mapper.row(scan, prepared, method, saliency)
             transform = self.prepare.transforms[bool(scan.lesion_mask)]
             _write_maps(transform, scan, prepared.item, saliency, method, folder, row)
-            row |= {"seconds": time.perf_counter() - start + shared, "error": ""}
+            row |= {"seconds": watch.seconds() + shared, "error": ""}
             # written last: a row on disk means its maps and figure are there
             write_json(
                 folder / f"{method}.json", {"settings": self.settings_of(scan, method), "row": row}

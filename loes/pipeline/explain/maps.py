@@ -5,7 +5,6 @@ checked against the network before any work, and occlusion's cost announced."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -25,6 +24,7 @@ from loes.pipeline.explain.saliency import (
 )
 from loes.pipeline.explain.scans import Prepared, Scan, scan_seed
 from loes.pipeline.predict.ensemble import FoldEnsemble, Member
+from loes.pipeline.run.device import Stopwatch
 from loes.pipeline.run.messages import note
 
 __all__ = ["AREA_NAMES", "Mapper", "announce_occlusion", "base_row", "check_settings"]
@@ -149,9 +149,9 @@ def announce_occlusion(
     batch = torch.zeros((settings.occlusion_batch, 1, *size), device=device)
     with torch.no_grad():
         model(batch[:1])  # warm up
-        start = time.perf_counter()
+        watch = Stopwatch(device)
         model(batch)
-        seconds = time.perf_counter() - start
+        seconds = watch.seconds()
     passes = sum(len(s.members) for s in scans) * (2 if sanity else 1)
     total = passes * -(-windows // settings.occlusion_batch) * seconds
     if total > _ANNOUNCE_SECONDS:

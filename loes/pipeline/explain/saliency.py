@@ -27,6 +27,7 @@ checks for saliency maps"): a map that barely changes does not depend on what wa
 from __future__ import annotations
 
 import copy
+import itertools
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -257,9 +258,14 @@ def saliency_map(
             magnitude=True,
             verbose=False,
         )
-        devices = [image.device.index or 0] if image.is_cuda else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+        # seed (and restore) the generators the noise may come from, no other: torch.manual_seed
+        # would reseed every CUDA device's generator, fork_rng restore only the ones named
+        index = image.device.index
+        cuda = [torch.cuda.current_device() if index is None else index] if image.is_cuda else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.default_generator.manual_seed(seed)
+            for index in cuda:
+                torch.cuda.default_generators[index].manual_seed(seed)
             # MONAI returns sqrt(sum g^2) / n; times sqrt(n): the root mean square gradient
             result = smooth(image) * settings.smoothgrad_samples**0.5
     else:
@@ -289,12 +295,20 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
 def randomized(model: nn.Module, seed: int = 0) -> nn.Module:
     """A copy of ``model`` with every layer re-initialised (``reset_parameters``, seeded; a
     BatchNorm's running statistics too), buffers such as the score scaling kept: the cascade's
-    last step of Adebayo et al. 2018's model randomisation test."""
-    copied = copy.deepcopy(model)
+    last step of Adebayo et al. 2018's model randomisation test.
+
+    The weights are drawn on the CPU, from its generator alone (seeded from ``seed``, its state
+    restored afterwards; no CUDA generator is touched), and the copy is then put on the
+    model's device: the same weights, so the same maps, on a CPU and on a GPU."""
+    device = next(itertools.chain(model.parameters(), model.buffers()), torch.empty(0)).device
+    copied = copy.deepcopy(model).cpu()
     with torch.random.fork_rng(devices=[]):
         # a stream of its own: torch.manual_seed(seed) would redraw a model built after it
-        torch.manual_seed(int(np.random.SeedSequence([seed, 2018]).generate_state(1)[0]))
+        # (and reseed every CUDA generator)
+        torch.default_generator.manual_seed(
+            int(np.random.SeedSequence([seed, 2018]).generate_state(1)[0])
+        )
         for module in copied.modules():
             if module is not copied and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
-    return copied.eval()
+    return copied.to(device).eval()

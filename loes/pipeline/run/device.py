@@ -1,5 +1,6 @@
 """The device a run trains on and how to run fast there: mixed precision, the memory layout of
-3D convolutions, CPU threads and the C allocator."""
+3D convolutions, CPU threads and the C allocator; timings that wait for the device, and the
+settings that make a CUDA run repeat itself bit for bit."""
 
 from __future__ import annotations
 
@@ -9,18 +10,27 @@ import ctypes.util
 import functools
 import os
 import sys
+import time
 
 import torch
 
 from loes.errors import LoesError
 
 __all__ = [
+    "Stopwatch",
+    "amp_dtype",
     "autocast",
     "available_cpus",
     "configure_cpu",
+    "job_cpus",
     "keep_freed_memory",
     "memory_format",
+    "mixed_precision_dtype",
+    "reproducible",
+    "requested_threads",
     "resolve_device",
+    "synchronize",
+    "threads_per_rank",
 ]
 
 # mallopt(3) parameters of glibc's malloc.h
@@ -42,14 +52,109 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast(device: torch.device, enabled: bool):
-    """Mixed precision on CUDA (bf16 where supported, else fp16); nothing on other devices,
-    where autocast without native low-precision units only slows training down (bf16 on an
-    AVX2 CPU: a training step 6x slower than fp32)."""
+def mixed_precision_dtype(
+    capability: tuple[int, int], native_bf16: bool | None = None
+) -> torch.dtype | None:
+    """The autocast dtype for a CUDA GPU of compute ``capability`` (major, minor), or None for
+    float32.
+
+    bf16 where the GPU computes it natively: ``native_bf16`` (what
+    ``torch.cuda.is_bf16_supported(including_emulation=False)`` says, where PyTorch has that
+    argument), else compute capability 8.0 or more (Ampere on). fp16, which needs a
+    ``GradScaler``, from 7.0 (Volta, Turing: tensor cores), where bf16 is only emulated
+    (``is_bf16_supported()`` without the argument says yes there, and convolutions then crawl
+    or fail). float32 below (Pascal has no tensor cores; most of it computes fp16 at 1/64 rate).
+    Source: the CUDA C++ Programming Guide's arithmetic throughput table.
+
+    Examples::
+
+        >>> mixed_precision_dtype((9, 0))
+        torch.bfloat16
+        >>> mixed_precision_dtype((7, 0))  # V100
+        torch.float16
+        >>> mixed_precision_dtype((7, 5), native_bf16=False)  # T4
+        torch.float16
+        >>> mixed_precision_dtype((6, 1)) is None
+        True
+    """
+    if native_bf16 if native_bf16 is not None else tuple(capability) >= (8, 0):
+        return torch.bfloat16
+    if tuple(capability) >= (7, 0):
+        return torch.float16
+    return None
+
+
+def _native_bf16() -> bool | None:
+    """``torch.cuda.is_bf16_supported(including_emulation=False)``, or None on a PyTorch
+    without the argument (before 2.4)."""
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:
+        return None
+
+
+def amp_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
+    """The dtype :func:`autocast` computes in on ``device`` (:func:`mixed_precision_dtype` of
+    its GPU), or None: float32 (a CPU, or ``enabled`` false). A run needs a ``GradScaler``
+    where this is ``torch.float16``."""
     if device.type != "cuda" or not enabled:
+        return None
+    return mixed_precision_dtype(torch.cuda.get_device_capability(device), _native_bf16())
+
+
+def autocast(device: torch.device, enabled: bool):
+    """Mixed precision on CUDA in :func:`amp_dtype`; nothing on other devices, where autocast
+    without native low-precision units only slows training down (bf16 on an AVX2 CPU: a
+    training step 6x slower than fp32)."""
+    dtype = amp_dtype(device, enabled)
+    if dtype is None:
         return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.autocast("cuda", dtype=dtype)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until ``device`` has run the work queued on it (CUDA kernels run asynchronously:
+    a clock read without this measures their launches); nothing on a CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Stopwatch:
+    """Seconds of work on ``device`` since the stopwatch started, waiting for the device (with
+    :func:`synchronize`) at the start and at each reading.
+
+    Examples::
+
+        >>> watch = Stopwatch(torch.device("cpu"))
+        >>> _ = torch.ones(8).sum()
+        >>> watch.seconds() >= 0
+        True
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        synchronize(device)
+        self.start = time.perf_counter()
+
+    def seconds(self) -> float:
+        """Seconds since the start, once the device has finished the work queued so far."""
+        synchronize(self.device)
+        return time.perf_counter() - self.start
+
+
+def reproducible() -> None:
+    """Make CUDA runs repeat themselves: deterministic algorithms
+    (``torch.use_deterministic_algorithms``, with the ``CUBLAS_WORKSPACE_CONFIG`` cuBLAS then
+    needs), no cuDNN autotuning (``cudnn.benchmark``, which may pick other kernels each run),
+    and no TF32. Mixed precision is the caller's to switch off (``training.amp``). Call before
+    the first CUDA work. Source: PyTorch's "Reproducibility" notes
+    (https://pytorch.org/docs/stable/notes/randomness.html)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 
 
 def memory_format(device: torch.device, name: str = "auto") -> torch.memory_format:
@@ -100,11 +205,53 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES) and mallopt(_M_TRIM_THRESHOLD, _KEEP_BYTES))
 
 
+def job_cpus() -> int:
+    """The CPU cores this job has: :func:`available_cpus`, capped at ``SLURM_CPUS_PER_TASK``
+    where SLURM sets it (a cluster without CPU binding leaves the whole node in the affinity
+    mask)."""
+    cpus = available_cpus()
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit() and int(slurm) > 0:
+        cpus = min(cpus, int(slurm))
+    return cpus
+
+
+def threads_per_rank(cpus: int, local_ranks: int = 1, requested: int | None = None) -> int:
+    """Intra-op threads for each of ``local_ranks`` processes sharing ``cpus`` cores: an equal
+    share (at least 1), or ``requested`` (``OMP_NUM_THREADS``) where that is fewer. A request
+    for more than the share (a SLURM script's ``OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK``, the
+    whole task's cores, seen by every rank) would oversubscribe the cores; it gets the share.
+
+    Examples::
+
+        >>> threads_per_rank(16, local_ranks=4)
+        4
+        >>> threads_per_rank(16, local_ranks=4, requested=16)
+        4
+        >>> threads_per_rank(16, local_ranks=4, requested=2)
+        2
+    """
+    share = max(1, cpus // max(1, local_ranks))
+    return share if requested is None else max(1, min(int(requested), share))
+
+
+def requested_threads() -> int | None:
+    """``OMP_NUM_THREADS`` as a number, or None where it is unset or not a positive integer."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def configure_cpu() -> int:
-    """Process-wide CPU settings for training: :func:`keep_freed_memory`, and one intra-op
-    thread per CPU of :func:`available_cpus` unless ``OMP_NUM_THREADS`` says otherwise.
+    """Process-wide CPU settings for training: :func:`keep_freed_memory`, and intra-op threads
+    from :func:`threads_per_rank` of the job's cores (:func:`job_cpus`), the processes
+    ``torchrun`` started on this node (``LOCAL_WORLD_SIZE``) and ``OMP_NUM_THREADS``; an
+    ``OMP_NUM_THREADS`` above the share is lowered to it, for what this process starts too.
     Returns the number of threads."""
     keep_freed_memory()
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(available_cpus())
+    local = os.environ.get("LOCAL_WORLD_SIZE", "")
+    requested = requested_threads()
+    threads = threads_per_rank(job_cpus(), int(local) if local.isdigit() else 1, requested)
+    if requested is not None and requested != threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
     return torch.get_num_threads()

@@ -96,6 +96,123 @@ def test_every_rank_ends_with_the_same_weights_and_batchnorm_statistics(tmp_path
         assert torch.equal(value, ranks[0]["state"][key]), key
 
 
+def _torchrun_env(rank: int, port: int) -> None:
+    """What ``torchrun --nproc-per-node 2`` sets for ``rank``."""
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE="2",
+        LOCAL_WORLD_SIZE="2",
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+
+
+def _collectives_on_rank(rank: int, port: int, folder: str) -> None:
+    """One rank joining the group as under torchrun; saves what each collective gave."""
+    import torch.distributed as dist
+
+    from loes.pipeline.cluster import distributed
+
+    _torchrun_env(rank, port)
+    with distributed.process_group(torch.device("cpu")) as device:
+        config = str(dist.get_backend_config())
+        # nccl's case: a group with a backend for CUDA alone, given a CPU tensor
+        like_nccl = dist.new_group(backend="cuda:gloo")
+        try:
+            dist.all_reduce(torch.ones(1), group=like_nccl)
+            refused = ""
+        except RuntimeError as error:
+            refused = str(error)
+        result = {
+            "device": str(device),
+            "config": config,
+            "refused": refused,
+            "mean": distributed.mean(float(rank + 1)),
+            "broadcast": distributed.broadcast(f"rank {rank}"),
+        }
+        distributed.barrier()
+    torch.save(result, Path(folder) / f"rank{rank}.pt")
+
+
+def test_the_cpu_group_has_a_backend_for_the_cpu_alone_as_nccl_for_cuda(tmp_path):
+    """``process_group`` sets up gloo on a CPU run the way it sets up nccl on a GPU one: for
+    the training device's type alone, and loes's collectives, which reduce on the group's
+    device, work on it. A group for CUDA tensors alone (gloo's here, nccl's on a GPU) refuses
+    a CPU tensor: what stopped every multi-GPU run at the end of its first epoch."""
+    torch.multiprocessing.spawn(
+        _collectives_on_rank, args=(_free_port(), str(tmp_path)), nprocs=2, join=True
+    )
+    for rank in (0, 1):
+        result = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        assert result["device"] == "cpu"
+        assert result["config"] == "cpu:gloo"  # as "cuda:nccl": one device type
+        assert "No backend type associated with device type cpu" in result["refused"]
+        assert result["mean"] == 1.5
+        assert result["broadcast"] == "rank 0"
+
+
+def test_collectives_reduce_on_the_device_the_group_has_a_backend_for():
+    """nccl has a backend for CUDA tensors alone: ``mean`` must reduce a CUDA tensor there."""
+    from loes.pipeline.cluster.distributed import reduction_device
+
+    assert reduction_device("cuda:nccl") == torch.device("cuda")
+    assert reduction_device("cpu:gloo") == torch.device("cpu")
+    assert reduction_device("cpu:gloo,cuda:gloo") == torch.device("cpu")
+    assert reduction_device("cuda:nccl, cpu:gloo") == torch.device("cpu")
+
+
+def _batchnorm_on_rank(rank: int, port: int, folder: str) -> None:
+    """One rank of a 2-process group recomputing the BatchNorm statistics of a fold."""
+    import torch.distributed as dist
+
+    from loes.pipeline.cross_validation.training import batchnorm_scans, recompute_batchnorm
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    model, scans, config = _batchnorm_case()
+    recompute_batchnorm(model, batchnorm_scans(scans, 8, seed=5), config, torch.device("cpu"))
+    torch.save(_statistics(model), Path(folder) / f"rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def _batchnorm_case():
+    from loes.models import get_network
+    from loes.pipeline.run.config import load_config
+    from tests.pipeline.cross_validation.test_training import _random_fold
+
+    config = load_config(overrides=["training.batch_size=4", "training.memory_format=contiguous"])
+    torch.manual_seed(3)
+    return get_network("sfcn", (32, 32, 32)), _random_fold().train, config
+
+
+def _statistics(model) -> dict:
+    return {
+        k: v for k, v in model.state_dict().items() if k.endswith(("running_mean", "running_var"))
+    }
+
+
+def test_two_processes_recompute_the_batchnorm_statistics_of_one(tmp_path):
+    """The statistics a 2-process run recomputes on a fold's BatchNorm sample are the ones a
+    1-process run recomputes on it (the same weights, the same 8 scans in batches of 4), on
+    both ranks: not an average of each rank's statistics of its own 4 scans, which drops the
+    variance between the shares (and depends on the number of ranks)."""
+    from loes.pipeline.cross_validation.training import batchnorm_scans, recompute_batchnorm
+    from tests.pipeline.cross_validation.test_training import _statistics_close
+
+    torch.multiprocessing.spawn(
+        _batchnorm_on_rank, args=(_free_port(), str(tmp_path)), nprocs=2, join=True
+    )
+    model, scans, config = _batchnorm_case()
+    recompute_batchnorm(model, batchnorm_scans(scans, 8, seed=5), config, torch.device("cpu"))
+    one = _statistics(model)
+    assert len(one) > 4
+    for rank in (0, 1):
+        ranks = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        for key, value in one.items():
+            assert _statistics_close(ranks[key], value), (rank, key)
+
+
 def _files(run: Path) -> list[str]:
     """The run's files, TensorBoard event files by folder (their names carry a time and pid)."""
     return sorted(

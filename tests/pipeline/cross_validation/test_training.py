@@ -143,7 +143,7 @@ def test_batchnorm_is_recomputed_on_a_fixed_sample_of_the_training_scans(scans):
     from torch.optim.swa_utils import update_bn
 
     from loes.models import get_network
-    from loes.pipeline.cross_validation.training import _recompute_batchnorm, batchnorm_scans
+    from loes.pipeline.cross_validation.training import batchnorm_scans, recompute_batchnorm
     from loes.pipeline.run.config import load_config
 
     config = load_config(overrides=[f"training.batchnorm_scans={scans}"])
@@ -156,7 +156,7 @@ def test_batchnorm_is_recomputed_on_a_fixed_sample_of_the_training_scans(scans):
         assert list(sample.indices) != list(batchnorm_scans(train, scans, seed=6).indices)
     model = get_network("sfcn", (32, 32, 32))
     expected = copy.deepcopy(model)
-    seconds = _recompute_batchnorm(model, sample, config, torch.device("cpu"))
+    seconds = recompute_batchnorm(model, sample, config, torch.device("cpu"))
     assert (seconds > 0) == bool(scans)
     if scans:
         update_bn([torch.stack([train[i]["image"] for i in sample.indices])], expected)

@@ -1,6 +1,8 @@
 """Saliency maps from monai.visualize on a Loes model: shapes and signs, locality on a phantom
 network whose answer is known, the occlusion cost, the randomised copy and bad arguments."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -135,6 +137,22 @@ def test_the_randomised_copy_has_new_weights_the_same_scaling_and_a_seed(loes_mo
     assert one.mean == loes_model.mean
     assert one.std == loes_model.std
     assert not one.training
+
+
+@pytest.mark.parametrize("device", ["cpu", *(["cuda"] if torch.cuda.is_available() else [])])
+def test_the_randomised_weights_are_drawn_on_the_cpu_whatever_the_device(loes_model, device):
+    """The sanity check's weights come from the CPU generator, so a map made on a GPU and one
+    made on a CPU (whose rows explain reuses across devices) use the same weights; the copy
+    lives on the model's device, and every random state is as it was."""
+    states = torch.get_rng_state(), torch.cuda.get_rng_state_all() if device == "cuda" else []
+    on_cpu = randomized(loes_model, 4)
+    on_device = randomized(copy.deepcopy(loes_model).to(device), 4)
+    assert torch.equal(torch.get_rng_state(), states[0])
+    if device == "cuda":
+        assert all(map(torch.equal, torch.cuda.get_rng_state_all(), states[1]))
+    for key, value in on_cpu.state_dict().items():
+        assert on_device.state_dict()[key].device.type == device
+        assert torch.equal(on_device.state_dict()[key].cpu(), value), key
 
 
 def test_bad_arguments_are_refused(loes_model):

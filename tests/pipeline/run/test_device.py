@@ -98,3 +98,95 @@ print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     # usually at most the first allocation faults in; on a loaded machine the kernel was seen
     # to fault in some kept pages again (6 of 10 allocations' worth once), never most of them
     assert int(kept[1]) <= int(default[1]) * 0.7
+
+
+def test_each_rank_takes_its_share_of_the_jobs_cores_not_the_whole_task():
+    """Two torchrun ranks on a 2-core SLURM task whose script exported
+    ``OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK`` (2): each takes one thread and passes one on."""
+    code = (
+        "import os; from loes.pipeline.run.device import configure_cpu; "
+        "print(configure_cpu(), os.environ['OMP_NUM_THREADS'])"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_NUM_THREADS"}
+    task = {"SLURM_CPUS_PER_TASK": "2", "OMP_NUM_THREADS": "2", "LOCAL_WORLD_SIZE": "2"}
+    prefix = ("taskset", "-c", "0,1") if shutil.which("taskset") else ()
+    assert _run(code, *prefix, env={**env, **task}) == "1 1"
+    # one process: the whole task; a request for fewer threads than the share is kept
+    assert _run(code, *prefix, env={**env, **task, "LOCAL_WORLD_SIZE": "1"}) == "2 2"
+    assert _run(code, *prefix, env={**env, **task, "OMP_NUM_THREADS": "1"}) == "1 1"
+
+
+def test_the_jobs_cores_are_its_affinity_capped_at_slurms_count(monkeypatch):
+    from loes.pipeline.run.device import available_cpus, job_cpus, threads_per_rank
+
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    assert job_cpus() == available_cpus()
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+    assert job_cpus() == 1
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", str(available_cpus() + 8))
+    assert job_cpus() == available_cpus()  # a node without CPU binding: the mask still counts
+    assert threads_per_rank(16, 4) == 4
+    assert threads_per_rank(16, 4, requested=16) == 4  # the whole task's count, per rank
+    assert threads_per_rank(16, 4, requested=3) == 3
+    assert threads_per_rank(3, 4) == 1
+    assert threads_per_rank(3, 4, requested=8) == 1
+
+
+@pytest.mark.parametrize(
+    ("capability", "native_bf16", "expected"),
+    [
+        ((9, 0), True, torch.bfloat16),  # H100
+        ((8, 0), None, torch.bfloat16),  # A100 on a PyTorch without including_emulation
+        ((8, 6), None, torch.bfloat16),
+        ((7, 0), False, torch.float16),  # V100: bf16 only emulated
+        ((7, 5), False, torch.float16),  # T4
+        ((7, 5), None, torch.float16),
+        ((6, 1), False, None),  # Pascal: no tensor cores, float32
+        ((6, 0), None, None),
+    ],
+)
+def test_mixed_precision_is_bf16_only_where_the_gpu_computes_it(capability, native_bf16, expected):
+    from loes.pipeline.run.device import amp_dtype, mixed_precision_dtype
+
+    assert mixed_precision_dtype(capability, native_bf16) is expected
+    assert amp_dtype(torch.device("cpu")) is None  # never on a CPU
+    assert amp_dtype(torch.device("cuda"), enabled=False) is None
+
+
+def test_the_stopwatch_reads_seconds_of_the_work_since_its_start():
+    from loes.pipeline.run.device import Stopwatch
+
+    watch = Stopwatch(torch.device("cpu"))
+    first = watch.seconds()
+    torch.ones(256, 256) @ torch.ones(256, 256)
+    assert 0 <= first <= watch.seconds()
+
+
+def test_timings_of_device_work_wait_for_the_device():
+    """CUDA runs kernels asynchronously: the modules that time work on a device read the clock
+    through Stopwatch (which synchronises), never time.perf_counter directly."""
+    from pathlib import Path
+
+    import loes
+
+    root = Path(loes.__file__).parent
+    timed = [
+        "pipeline/cross_validation/training.py",
+        "pipeline/explain/maps.py",
+        "pipeline/explain/explanations.py",
+    ]
+    for name in timed:
+        source = (root / name).read_text()
+        assert "perf_counter" not in source, name
+        assert "Stopwatch(" in source, name
+
+
+def test_reproducible_turns_off_what_makes_cuda_reruns_differ():
+    code = (
+        "import os, torch; from loes.pipeline.run.device import reproducible; reproducible(); "
+        "b = torch.backends; print(torch.are_deterministic_algorithms_enabled(), "
+        "b.cudnn.benchmark, b.cudnn.deterministic, b.cuda.matmul.allow_tf32, "
+        "b.cudnn.allow_tf32, os.environ['CUBLAS_WORKSPACE_CONFIG'])"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "CUBLAS_WORKSPACE_CONFIG"}
+    assert _run(code, env=env) == "True False True False False :4096:8"
