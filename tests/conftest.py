@@ -1,6 +1,9 @@
 """Fixtures shared by the whole suite: the tiny synthetic cohort, built once per session, and
 the configuration of a tiny cross-validation on it."""
 
+import sys
+from collections import Counter
+
 import pytest
 
 from loes.data.synthetic import make_tiny_cohort
@@ -78,3 +81,30 @@ def one_thread_run(tiny_run_file, tmp_path_factory):
         command, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
     )
     return out
+
+
+# -- how many hostile-input cases ran (tests/data/test_hostile_inputs.py), across xdist workers
+
+
+def _hostile_counts() -> dict:
+    module = sys.modules.get("tests.data.test_hostile_inputs")
+    return dict(module.RAN) if module is not None else {}
+
+
+def pytest_sessionfinish(session):
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: send its counts to the controller
+        workeroutput["hostile_inputs"] = _hostile_counts()
+
+
+def pytest_testnodedown(node, error):
+    counts = getattr(node.config, "_hostile_inputs", Counter())
+    counts.update(getattr(node, "workeroutput", {}).get("hostile_inputs", {}))
+    node.config._hostile_inputs = counts
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    counts = Counter(getattr(config, "_hostile_inputs", {})) + Counter(_hostile_counts())
+    if counts:
+        ran = ", ".join(f"{n} {what}" for what, n in sorted(counts.items()))
+        terminalreporter.write_line(f"hostile inputs: {ran}")

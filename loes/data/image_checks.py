@@ -218,7 +218,10 @@ def _qform_sform_disagreement(image: nib.Nifti1Pair, shape: tuple[int, ...]) -> 
     apart = float(np.max(np.linalg.norm(corners @ (sform - qform).T[:, :3], axis=1)))
     if not apart > _AFFINES_AGREE_MM:  # NaN included: the affine check reports it
         return None
-    codes = {name: "".join(nib.aff2axcodes(a)) for name, a in (("q", qform), ("s", sform))}
+    codes = {  # an axis no letter fits (a degenerate form) is "?"
+        name: "".join(c or "?" for c in nib.aff2axcodes(a))
+        for name, a in (("q", qform), ("s", sform))
+    }
     axes = sform[:3, :3] / np.linalg.norm(sform[:3, :3], axis=0)
     sheared = np.abs(axes.T @ axes - np.eye(3)).max() > 1e-3
     why = (
