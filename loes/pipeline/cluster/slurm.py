@@ -261,10 +261,12 @@ def cache_advice(cache: str, tasks: int, n_scans: int | None = None) -> str | No
     return (
         f"preprocessing.cache={cache}: each of the {tasks} array tasks preprocesses {scans} "
         "of the cohort itself before it trains (the main job's 212 scans took 36-65 s on 2 "
-        "CPU cores, 12 minutes with skull stripping). With preprocessing.cache=disk the tasks "
-        "share one cache of preprocessed scans under data.cache_dir/persistent/ (each scan "
-        "written once, atomically, read by the others): run loes slurm again with "
-        "preprocessing.cache=disk, and data.cache_dir on a filesystem every node sees."
+        "CPU cores, 12 minutes with skull stripping), and again when it is requeued. With "
+        "preprocessing.cache=disk the tasks share one cache of preprocessed scans under "
+        "data.cache_dir/persistent/: a task reads the scans another has written (tasks "
+        "starting at the same moment may both preprocess a scan), and requeued tasks and "
+        "later runs with the same preprocessing read them all. Run loes slurm again with "
+        "preprocessing.cache=disk, data.cache_dir on a filesystem every node sees."
     )
 
 
