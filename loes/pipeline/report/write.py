@@ -73,7 +73,9 @@ def write_report(
     is one. ``threshold`` (Loes points) overrides the configuration's ``report.threshold``
     (default 9): the report's copy of the configuration then shows the threshold it used. The
     report says what was run (from the configuration and ``environment.json``), whether folds
-    are missing (against ``splits.json``), and warns about the network (:func:`model_flags`).
+    are missing (against ``splits.json``), what the run set aside and why (``set_aside.csv``
+    beside ``scans.csv``), which scans the network predicted worst, and warns about the
+    network (:func:`model_flags`); its verdict weighs the threshold metrics beside the MAE.
     Every file is written atomically. Returns the report as written to ``report.json``
     (``None`` for undefined values).
 
