@@ -75,3 +75,5 @@ def test_the_config_of_a_cpu_run_says_what_was_in_effect(tiny_run):
     md = (tiny_run / "report.md").read_text()
     assert "- **Model**: sfcn (dropout 0.5, the network's own)" in md
     assert "- **Device**: cpu (mixed precision off: CUDA only)" in md
+    html = (tiny_run / "report.html").read_text()
+    assert "The settings as given; in effect: training.amp false (mixed precision runs" in html
