@@ -54,9 +54,17 @@ def baselines_better_at_threshold(report: dict[str, Any]) -> dict[str, list[str]
 
 def threshold_sentences(report: dict[str, Any]) -> list[str]:
     """The verdict at ``report["threshold"]``: the main model's sensitivity, specificity and
-    ROC AUC with the number of positive scans, then one sentence per baseline that beats the
-    network on any of them (:func:`baselines_better_at_threshold`), saying so even when the
-    network's MAE is lower."""
+    ROC AUC with the number of positive scans, then one sentence per baseline that does better
+    there (:func:`baselines_better_at_threshold`), naming the metrics each wins, saying so even
+    when the network's MAE is lower.
+
+    Examples::
+
+        >>> threshold_sentences(report)[1]  # doctest: +SKIP
+        "The ridge baseline does better at the threshold (ROC AUC 1.00 against 0.98); the
+        network has sensitivity 0.86 against 0.80 and the lower MAE: weigh the threshold calls,
+        not the MAE alone."
+    """
     metrics, threshold = report["metrics"], report["threshold"]
     main = NETWORK if NETWORK in metrics else report["models"][0]
     pooled = metrics[main]["pooled"]
