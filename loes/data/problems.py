@@ -126,8 +126,10 @@ def _common_message(messages: list[str]) -> str:
 class ValidationReport:
     """Every problem found in one dataset, errors first in reading order, then warnings.
 
-    ``table`` is the table as read (``None`` when it could not be read at all); ``ok`` is true
-    when there are no errors (warnings allowed).
+    ``table`` is the table as read (``None`` when it could not be read at all); ``set_aside``
+    the rows read but left out of it on purpose, with the reason (post-contrast scans without
+    ``include_gd``; see :attr:`loes.data.readers.TableReading.set_aside`); ``ok`` is true when
+    there are no errors (warnings allowed).
     """
 
     source: str
@@ -135,6 +137,7 @@ class ValidationReport:
     problems: list[Problem] = field(default_factory=list)
     table: pd.DataFrame | None = None
     deep: bool = False
+    set_aside: pd.DataFrame | None = None
 
     @property
     def errors(self) -> list[Problem]:
@@ -152,15 +155,20 @@ class ValidationReport:
         return not self.errors
 
     def summary(self) -> str:
-        """One line: how many scans and subjects, errors and warnings."""
+        """One line: how many scans and subjects, how many set aside and why, errors and
+        warnings."""
+        aside = ""
+        if self.set_aside is not None and len(self.set_aside):
+            why = sorted({str(r).split(";")[0] for r in self.set_aside["reason"]})
+            aside = f"{plural(len(self.set_aside), 'scan')} set aside ({', '.join(why)}), "
         if self.table is not None and len(self.table):
             size = (
                 f"{plural(len(self.table), 'scan')} of "
-                f"{plural(self.table['subject'].nunique(), 'subject')}, "
+                f"{plural(self.table['subject'].nunique(), 'subject')}, {aside}"
                 f"{'every voxel read' if self.deep else 'headers checked'}"
             )
         else:
-            size = "no scans read"
+            size = f"no scans kept, {aside[:-2]}" if aside else "no scans read"
         found = f"{plural(len(self.errors), 'error')}, {plural(len(self.warnings), 'warning')}"
         return f"{self.source} ({self.format or 'unknown format'}, {size}): {found}"
 

@@ -89,6 +89,7 @@ def validate_dataset(
         report.problems += [Problem(severity, place, message) for severity, message in found[image]]
     report.problems.sort(key=lambda p: p.severity != "error")
     report.table = reading.table
+    report.set_aside = reading.set_aside
     return report
 
 

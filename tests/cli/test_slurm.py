@@ -26,7 +26,12 @@ def test_the_scripts_run_each_fold_once_and_ask_for_the_resources(tiny_run_file,
     flags += ["--cpus-per-job", "8", "--mem", "32G", "--time", "04:00:00"]
     config = tiny_run_file(run, "device=auto", "cv.repeats=3")
     assert _slurm(config, *flags) == 0
-    assert f"bash {run / 'slurm' / 'submit.sh'}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"bash {run / 'slurm' / 'submit.sh'}" in out
+    # the tiny configuration keeps preprocessed scans in memory: every task preprocesses all
+    assert "note: preprocessing.cache=memory: each of the 6 array tasks preprocesses all 15" in (
+        out.replace("\n", " ")
+    )
     folds = (run / "slurm" / "folds.sbatch").read_text()
     for line in [
         "#SBATCH --array=0-5",  # 2 folds x 3 repeats
@@ -52,13 +57,16 @@ def test_the_scripts_run_each_fold_once_and_ask_for_the_resources(tiny_run_file,
     report = (run / "slurm" / "report.sbatch").read_text()
     assert f"-m loes report {run}" in report
     assert "--gres" not in report
+    assert not re.search(r"^#SBATCH --partition", report, re.M)  # needs no GPU: not "gpu"
     for script in ("folds.sbatch", "report.sbatch", "submit.sh"):
         assert subprocess.run(["bash", "-n", run / "slurm" / script]).returncode == 0
-    assert "afterok" in (run / "slurm" / "README.md").read_text()
+    readme = (run / "slurm" / "README.md").read_text()
+    assert "afterok" in readme
+    assert "## Preprocessing" in readme
     # the run folder is ready, so every task reads the same folds
     # the login node writes what `loes cv` writes before training, the scans' profile too
-    written = {"config.yaml", "scans.csv", "splits.json", "training_profile.json", "slurm"}
-    assert {p.name for p in run.iterdir()} == written
+    written = {"config.yaml", "scans.csv", "set_aside.csv", "splits.json", "slurm"}
+    assert {p.name for p in run.iterdir()} == {*written, "training_profile.json"}
 
 
 @pytest.mark.parametrize(

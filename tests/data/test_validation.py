@@ -415,9 +415,9 @@ def test_a_table_left_empty_is_a_report_without_scans(tmp_path, gd):
     report = validate_dataset(tmp_path / "m.csv")
     assert report.ok
     assert len(report.table) == 0
-    assert (
-        report.summary() == f"{tmp_path / 'm.csv'} (manifest, no scans read): 0 errors, 0 warnings"
-    )
+    # the post-contrast row is set aside, and the summary says so
+    size = "no scans kept, 1 scan set aside (post-contrast scan (gd))" if gd else "no scans read"
+    assert report.summary() == f"{tmp_path / 'm.csv'} (manifest, {size}): 0 errors, 0 warnings"
 
 
 # --- the command line ----------------------------------------------------------------------
@@ -465,6 +465,8 @@ def test_cli_missing_source_and_lab_format(tmp_path, capsys):
     )
     args = ["validate", str(tmp_path / "lab.csv"), "--images-dir", str(images)]
     assert main([*args, "--format", "lab"]) == 0
-    assert "(lab, 1 scan of 1 subject, headers checked)" in capsys.readouterr().out
+    assert (
+        "(lab, 1 scan of 1 subject, 1 scan set aside (post-contrast scan (gd)), headers checked)"
+    ) in capsys.readouterr().out
     assert main([*args, "--include-gd"]) == 2
     assert "image file not found" in capsys.readouterr().out

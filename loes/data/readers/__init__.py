@@ -31,7 +31,13 @@ from loes.data.readers.delimited import read_delimited
 from loes.data.readers.files import DOES_NOT_EXIST, unreachable_text
 from loes.data.readers.lab import LAB_COLUMNS, LAB_IMAGE_PATTERN, read_lab
 from loes.data.readers.manifest import REQUIRED_COLUMNS, read_manifest
-from loes.data.readers.reading import NO_SESSION, RawTable, TableReading, scan_label
+from loes.data.readers.reading import (
+    NO_SESSION,
+    SET_ASIDE_COLUMNS,
+    RawTable,
+    TableReading,
+    scan_label,
+)
 from loes.data.readers.scans import (
     SCAN_FORMATS,
     ScanError,
@@ -48,6 +54,7 @@ __all__ = [
     "NO_SESSION",
     "REQUIRED_COLUMNS",
     "SCAN_FORMATS",
+    "SET_ASIDE_COLUMNS",
     "RawTable",
     "ScanError",
     "TableReading",

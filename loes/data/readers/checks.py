@@ -18,12 +18,18 @@ from loes.data.loes_items import ITEMS, MAX_LOES_SCORE
 from loes.data.readers.delimited import is_missing, parse_flag, parse_number
 from loes.data.readers.files import DOES_NOT_EXIST, unreachable_text
 from loes.data.readers.lab import LAB_IMAGE_PATTERN
-from loes.data.readers.reading import RawTable, TableReading, scan_label
+from loes.data.readers.reading import SET_ASIDE_COLUMNS, RawTable, TableReading, scan_label
 
-__all__ = ["FIRST_COLUMNS", "check_rows"]
+__all__ = ["FIRST_COLUMNS", "POST_CONTRAST", "check_rows"]
 
 #: the columns every checked table starts with, in this order
 FIRST_COLUMNS = ("subject", "session", "image", "loes_score", "gd")
+
+#: why a post-contrast row is set aside (see ``TableReading.set_aside``)
+POST_CONTRAST = (
+    "post-contrast scan (gd); left out unless data.include_gd (--include-gd): contrast changes "
+    "how lesions look"
+)
 
 
 def check_rows(
@@ -31,7 +37,8 @@ def check_rows(
 ) -> tuple[pd.DataFrame, tuple[str, ...]]:
     """Check the values of every row of ``raw``, recording problems in ``reading``.
 
-    Returns the rows kept (post-contrast rows dropped unless ``include_gd``) and each one's
+    Returns the rows kept (post-contrast rows dropped unless ``include_gd``, and recorded in
+    ``reading.set_aside`` with the reason) and each one's
     place for messages. The table's columns are ``FIRST_COLUMNS`` (``subject``, ``session``,
     ``image`` as stripped text, ``loes_score`` as a float, NaN when unusable, ``gd`` as a bool)
     followed by the source's other columns, as floats where every filled cell is a number.
@@ -55,6 +62,7 @@ def check_rows(
             flags.append(flag)
         frame["gd"] = pd.Series(flags, index=frame.index, dtype=bool)
         if not include_gd:
+            reading.set_aside = _set_aside(frame[frame["gd"]], POST_CONTRAST)
             frame = frame[~frame["gd"]].reset_index(drop=True)
             where, score_where, unscored = (
                 [value for value, flag in zip(values, flags, strict=True) if not flag]
@@ -93,6 +101,21 @@ def check_rows(
             frame[column] = _maybe_numeric(frame[column])
     frame = frame[list(FIRST_COLUMNS) + [c for c in frame.columns if c not in FIRST_COLUMNS]]
     return frame.reset_index(drop=True), tuple(where)
+
+
+def _set_aside(rows: pd.DataFrame, reason: str) -> pd.DataFrame:
+    """``rows`` as :data:`~loes.data.readers.reading.SET_ASIDE_COLUMNS`, each with ``reason``."""
+    scores = [math.nan if (v := parse_number(s)) is None else v for s in rows["loes_score"]]
+    return pd.DataFrame(
+        {
+            "image": rows["image"].tolist(),
+            "subject": rows["subject"].tolist(),
+            "session": rows["session"].tolist(),
+            "loes_score": pd.Series(scores, dtype=float).tolist(),
+            "reason": [reason] * len(rows),
+        },
+        columns=list(SET_ASIDE_COLUMNS),
+    )
 
 
 def _parse_score(raw: object, where: str, column: str, reading: TableReading) -> float:

@@ -13,11 +13,14 @@ import pandas as pd
 
 from loes.data.problems import Problem
 
-__all__ = ["NO_SESSION", "RawTable", "TableReading", "scan_label"]
+__all__ = ["NO_SESSION", "SET_ASIDE_COLUMNS", "RawTable", "TableReading", "scan_label"]
 
 #: the session of a scan whose source names none (a BIDS subject without ``ses-*`` folders);
 #: a placeholder in the table, never shown in a message (see ``scan_label``)
 NO_SESSION = "ses-none"
+
+#: the columns of :attr:`TableReading.set_aside`: the rows read but not kept, and why
+SET_ASIDE_COLUMNS = ("image", "subject", "session", "loes_score", "reason")
 
 
 def scan_label(subject: str, session: str) -> str:
@@ -87,6 +90,10 @@ class TableReading:
             source could not be read at all.
         where: each row of ``table``'s place in the source, for messages.
         problems: errors and warnings, in the order they were met.
+        set_aside: the rows read but left out of ``table`` on purpose (post-contrast scans
+            without ``include_gd``), one per row with :data:`SET_ASIDE_COLUMNS`
+            (``loes_score`` a float, NaN when unreadable; ``reason`` in plain words), so that
+            rows read = rows kept + rows set aside.
     """
 
     source: str
@@ -94,6 +101,9 @@ class TableReading:
     table: pd.DataFrame | None = None
     where: tuple[str, ...] = ()
     problems: list[Problem] = field(default_factory=list)
+    set_aside: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(SET_ASIDE_COLUMNS))
+    )
 
     def error(self, where: str, message: str) -> None:
         """Record an error at ``where`` (a file or a row)."""

@@ -31,6 +31,7 @@ from loes.pipeline.report import write_report
 from loes.pipeline.run.config import Config
 from loes.pipeline.run.data import load_table, preprocessing_for
 from loes.pipeline.run.device import configure_cpu, resolve_device
+from loes.pipeline.run.effective import write_run_config
 from loes.pipeline.run.folder import (
     FINISHED_MARKER,
     check_run_folder,
@@ -42,6 +43,7 @@ from loes.pipeline.run.folder import (
     write_scans,
 )
 from loes.pipeline.run.messages import note
+from loes.pipeline.run.set_aside import write_set_aside
 
 __all__ = [
     "check_config",
@@ -194,9 +196,11 @@ def prepare_run(
     distributed.barrier()  # every rank has checked the folder before rank 0 writes into it
     if distributed.is_main():
         run_dir = prepare_run_folder(config)
+        write_run_config(run_dir, config, device)  # config.yaml with the values in effect
         if device is not None:
             write_environment(run_dir, device)
         write_scans(run_dir, table)
+        write_set_aside(run_dir, table)  # the scans read but not used, and why
         # what the scans look like, kept so that predictions never need them (the fold models'
         # spread on them is added when the run ends)
         write_profile(run_dir, table, preprocessing_for(config), config.preprocessing.pixdim)

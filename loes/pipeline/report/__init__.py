@@ -11,8 +11,11 @@ with :func:`loes.pipeline.report.summary.summarize` and writes, atomically, into
 - ``report.json``: the :func:`~loes.pipeline.report.summary.summarize` dict (``null`` where a
   metric is undefined; pooled metrics with subject-bootstrap intervals, the network's MAE minus each
   baseline's with its paired interval) plus ``created``, ``loes_version``, ``run`` (what was
-  run, and whether it is a smoke run), ``completeness`` (whether folds are missing, and which),
-  ``flags`` (warnings about the network in plain words) and the run's ``config``.
+  run, whether it is a smoke run, and the values its settings took in effect), ``completeness``
+  (whether folds are missing, and which), ``flags`` (warnings about the network in plain
+  words), ``set_aside`` (the scans read but not used, and why: ``set_aside.csv``), ``worst``
+  (the worst-predicted scans), ``verdict`` (the headline, MAE and threshold) and the run's
+  ``config``.
 - ``report.md``: what was run, the warnings and the tables in markdown.
 - ``report.html``: one self-contained page (inline CSS, plots as base64 PNG): the page to open
   first.
@@ -20,8 +23,11 @@ with :func:`loes.pipeline.report.summary.summarize` and writes, atomically, into
 Modules: :mod:`~loes.pipeline.run.predictions` (the wide/long predictions layouts),
 :mod:`~loes.pipeline.run.collect` (reading a run folder, finding missing folds),
 :mod:`~loes.pipeline.report.run_info` (what was run), :mod:`~loes.pipeline.report.flags`
-(warnings about the network), :mod:`~loes.pipeline.report.tables` (the text every format
-shows), :mod:`~loes.pipeline.report.markdown`, :mod:`~loes.pipeline.report.html`,
+(warnings about the network), :mod:`~loes.pipeline.report.left_out` (the scans set aside),
+:mod:`~loes.pipeline.report.scan_lists` (the worst-predicted scans),
+:mod:`~loes.pipeline.report.verdict` (the verdict at the threshold),
+:mod:`~loes.pipeline.report.tables` (the text every format shows),
+:mod:`~loes.pipeline.report.markdown`, :mod:`~loes.pipeline.report.html`,
 :mod:`~loes.pipeline.report.terminal` and :mod:`~loes.pipeline.report.plots` (the figures).
 """
 

@@ -162,7 +162,8 @@ def render_html(
     points); ``histories`` maps ``(repeat, fold)`` to a fold's ``history.csv`` (``epoch,
     train_loss, val_mae, lr``): without them the page has no learning curves. The page is one
     file with inline CSS and base64 PNG plots: no scripts and no external links. Every value is
-    HTML-escaped.
+    HTML-escaped. The configuration is shown as given, with the values in effect
+    (``report["run"]["effective"]``) above it.
     """
     text, counts = headline(report)
     config = report.get("config")
@@ -180,4 +181,9 @@ def render_html(
         has_histories=bool(histories),
         undefined_note=UNDEFINED_NOTE,
         config=None if config is None else json.dumps(config, indent=2, default=str),
+        effective=[
+            f"{key} {v if isinstance(v := value['effective'], str) else json.dumps(v)} "
+            f"({value['why']})"
+            for key, value in ((report.get("run") or {}).get("effective") or {}).items()
+        ],
     )

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from loes.errors import LoesError
+from loes.pipeline.run.effective import effective_values
 
 __all__ = ["SMOKE_EPOCHS", "SMOKE_SCANS", "describe_run", "read_environment"]
 
@@ -70,6 +71,16 @@ def _device(config: dict[str, Any] | None, environment: dict[str, Any] | None) -
     return None if setting is None else f"{setting} (setting; environment.json not found)"
 
 
+def _effective(config: dict[str, Any] | None, environment: dict[str, Any] | None) -> dict[str, Any]:
+    if not isinstance(config, dict):
+        return {}
+    device = _get(environment, "device")
+    try:
+        return effective_values(config, str(device) if device else None)
+    except RuntimeError:  # a device name this PyTorch does not know
+        return effective_values(config, None)
+
+
 def describe_run(
     summary: dict[str, Any],
     config: dict[str, Any] | None = None,
@@ -88,14 +99,17 @@ def describe_run(
 
         {"model", "data_source", "n_scans", "n_subjects", "n_folds", "n_repeats",
          "epochs", "epochs_run", "patience", "pixdim", "spatial_size", "device",
-         "loes_version", "smoke", "smoke_text"}
+         "loes_version", "effective", "smoke", "smoke_text"}
 
     Folds and repeats are the planned ones (from ``expected``, else ``cv.folds`` x
     ``cv.repeats``), else those found. ``epochs`` is the setting (the most a fold trains),
     ``epochs_run`` the fewest and most epochs the folds' histories hold (early stopping ends
     folds sooner); ``pixdim`` is in mm,
     ``spatial_size`` in voxels; ``loes_version`` the version that trained (from
-    ``environment.json``). ``smoke`` is true when the run trained fewer than
+    ``environment.json``); ``effective`` the values the settings took in effect on the device
+    that trained (:func:`loes.pipeline.run.effective.effective_values`: mixed precision off on
+    a CPU, the network's own dropout for ``model.dropout: null``...; ``{}`` without a
+    configuration). ``smoke`` is true when the run trained fewer than
     :data:`SMOKE_EPOCHS` epochs or has fewer than :data:`SMOKE_SCANS` scans; ``smoke_text``
     then says so in plain words (else it is empty).
     """
@@ -138,6 +152,7 @@ def describe_run(
         "spatial_size": _get(config, "preprocessing.spatial_size"),
         "device": _device(config, environment),
         "loes_version": _get(packages, "loes") if isinstance(packages, dict) else None,
+        "effective": _effective(config, environment),
         "smoke": bool(reasons),
         "smoke_text": smoke_text,
     }

@@ -8,10 +8,11 @@ MAEs, RMSEs, biases and differences are in Loes points. No number is ever writte
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from loes.data.problems import plural
 from loes.pipeline.report.bootstrap import INTERVAL_METRICS
+from loes.pipeline.report.left_out import set_aside_text
 from loes.pipeline.report.numbers import (
     finite,
     interval_text,
@@ -21,6 +22,9 @@ from loes.pipeline.report.numbers import (
     signed,
     with_interval,
 )
+from loes.pipeline.report.scan_lists import scan_tables
+from loes.pipeline.report.table import Table
+from loes.pipeline.report.verdict import threshold_sentences
 from loes.pipeline.run.metrics import REGRESSION_METRICS
 from loes.pipeline.run.predictions import NETWORK
 
@@ -58,15 +62,6 @@ UNDEFINED_NOTE = (
     "Undefined values (a correlation in a fold with constant scores, a sensitivity without "
     "positive scans) are shown as – and stored as null in report.json."
 )
-
-
-class Table(NamedTuple):
-    """One table of the report: a title, a note under it, a header and rows of text cells."""
-
-    title: str
-    note: str
-    header: list[str]
-    rows: list[list[str]]
 
 
 def main_model(report: dict[str, Any]) -> str:
@@ -131,8 +126,9 @@ def comparisons(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def headline(report: dict[str, Any]) -> tuple[str, list[str]]:
-    """The headline (the pooled MAE with its interval, and the network against each baseline,
-    in words) and the run's counts as text.
+    """The headline (the pooled MAE with its interval, the network against each baseline in
+    words, then the verdict at the transplant threshold:
+    :func:`~loes.pipeline.report.verdict.threshold_sentences`) and the run's counts as text.
 
     The counts are ``["N scans", "N subjects", "K folds"]``, plus ``"R repeats"`` when repeated.
     """
@@ -150,7 +146,7 @@ def headline(report: dict[str, Any]) -> tuple[str, list[str]]:
     text = f"{main.capitalize()} pooled MAE: {number(pooled['mae'])} Loes points"
     text += f" (95% CI {ci})." if ci != "–" else "."
     sentences = [c["sentence"] for c in comparisons(report)]
-    return " ".join([text, *sentences]), counts
+    return " ".join([text, *sentences, *threshold_sentences(report)]), counts
 
 
 def _join(values: Any, unit: str = "") -> str:
@@ -160,8 +156,10 @@ def _join(values: Any, unit: str = "") -> str:
 
 
 def what_was_run(report: dict[str, Any]) -> list[tuple[str, str]]:
-    """``(label, text)`` pairs that say what was run: model, data, scans and subjects, folds and
-    repeats, epochs, resolution and input size, device and loes versions.
+    """``(label, text)`` pairs that say what was run: model (with the dropout in effect), data,
+    scans and subjects, the scans set aside and why (when the run records them), folds and
+    repeats, epochs, resolution and input size, device (with mixed precision in effect) and
+    loes versions.
 
     From ``report["run"]`` (:func:`loes.pipeline.report.run_info.describe_run`); what the run
     folder does not record is ``unknown``.
@@ -179,8 +177,8 @@ def what_was_run(report: dict[str, Any]) -> list[tuple[str, str]]:
     version = run.get("loes_version")
     written = report.get("loes_version") or "?"
     versions = f"trained with {version}, report by {written}" if version else f"report by {written}"
-    return [
-        ("Model", run.get("model") or unknown),
+    rows = [
+        ("Model", _with_effective(run.get("model") or unknown, run, "model.dropout", "dropout")),
         ("Data", run.get("data_source") or unknown),
         ("Scans", f"{report['n_scans']} scans of {report['n_subjects']} subjects"),
         (
@@ -193,9 +191,25 @@ def what_was_run(report: dict[str, Any]) -> list[tuple[str, str]]:
             "Resolution",
             f"{_join(run.get('pixdim'), ' mm')} voxels, input {_join(run.get('spatial_size'))}",
         ),
-        ("Device", run.get("device") or "unknown"),
+        ("Device", _with_effective(run.get("device") or "unknown", run, "training.amp", "amp")),
         ("loes", versions),
     ]
+    aside = set_aside_text(report)
+    if aside is not None:
+        rows.insert(3, ("Set aside", aside))
+    return rows
+
+
+def _with_effective(text: str, run: dict[str, Any], key: str, what: str) -> str:
+    """``text`` and the value in effect of setting ``key`` (``run["effective"]``, see
+    :func:`loes.pipeline.run.effective.effective_values`): ``"alexnet3d (dropout 0.2, the
+    network's own)"``, ``"cpu (mixed precision off: CUDA only)"``."""
+    value = (run.get("effective") or {}).get(key)
+    if not value:
+        return text
+    if what == "amp":
+        return f"{text} (mixed precision off: CUDA only)" if not value["effective"] else text
+    return f"{text} ({what} {value['effective']}, the network's own)"
 
 
 def notices(report: dict[str, Any]) -> list[str]:
@@ -215,8 +229,9 @@ def tables(report: dict[str, Any]) -> list[Table]:
 
     The network against each baseline (paired differences with intervals), pooled metrics per
     model, their 95% subject-bootstrap intervals, metrics per fold, mean ± SD over folds, MAE by
-    true-score range, the transplant threshold as a classification and, when the network is
-    among the models, its Bland-Altman agreement.
+    true-score range, the transplant threshold as a classification, when the network is among
+    the models its Bland-Altman agreement, then the worst-predicted scans and the scans set
+    aside (:func:`~loes.pipeline.report.scan_lists.scan_tables`).
     """
     return [
         *_versus(report),
@@ -227,6 +242,7 @@ def tables(report: dict[str, Any]) -> list[Table]:
         _by_range(report),
         _threshold(report),
         *_bland_altman(report),
+        *scan_tables(report),
     ]
 
 

@@ -21,7 +21,8 @@ def format_summary(report: dict[str, Any]) -> Any:
     subject-bootstrap interval, sRMSE, Lin CCC, ROC AUC at the transplant threshold, and the
     network's MAE minus that model's with its paired interval; it fits 80 columns); and the
     headline: the network against each baseline, in words. MAEs are in Loes points; undefined
-    values are ``–``. Print it with ``rich.console.Console().print``.
+    values are ``–``; then the three worst-predicted scans (the report lists more). Print it
+    with ``rich.console.Console().print``.
     """
     from rich import box
     from rich.console import Group
@@ -65,4 +66,16 @@ def format_summary(report: dict[str, Any]) -> Any:
             against.get("interval", "–"),
         )
     parts += [table, Text(text, style="bold")]
+    worst = report.get("worst") or []
+    if worst:
+        repeated = report["n_repeats"] > 1
+        shown = []
+        for w in worst[:3]:
+            fold = f"{w['repeat']}/{w['fold']}" if repeated else str(w["fold"])
+            call = f", {w['call']}" if w["call"] else ""
+            shown.append(
+                f"{w['subject']} {w['session']} (fold {fold}): {number(w['loes_score'], 1)} "
+                f"predicted {number(w['predicted'], 1)}{call}"
+            )
+        parts.append(Text(f"Worst predicted: {'; '.join(shown)} (the report lists {len(worst)})."))
     return Group(*parts)

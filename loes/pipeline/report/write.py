@@ -17,9 +17,12 @@ from loes.errors import LoesError
 from loes.io import jsonable, remove_temporaries, write_json, write_text
 from loes.pipeline.report.flags import model_flags
 from loes.pipeline.report.html import render_html
+from loes.pipeline.report.left_out import set_aside_summary
 from loes.pipeline.report.markdown import render_markdown
 from loes.pipeline.report.run_info import describe_run, read_environment
+from loes.pipeline.report.scan_lists import worst_predictions
 from loes.pipeline.report.summary import summarize
+from loes.pipeline.report.tables import headline
 from loes.pipeline.run.collect import (
     collect_histories,
     collect_predictions,
@@ -70,7 +73,9 @@ def write_report(
     is one. ``threshold`` (Loes points) overrides the configuration's ``report.threshold``
     (default 9): the report's copy of the configuration then shows the threshold it used. The
     report says what was run (from the configuration and ``environment.json``), whether folds
-    are missing (against ``splits.json``), and warns about the network (:func:`model_flags`).
+    are missing (against ``splits.json``), what the run set aside and why (``set_aside.csv``
+    beside ``scans.csv``), which scans the network predicted worst, and warns about the
+    network (:func:`model_flags`); its verdict weighs the threshold metrics beside the MAE.
     Every file is written atomically. Returns the report as written to ``report.json``
     (``None`` for undefined values).
 
@@ -114,9 +119,12 @@ def write_report(
             "completeness": completeness,
             "flags": model_flags(summary),
             **summary,
+            "set_aside": set_aside_summary(run_dir, summary["n_scans"]),
+            "worst": worst_predictions(long, threshold),
             "config": config,
         }
     )
+    report["verdict"] = headline(report)[0]
     remove_temporaries(run_dir, list(REPORT_FILES))  # a killed report's half-written files
     write_text(run_dir / "predictions.csv", wide.to_csv(index=False))
     write_json(run_dir / "report.json", report)

@@ -13,13 +13,14 @@ import pandas as pd
 from monai.transforms import Compose
 
 from loes.data import validate_dataset
-from loes.data.problems import summarise
+from loes.data.problems import plural, summarise
 from loes.data.readers import read_table
 from loes.errors import LoesError
 from loes.pipeline.run.config import Config
 from loes.pipeline.run.device import available_cpus
 from loes.pipeline.run.folder import load_run_config
 from loes.pipeline.run.messages import note
+from loes.pipeline.run.set_aside import SET_ASIDE_ATTR
 from loes.transforms import preprocessing
 
 __all__ = ["load_table", "preprocessing_for", "run_table", "scan_items", "synthetic_cohort_dir"]
@@ -53,6 +54,9 @@ def synthetic_cohort_dir(config: Config) -> Path:
 def load_table(config: Config) -> pd.DataFrame:
     """The validated scan table, one row per scan: the user's ``data.source``, or the built-in
     synthetic cohort, generated once into ``data.cache_dir``.
+
+    The rows read but not used (post-contrast scans without ``data.include_gd``) are in
+    ``table.attrs["set_aside"]`` (see :mod:`loes.pipeline.run.set_aside`), and said in one line.
 
     Raises:
         LoesError: listing every problem the validation finds.
@@ -94,7 +98,30 @@ def load_table(config: Config) -> pd.DataFrame:
         )
     for problem in summarise(report.warnings):  # what `loes validate` would warn about
         note(f"warning: {problem}")
-    return table.reset_index(drop=True)
+    table = table.reset_index(drop=True)
+    if report.set_aside is not None and len(report.set_aside):
+        note(f"set aside: {_set_aside_text(report.set_aside, table)}")
+    # the rows read but not used travel with the table into the run folder (set_aside.csv)
+    table.attrs[SET_ASIDE_ATTR] = (
+        [] if report.set_aside is None else report.set_aside.to_dict("records")
+    )
+    return table
+
+
+def _set_aside_text(set_aside: pd.DataFrame, table: pd.DataFrame) -> str:
+    """``"41 of 253 scans read: post-contrast scan (gd); left out unless ... (41). 5 subjects
+    have no scan left and are not in the run: sub-003, ..."``"""
+    reasons = set_aside["reason"].value_counts(sort=False)
+    text = f"{len(set_aside)} of {len(set_aside) + len(table)} scans read: " + "; ".join(
+        f"{reason} ({count})" for reason, count in reasons.items()
+    )
+    gone = sorted(set(set_aside["subject"]) - set(table["subject"]))
+    if gone:
+        text += (
+            f". {plural(len(gone), 'subject')} {'has' if len(gone) == 1 else 'have'} no scan "
+            f"left and {'is' if len(gone) == 1 else 'are'} not in the run: {', '.join(gone)}"
+        )
+    return text
 
 
 def scan_items(table: pd.DataFrame) -> list[dict]:

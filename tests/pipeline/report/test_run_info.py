@@ -22,7 +22,8 @@ def test_what_was_run_comes_from_the_saved_settings(synthetic_predictions, make_
     assert run["device"] == "cuda:0 (NVIDIA H200)"
     assert run["loes_version"] == "0.0.9"
     lines = dict(what_was_run({**summary, "run": run, "loes_version": "0.1.0"}))
-    assert lines["Model"] == "sfcn"
+    assert lines["Model"] == "sfcn (dropout 0.5, the network's own)"  # model.dropout: null
+    assert lines["Device"] == "cuda:0 (NVIDIA H200)"  # mixed precision on, as set
     assert lines["Folds"] == "3 folds × 2 repeats, grouped by subject"
     assert lines["Training"].startswith("at most 12 epochs")
     assert lines["Training"].endswith("folds trained 7-12 epochs")
@@ -56,3 +57,23 @@ def test_without_settings_what_was_run_says_unknown(synthetic_predictions):
     lines = dict(what_was_run({**summary, "run": run, "loes_version": "0.1.0"}))
     assert lines["Model"] == "unknown (no config.yaml)"
     assert lines["Folds"] == "3 folds × 1 repeat, grouped by subject"
+
+
+def test_a_cpu_run_says_which_values_were_in_effect(synthetic_predictions):
+    """config.yaml's ``amp: true`` and ``dropout: null`` of a CPU run are mixed precision off
+    and the registered AlexNet3D's 0.2, and every page says so."""
+    config = load_config(overrides=["model.name=alexnet3d"]).to_dict()
+    assert (config["training"]["amp"], config["model"]["dropout"]) == (True, None)
+    summary = summarize(synthetic_predictions(repeats=1), n_resamples=0)
+    run = describe_run(summary, config, {"device": "cpu", "packages": {}})
+    effective = run["effective"]
+    assert effective["training.amp"]["effective"] is False
+    assert effective["model.dropout"]["effective"] == 0.2
+    assert effective["training.memory_format"]["effective"] == "channels_last"
+    assert effective["device"]["effective"] == "cpu"
+    lines = dict(what_was_run({**summary, "run": run, "loes_version": "0.1.0"}))
+    assert lines["Model"] == "alexnet3d (dropout 0.2, the network's own)"
+    assert lines["Device"] == "cpu (mixed precision off: CUDA only)"
+    # a dropout given is the one in effect: nothing to add
+    given = load_config(overrides=["model.dropout=0.3"]).to_dict()
+    assert "model.dropout" not in describe_run(summary, given)["effective"]
