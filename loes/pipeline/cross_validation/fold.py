@@ -17,7 +17,7 @@ from torch.utils.data import Subset
 from loes.data import Fold
 from loes.data.problems import plural
 from loes.errors import LoesError
-from loes.io import write_json, write_text
+from loes.io import csv_text, write_json, write_text
 from loes.pipeline.cluster import distributed
 from loes.pipeline.cross_validation.baselines import median_baseline, ridge_baseline
 from loes.pipeline.cross_validation.cohort import PreprocessedCohort, augmentation_for
@@ -109,8 +109,8 @@ def run_fold(
     metrics["epochs_trained"] = len(history)
     metrics["subjects"] = {"train": fold.train, "val": fold.val, "test": fold.test}
 
-    write_text(folder / "history.csv", history.to_csv(index=False))
-    write_text(folder / "predictions.csv", predictions.to_csv(index=False))
+    write_text(folder / "history.csv", csv_text(history))
+    write_text(folder / "predictions.csv", csv_text(predictions))
     write_json(folder / FINISHED_MARKER, metrics)  # last: marks the fold as finished
     note(
         f"{label}: MAE network {metrics['network']['mae']:.2f}, median "

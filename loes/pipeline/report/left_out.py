@@ -11,22 +11,22 @@ from typing import Any
 import pandas as pd
 
 from loes.data.problems import plural
+from loes.io import read_csv
+from loes.pipeline.run.folder import SCANS_FILE
 from loes.pipeline.run.set_aside import read_set_aside
 
 __all__ = ["SHOWN_SUBJECTS", "set_aside_summary", "set_aside_text", "short_reason"]
 
 #: how many subject ids a sentence names before "and N more"
 SHOWN_SUBJECTS = 8
-#: the file of the scans a run kept (written by ``loes cv``, see loes.pipeline.run.folder)
-_SCANS_FILE = "scans.csv"
 
 
 def _kept_scans(run_dir: Path) -> pd.DataFrame | None:
-    path = run_dir / _SCANS_FILE
+    path = run_dir / SCANS_FILE
     if not path.is_file():
         return None
     try:
-        return pd.read_csv(path, dtype={"subject": str, "session": str})
+        return read_csv(path, dtype={"subject": str, "session": str})
     except (OSError, ValueError):
         return None
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from loes import __version__
 from loes.errors import LoesError
-from loes.io import jsonable, remove_temporaries, write_json, write_text
+from loes.io import csv_text, jsonable, remove_temporaries, write_json, write_text
 from loes.pipeline.report.flags import model_flags
 from loes.pipeline.report.html import render_html
 from loes.pipeline.report.left_out import set_aside_summary
@@ -126,7 +126,7 @@ def write_report(
     )
     report["verdict"] = headline(report)[0]
     remove_temporaries(run_dir, list(REPORT_FILES))  # a killed report's half-written files
-    write_text(run_dir / "predictions.csv", wide.to_csv(index=False))
+    write_text(run_dir / "predictions.csv", csv_text(wide))
     write_json(run_dir / "report.json", report)
     write_text(run_dir / "report.md", render_markdown(report))
     write_text(run_dir / "report.html", render_html(report, long, histories))

@@ -15,7 +15,7 @@ import pandas as pd
 
 from loes.data.readers import SET_ASIDE_COLUMNS
 from loes.errors import LoesError
-from loes.io import write_text
+from loes.io import csv_text, read_csv, write_text
 
 __all__ = ["SET_ASIDE_ATTR", "SET_ASIDE_FILE", "read_set_aside", "set_aside_of", "write_set_aside"]
 
@@ -38,7 +38,7 @@ def write_set_aside(run_dir: str | os.PathLike, table: pd.DataFrame) -> Path:
     alone when nothing was set aside, so that its absence means an older run). Returns the
     path."""
     path = Path(run_dir) / SET_ASIDE_FILE
-    write_text(path, set_aside_of(table).to_csv(index=False))
+    write_text(path, csv_text(set_aside_of(table)))
     return path
 
 
@@ -53,9 +53,7 @@ def read_set_aside(run_dir: str | os.PathLike) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     try:
-        frame = pd.read_csv(
-            path, dtype={"image": str, "subject": str, "session": str, "reason": str}
-        )
+        frame = read_csv(path, dtype={"image": str, "subject": str, "session": str, "reason": str})
     except (OSError, ValueError) as error:
         raise LoesError(f"cannot read {path}: {error}; delete it or run loes cv again.") from None
     missing = [c for c in SET_ASIDE_COLUMNS if c not in frame]
