@@ -24,7 +24,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_settings_arguments(parser)
-    parser.add_argument("--partition", help="SLURM partition (queue) of every job")
+    parser.add_argument("--partition", help="SLURM partition (queue) of the fold jobs")
+    parser.add_argument(
+        "--report-partition",
+        help="SLURM partition of the report job, which needs no GPU (default: --partition "
+        "when the folds ask for no GPU, else the cluster's default)",
+    )
     parser.add_argument("--account", help="SLURM account the jobs are charged to")
     parser.add_argument(
         "--gpus-per-job",
@@ -60,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     resources = SlurmResources(
         partition=args.partition,
+        report_partition=args.report_partition,
         account=args.account,
         gpus_per_job=args.gpus_per_job,
         cpus_per_job=args.cpus_per_job,

@@ -3,6 +3,7 @@
 report job."""
 
 import re
+import shlex
 import shutil
 import subprocess
 import time
@@ -69,6 +70,25 @@ def test_the_scripts_run_each_fold_once_and_ask_for_the_resources(tiny_run_file,
     assert {p.name for p in run.iterdir()} == {*written, "training_profile.json"}
 
 
+@pytest.mark.slow
+def test_odd_folder_names_are_quoted_in_every_sbatch_line_and_command(
+    tiny_run_file, tmp_path, capsys
+):
+    run = tmp_path / "ALD study" / 'run "one" #1 $x ü 100%'
+    assert _slurm(tiny_run_file(run)) == 0
+    printed = next(line for line in capsys.readouterr().out.splitlines() if "submit with" in line)
+    assert shlex.split(printed.split(": ", 1)[1]) == ["bash", str(run / "slurm" / "submit.sh")]
+    folds = (run / "slurm" / "folds.sbatch").read_text().splitlines()
+    logs = str(run / "slurm" / "logs").replace("\\", "\\\\").replace('"', '\\"')
+    logs = logs.replace("#", "\\#").replace("%", "%%")
+    assert f'#SBATCH --output="{logs}/fold-%A_%a.out"' in folds
+    assert '#SBATCH --job-name="loes-run \\"one\\" \\#1 $x ü 100%"' in folds
+    for script in ("folds.sbatch", "report.sbatch", "submit.sh"):
+        assert subprocess.run(["bash", "-n", run / "slurm" / script]).returncode == 0
+    readme = (run / "slurm" / "README.md").read_text()
+    assert f"bash {shlex.quote(str(run / 'slurm' / 'submit.sh'))}" in readme
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
@@ -129,7 +149,8 @@ def slurm_cluster():
 def test_a_real_cluster_runs_the_folds_and_the_report_of_the_sequential_run(
     slurm_cluster, one_thread_run, tiny_run_file, tmp_path, capsys
 ):
-    run = tmp_path / "run"
+    # a lab's folder names: blanks, quotes, $, a non-ASCII letter, a % (SLURM's pattern sign)
+    run = tmp_path / "ALD study" / "run 'one' $x ü 100%"
     config = tiny_run_file(run)
     flags = ["--cpus-per-job", "1", "--mem", "3G", "--time", "00:15:00", "--submit"]
     assert _slurm(config, *flags) == 0

@@ -127,6 +127,36 @@ def check_resources(resources: SlurmResources, config: Config) -> None:
         )
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_./:,=+@%-]+")
+
+
+def sbatch_value(value: object) -> str:
+    """A value as an ``#SBATCH`` line holds it: sbatch splits these lines at blanks, toggles
+    quoting at ``"``, drops a ``\\`` and keeps the character after it, and ends the line at an
+    unescaped ``#`` (SLURM's ``sbatch`` option parser); so a value with any of these is
+    double-quoted with ``\\`` before each ``\\``, ``"`` and ``#``. ``$`` and non-ASCII
+    letters need nothing: sbatch expands no variables there.
+
+    Examples::
+
+        >>> sbatch_value("ALD study/runs/run 1")
+        '"ALD study/runs/run 1"'
+        >>> sbatch_value("gpu")
+        'gpu'
+    """
+    text = str(value)
+    if _PLAIN.fullmatch(text):
+        return text
+    escaped = "".join(f"\\{c}" if c in '\\"#' else c for c in text)
+    return f'"{escaped}"'
+
+
+def _file_pattern(folder: Path, name: str) -> str:
+    """``folder/name`` for ``--output``, where SLURM replaces ``%`` patterns: the folder's own
+    ``%`` doubled, so that only ``name``'s (``%A``, ``%a``, ``%j``) are replaced."""
+    return sbatch_value(str(folder).replace("%", "%%") + "/" + name)
+
+
 def _sbatch_lines(resources: SlurmResources, *, gpus: bool) -> list[str]:
     r = resources
     options = {
@@ -137,7 +167,11 @@ def _sbatch_lines(resources: SlurmResources, *, gpus: bool) -> list[str]:
         "time": r.time,
         "gres": f"gpu:{r.gpus_per_job}" if gpus and r.gpus_per_job else None,
     }
-    return [f"#SBATCH --{key}={value}" for key, value in options.items() if value is not None]
+    return [
+        f"#SBATCH --{key}={sbatch_value(value)}"
+        for key, value in options.items()
+        if value is not None
+    ]
 
 
 def _folds_script(
@@ -156,12 +190,12 @@ def _folds_script(
             f"# One array task per fold and repeat of {run_dir}: task i trains repeat",
             f"# i / {n_folds}, fold i % {n_folds} (`loes cv --fold`). Written by `loes slurm`",
             f"# (loes {__version__}); submit with submit.sh, which also queues the report job.",
-            f"#SBATCH --job-name=loes-{run_dir.name}",
+            f"#SBATCH --job-name={sbatch_value(f'loes-{run_dir.name}')}",
             f"#SBATCH --array=0-{tasks - 1}",
-            f"#SBATCH --output={folder / 'logs' / 'fold-%A_%a.out'}",
+            f"#SBATCH --output={_file_pattern(folder / 'logs', 'fold-%A_%a.out')}",
             "#SBATCH --open-mode=append",
             "#SBATCH --requeue",
-            f"#SBATCH --chdir={Path.cwd()}",
+            f"#SBATCH --chdir={sbatch_value(Path.cwd())}",
             *_sbatch_lines(resources, gpus=True),
             "set -euo pipefail",
             'task="${SLURM_ARRAY_TASK_ID:?submit this script with sbatch (it is one array task)}"',
@@ -211,9 +245,9 @@ def _report_script(run_dir: Path, folder: Path, resources: SlurmResources) -> st
             f"# The report of {run_dir} (`loes report`): predictions.csv, report.json, .md,",
             "# .html. submit.sh queues it after the fold array; it reports the finished folds",
             f"# and names the missing ones. Written by `loes slurm` (loes {__version__}).",
-            f"#SBATCH --job-name=loes-{run_dir.name}-report",
-            f"#SBATCH --output={folder / 'logs' / 'report-%j.out'}",
-            f"#SBATCH --chdir={Path.cwd()}",
+            f"#SBATCH --job-name={sbatch_value(f'loes-{run_dir.name}-report')}",
+            f"#SBATCH --output={_file_pattern(folder / 'logs', 'report-%j.out')}",
+            f"#SBATCH --chdir={sbatch_value(Path.cwd())}",
             *_sbatch_lines(light, gpus=False),
             *default,
             "set -euo pipefail",
@@ -270,6 +304,11 @@ def cache_advice(cache: str, tasks: int, n_scans: int | None = None) -> str | No
     )
 
 
+def _q(path: Path) -> str:
+    """A path as a shell command in the README holds it."""
+    return shlex.quote(str(path))
+
+
 def _resume_tasks(tasks: int) -> str:
     """Example task ids for the README's resume command, all within ``0..tasks-1``."""
     return ",".join(str(i) for i in sorted({tasks // 2, tasks - 1}))
@@ -297,8 +336,8 @@ i % {n_folds} (`loes cv --fold`) |
 ## Submit
 
 ```bash
-bash {folder / "submit.sh"}        # report after every fold succeeded (afterok)
-bash {folder / "submit.sh"} any    # report when the array ends, whatever happened (afterany)
+bash {_q(folder / "submit.sh")}        # report after every fold succeeded (afterok)
+bash {_q(folder / "submit.sh")} any    # report when the array ends, whatever happened (afterany)
 ```
 
 `loes slurm ... --submit` does the same and prints the job ids.
@@ -308,7 +347,7 @@ bash {folder / "submit.sh"} any    # report when the array ends, whatever happen
 ```bash
 squeue --me                        # waiting and running tasks
 sacct -j ARRAYID --format=JobID,State,Elapsed,MaxRSS
-tail -f {folder / "logs"}/fold-ARRAYID_0.out
+tail -f {_q(folder / "logs" / "fold-ARRAYID_0.out")}
 ```
 
 ## Resume
@@ -321,8 +360,8 @@ tasks alone and the report after them:
 
 ```bash
 sacct -j ARRAYID -X -n -P --format=JobID,State | grep -v COMPLETED   # ARRAYID_2|TIMEOUT: task 2
-array=$(sbatch --parsable --array={example} {folder / "folds.sbatch"})   # the failed task ids
-sbatch --dependency=afterok:$array {folder / "report.sbatch"}
+array=$(sbatch --parsable --array={example} {_q(folder / "folds.sbatch")})   # the failed task ids
+sbatch --dependency=afterok:$array {_q(folder / "report.sbatch")}
 ```
 
 The array's tasks are numbered 0-{tasks - 1}: task i trains repeat i / {n_folds}, fold \
@@ -426,9 +465,10 @@ def slurm_cross_validation(
     if advice:
         print(f"note: {advice}")
     if not submit_jobs:
-        print(f"submit with: bash {scripts.submit}")
+        print(f"submit with: bash {shlex.quote(str(scripts.submit))}")
         return scripts
     array, report = submit(scripts, report_after)
     print(f"submitted: fold array {array} ({scripts.tasks} tasks), report job {report}")
-    print(f"check with: squeue -j {array},{report}; logs in {scripts.folder / 'logs'}")
+    logs = shlex.quote(str(scripts.folder / "logs"))
+    print(f"check with: squeue -j {array},{report}; logs in {logs}")
     return scripts

@@ -424,8 +424,8 @@ def load_config(
         key = key.strip()
         if not sep or not key:
             raise LoesError(f"override {override!r} must look like key=value (training.epochs=3).")
-        try:
-            value = yaml.safe_load(raw)
+        try:  # " #" would start a YAML comment: such a value is text (a folder "run #2")
+            value = raw if " #" in raw else yaml.safe_load(raw)
         except yaml.YAMLError:
             value = raw
         given[key] = value  # the last wins, as when layering settings

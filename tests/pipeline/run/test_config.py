@@ -227,3 +227,9 @@ def test_skull_stripping_travels_with_the_models(tmp_path):
     plain = load_config(overrides=["model.name=sfcn"]).model_spec()
     none = LoesModel(**plain, score_mean=3.0, score_std=4.0).preprocessing().transforms
     assert not [t for t in none if isinstance(t, SkullStripd)]
+
+
+def test_an_override_with_a_hash_keeps_it_as_text():
+    # YAML would read " #2" as a comment and name the run folder "runs/run"
+    assert load_config(overrides=["out=runs/run #2"]).out == "runs/run #2"
+    assert load_config(overrides=["training.epochs=3"]).training.epochs == 3
