@@ -61,12 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _show_transform_decisions() -> None:
-    """Print what a transform decided per scan (``preprocessing.skull_strip: auto``) on stderr,
-    once, as ``loes``'s notes are."""
-    logger = logging.getLogger("loes.transforms")
-    if not logger.handlers:
-        logger.addHandler(_Stderr())
-        logger.setLevel(logging.INFO)
+    """Print on stderr, once, as ``loes``'s notes are, what a transform decided per scan
+    (``preprocessing.skull_strip: auto``) and what reading the data set aside."""
+    for name in ("loes.transforms", "loes.data"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(_Stderr())
+            logger.setLevel(logging.INFO)
 
 
 class _Stderr(logging.Handler):

@@ -10,6 +10,7 @@ be read is the prediction's own row, with the reason).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from loes.data.problems import Problem, errors_message
+from loes.data.problems import Problem, errors_message, plural
 from loes.data.readers import read_table
 from loes.data.readers.dicom import is_dicom_file
 from loes.data.readers.scans import FORMATS_TEXT, find_scans, format_by_name, scan_stem
@@ -33,6 +34,10 @@ _NIFTI = (".nii", ".nii.gz")
 _ENTITY = re.compile(r"(?:^|_)(sub|ses)-([A-Za-z0-9]+)")
 #: markers of a BIDS dataset root, as opposed to a plain folder of NIfTI files
 _BIDS_MARKERS = ("dataset_description.json", "participants.tsv")
+
+
+#: where reading says what it set aside (the loes command prints it on stderr)
+_log = logging.getLogger(__name__)
 
 
 def is_nifti(path: str | os.PathLike) -> bool:
@@ -84,6 +89,8 @@ def _table_rows(source: Path, include_gd: bool, images_dir, suffix: str, fmt) ->
     fatal = [p for p in reading.errors if not _is_score_problem(p)]
     if reading.table is None or fatal:
         raise LoesError(errors_message(str(source), fatal or reading.errors))
+    for reason, rows in reading.set_aside.groupby("reason", sort=False):  # never dropped unsaid
+        _log.warning("%s: %s set aside: %s", source, plural(len(rows), "scan"), reason)
     return reading.table
 
 

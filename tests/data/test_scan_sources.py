@@ -151,3 +151,20 @@ def test_scans_sharing_a_name_are_named_by_their_path(tmp_path):
     write_nifti(tmp_path / "other.nii.gz", volume(affine), affine)
     table = read_scans([tmp_path])
     assert table["subject"].tolist() == ["bert/mri/orig", "ernie/mri/orig", "other"]
+
+
+def test_a_row_set_aside_is_never_dropped_without_a_word(tiny_manifest, tmp_path, capsys):
+    shutil.copytree(tiny_manifest.parent, tmp_path / "cohort")
+    path = tmp_path / "cohort" / tiny_manifest.name
+    manifest = pd.read_csv(path, dtype=str)
+    manifest["gd"] = ["1", "1"] + ["0"] * (len(manifest) - 2)
+    manifest.to_csv(path, index=False)
+    from loes.cli import _show_transform_decisions
+
+    _show_transform_decisions()  # what the loes command does: reading's notes on stderr
+    table = read_scans([path])
+    assert len(table) == len(manifest) - 2
+    err = capsys.readouterr().err
+    assert f"{path}: 2 scans set aside: post-contrast scan (gd)" in err
+    assert "--include-gd" in err
+    assert len(read_scans([path], include_gd=True)) == len(manifest)

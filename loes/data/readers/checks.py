@@ -16,7 +16,7 @@ import pandas as pd
 
 from loes.data.loes_items import ITEMS, MAX_LOES_SCORE
 from loes.data.readers.delimited import is_missing, parse_flag, parse_number
-from loes.data.readers.files import DOES_NOT_EXIST, unreachable_text
+from loes.data.readers.files import DOES_NOT_EXIST, likely_cause, unreachable_text
 from loes.data.readers.lab import LAB_IMAGE_PATTERN
 from loes.data.readers.reading import SET_ASIDE_COLUMNS, RawTable, TableReading, scan_label
 
@@ -214,7 +214,9 @@ def _check_images_exist(
         return
     for place, image, reason in unreachable:
         if reason == DOES_NOT_EXIST:
-            message = f"image file not found: {image}; fix the path ({raw.image_hint})."
+            cause = likely_cause(image)
+            likely = f"; most likely {cause}" if cause else ""
+            message = f"image file not found: {image}{likely}; fix the path ({raw.image_hint})."
         else:
             message = f"image {image} {reason}"
         reading.error(place, message)

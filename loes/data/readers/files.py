@@ -9,13 +9,16 @@ stored elsewhere (git-annex, Git LFS). Each is named here, with its fix.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import os
+import re
 from pathlib import Path
 
 __all__ = [
     "DOES_NOT_EXIST",
     "exception_text",
+    "likely_cause",
     "os_error_text",
     "placeholder_text",
     "unreachable_text",
@@ -132,3 +135,46 @@ def _broken_link_text(path: Path, link: Path) -> str:
 def _ancestors(path: Path) -> list[Path]:
     """The folders above ``path``, from the root down (absolute, so that none is left out)."""
     return list(reversed(Path(os.path.abspath(path)).parents))
+
+
+_WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]|\\")
+
+
+def likely_cause(path: str | os.PathLike) -> str | None:
+    """What a path that does not exist most likely is, from what does exist around it: a
+    Windows path, a folder missing on this machine (a drive not mounted, a path from another
+    computer), the same scan under another extension or case, or a typo of a file beside it
+    (the closest name, :func:`difflib.get_close_matches`). None when nothing near explains it.
+
+    Examples::
+
+        >>> likely_cause(r"C:\\\\scans\\\\004.nii.gz")
+        'a Windows path: give the path of the file on this machine, with / between folders'
+    """
+    text = str(path)
+    if _WINDOWS_PATH.search(text):
+        return "a Windows path: give the path of the file on this machine, with / between folders"
+    path = Path(text)
+    folder = path.parent
+    if not folder.is_dir():
+        existing = next((p for p in folder.parents if p.is_dir()), None)
+        missing = folder if existing is None else existing / folder.relative_to(existing).parts[0]
+        return (
+            f"a folder missing on this machine: {missing} does not exist (a drive not mounted, "
+            "or a path from another computer)"
+        )
+    try:
+        names = sorted(p.name for p in folder.iterdir() if p.is_file())
+    except OSError:
+        return None
+    stem = path.name.split(".")[0]
+    other_suffix = [n for n in names if n.split(".")[0] == stem and n != path.name]
+    if other_suffix:
+        return f"the same scan with another extension: {folder / other_suffix[0]} exists"
+    same_case = [n for n in names if n.lower() == path.name.lower()]
+    if same_case:
+        return f"the same name in other letter case: {folder / same_case[0]} exists"
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.85)
+    if close:
+        return f"a typo: the closest file there is {folder / close[0]}"
+    return None
