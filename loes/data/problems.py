@@ -155,17 +155,18 @@ class ValidationReport:
         return not self.errors
 
     def summary(self) -> str:
-        """One line: how many scans and subjects, how many set aside and why, errors and
-        warnings."""
+        """One line: how many scans and subjects (with rows set aside: how many rows were read,
+        how many kept, how many set aside and why), errors and warnings."""
         aside = ""
         if self.set_aside is not None and len(self.set_aside):
             why = sorted({str(r).split(";")[0] for r in self.set_aside["reason"]})
             aside = f"{plural(len(self.set_aside), 'scan')} set aside ({', '.join(why)}), "
         if self.table is not None and len(self.table):
+            read = f"{plural(len(self.table) + len(self.set_aside), 'row')} read: " if aside else ""
             size = (
-                f"{plural(len(self.table), 'scan')} of "
-                f"{plural(self.table['subject'].nunique(), 'subject')}, {aside}"
-                f"{'every voxel read' if self.deep else 'headers checked'}"
+                f"{read}{plural(len(self.table), 'scan')} of "
+                f"{plural(self.table['subject'].nunique(), 'subject')}{' kept' * bool(aside)}, "
+                f"{aside}{'every voxel read' if self.deep else 'headers checked'}"
             )
         else:
             size = f"no scans kept, {aside[:-2]}" if aside else "no scans read"

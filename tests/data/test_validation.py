@@ -466,7 +466,8 @@ def test_cli_missing_source_and_lab_format(tmp_path, capsys):
     args = ["validate", str(tmp_path / "lab.csv"), "--images-dir", str(images)]
     assert main([*args, "--format", "lab"]) == 0
     assert (
-        "(lab, 1 scan of 1 subject, 1 scan set aside (post-contrast scan (gd)), headers checked)"
+        "(lab, 2 rows read: 1 scan of 1 subject kept, 1 scan set aside (post-contrast scan "
+        "(gd)), headers checked)"
     ) in capsys.readouterr().out
     assert main([*args, "--include-gd"]) == 2
     assert "image file not found" in capsys.readouterr().out
