@@ -65,8 +65,8 @@ def test_validate_says_how_many_were_set_aside_and_why(tmp_path):
     report = validate_dataset(path)
     assert len(report.set_aside) == 2
     assert report.summary() == (
-        f"{path} (manifest, 3 scans of 2 subjects, 2 scans set aside (post-contrast scan "
-        "(gd)), headers checked): 0 errors, 0 warnings"
+        f"{path} (manifest, 5 rows read: 3 scans of 2 subjects kept, 2 scans set aside "
+        "(post-contrast scan (gd)), headers checked): 0 errors, 0 warnings"
     )
     # every row post-contrast: none kept, and the summary says why
     only_gd = [{**row, "gd": 1} for row in manifest_rows()]
