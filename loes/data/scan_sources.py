@@ -101,6 +101,29 @@ binary file without extension are scans whatever their suffix."""
 _SNIFF = 8192
 
 
+#: images in formats loes does not read, which a folder of scans may hold (NRRD, MetaImage,
+#: Philips PAR/REC, compressed archives of NIfTI)
+_OTHER_IMAGES = (".nrrd", ".nhdr", ".mha", ".mhd", ".par", ".rec", ".nii.bz2", ".nii.zip", ".zip")
+
+
+def _say_skipped(folder: Path) -> None:
+    """Say which images under ``folder`` are skipped, in a format loes does not read, so that
+    none is dropped without a word."""
+    skipped = Counter(
+        next(s for s in _OTHER_IMAGES if p.name.lower().endswith(s))
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(_OTHER_IMAGES)
+    )
+    if skipped:
+        kinds = ", ".join(f"{n} {suffix}" for suffix, n in sorted(skipped.items()))
+        _log.warning(
+            "%s: %s skipped, in a format loes does not read (%s); convert them to NIfTI",
+            folder,
+            plural(sum(skipped.values()), "file"),
+            kinds,
+        )
+
+
 def _is_scan_file(path: Path) -> bool:
     """A file that is a scan (or meant as one) rather than a table: any suffix but a table's,
     a DICOM file, or a binary file (NUL bytes) without extension."""
@@ -159,6 +182,7 @@ def read_scans(
                     "Give scans, a folder of them, a manifest, the lab's CSV or a BIDS root."
                 )
             tables.append(_file_rows(images, path))
+            _say_skipped(path)
         elif path.is_file() and _is_scan_file(path):
             tables.append(_file_rows([path]))  # DICOM, PNG, ...: its row says what it is
         elif path.exists():

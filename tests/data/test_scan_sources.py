@@ -168,3 +168,18 @@ def test_a_row_set_aside_is_never_dropped_without_a_word(tiny_manifest, tmp_path
     assert f"{path}: 2 scans set aside: post-contrast scan (gd)" in err
     assert "--include-gd" in err
     assert len(read_scans([path], include_gd=True)) == len(manifest)
+
+
+def test_images_in_formats_loes_does_not_read_are_named_not_dropped(
+    tiny_manifest, tmp_path, capsys
+):
+    scan = next(tiny_manifest.parent.glob("sub-001/ses-01/anat/*.nii.gz"))
+    shutil.copy(scan, tmp_path)
+    (tmp_path / "old.nrrd").write_bytes(b"NRRD0004")
+    (tmp_path / "series.PAR").write_text("# PAR")
+    from loes.cli import _show_transform_decisions
+
+    _show_transform_decisions()
+    assert len(read_scans([tmp_path])) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path}: 2 files skipped, in a format loes does not read (1 .nrrd, 1 .par)" in err
