@@ -92,3 +92,19 @@ def test_an_export_onto_a_full_disk_fails_cleanly_and_succeeds_once_there_is_roo
     again = _loes(["export", str(tiny_run), str(out)], tmp_path)
     assert again.returncode == 0, again.stderr
     assert (out / "models" / "ensemble.json").is_file()
+
+
+def test_predict_under_a_file_size_limit_fails_cleanly_and_succeeds_after(
+    tiny_run, tiny_manifest, tmp_path
+):
+    scan = next(tiny_manifest.parent.glob("sub-001/ses-01/anat/*.nii.gz"))
+    out = tmp_path / "p.csv"
+    done = _loes(["predict", str(tiny_run), str(scan), "--out", str(out)], tmp_path, 4_000)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "cannot write " in done.stderr
+    assert "File too large" in done.stderr
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no leftovers
+    again = _loes(["predict", str(tiny_run), str(scan), "--out", str(out)], tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert len(pd.read_csv(out)) == 1
