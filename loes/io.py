@@ -136,16 +136,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def check_writable(folder: str | os.PathLike, remedy: str) -> None:
-    """Make sure a new file can be written in ``folder`` (made if missing) before any work.
+    """Make sure files can be written in ``folder`` before any work, creating nothing: a
+    temporary file is made and removed in it, or, when it does not exist yet, in the nearest
+    folder above it that does.
 
     Raises:
         WriteError: naming ``folder``, why, and ``remedy`` (e.g. "choose another place with
             --out").
     """
-    folder = Path(folder)
+    folder = Path(folder).absolute()
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("/"))
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "a file is in the way", str(existing))
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
         reason = error.strerror or str(error)
