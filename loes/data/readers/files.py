@@ -174,7 +174,14 @@ def likely_cause(path: str | os.PathLike) -> str | None:
     same_case = [n for n in names if n.lower() == path.name.lower()]
     if same_case:
         return f"the same name in other letter case: {folder / same_case[0]} exists"
-    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.85)
+    # a typo in the letters of a long enough name; names that differ in digits alone are
+    # other subjects or sessions, not typos
+    letters = re.sub(r"\d", "", path.name)
+    close = [
+        n
+        for n in difflib.get_close_matches(path.name, names, n=3, cutoff=0.9)
+        if re.sub(r"\d", "", n) != letters and len(stem) >= 8
+    ]
     if close:
         return f"a typo: the closest file there is {folder / close[0]}"
     return None

@@ -317,6 +317,7 @@ def export_bundle(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Pat
     # the same command succeeds once the cause is gone
     staging = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
     try:
+        staging.parent.mkdir(parents=True, exist_ok=True)
         staging.mkdir()
         _write_bundle(staging, ensemble, report)
         os.replace(staging, out)

@@ -87,6 +87,12 @@ def _run_flags(ensemble: FoldEnsemble, coverage: float) -> list[str]:
             "partly screened: the run's training_profile.json predates the orientation and "
             "in-sample screens (delete it where the run's scans are readable to measure it again)"
         )
+    high = ensemble.score_range[1]
+    if high < ensemble.threshold:
+        flags.append(
+            f"run: it trained on no scan at or above {ensemble.threshold:g} (its highest score "
+            f"is {high:g}), so it cannot tell a scan above the threshold"
+        )
     if ensemble.calibration.too_small(coverage):
         flags.append(
             f"the run has {ensemble.calibration.n} out-of-fold predictions, too few for a "

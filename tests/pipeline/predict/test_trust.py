@@ -152,3 +152,15 @@ def test_a_profile_from_an_older_loes_says_what_it_cannot_screen(tiny_run, scans
         assert "partly screened: the run's training_profile.json predates" in flags
         assert "in-sample:" not in flags
         assert "looks upside down" not in flags
+
+
+def test_a_run_that_never_saw_the_threshold_says_so_in_every_row(tiny_run, scans):
+    ensemble = load_ensemble(tiny_run)
+    ensemble.card = dataclasses.replace(ensemble.card, warnings=())
+    ensemble.score_range = (0.0, 6.0)  # as a run on a cohort of mild cases
+    table = ensemble.predict([scans["again"]], device="cpu")
+    assert (
+        "run: it trained on no scan at or above 9 (its highest score is 6)"
+        in (table.loc[0, "flags"])
+    )
+    assert not table.loc[0, "call_sure"]
