@@ -62,6 +62,7 @@ def measure_profile(table: pd.DataFrame, transform, pixdim) -> TrainingProfile |
         scan_fingerprint(row.image): " ".join(s for s in (row.subject, row.session) if s)
         for row in readable.itertuples()
     }
+    fingerprints.pop(None, None)
     return TrainingProfile.from_features(
         [item["features"] for item in prepared],
         pictures=[item["picture"] for item in prepared],

@@ -5,7 +5,8 @@ outside it is flagged. More screens: a whole head given to a run that trained on
 skull-stripped brains and does not strip (or the reverse), fold models that disagree on a
 scan far more than on the run's own scans, a scan upside down or back to front against its
 header (:mod:`~loes.pipeline.predict.orientation`), and a scan the run trained on (the same
-file, byte for byte: its prediction is in-sample, no test of the model).
+voxels, whatever the file's name or compression: its prediction is in-sample, no test of the
+model).
 
 A scan is "far" when one of its numbers lies more than :data:`FAR_SD` standard deviations from
 the training scans' mean (with the SD floored at :data:`MIN_SD_FRACTION` of the mean's size, so
@@ -19,7 +20,6 @@ import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -84,15 +84,17 @@ def scan_features(path: str | os.PathLike, image: torch.Tensor) -> dict[str, flo
     }
 
 
-def scan_fingerprint(path: str | os.PathLike) -> str:
-    """The SHA-256 of a scan's bytes (of every file of a DICOM folder, in name order), its first
-    16 hex digits: equal for the same file wherever it lies, different after any rewrite."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
-        with open(file, "rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
+def scan_fingerprint(path: str | os.PathLike) -> str | None:
+    """The SHA-256 of a scan's voxels (as float32, in the order stored) and matrix, its first
+    16 hex digits: equal for the same scan copied, renamed, recompressed (``.nii.gz`` and
+    ``.nii``) or saved in another format that keeps the voxels; different when one voxel
+    changes. None when the scan cannot be read."""
+    try:
+        data = np.ascontiguousarray(load_scan(path).get_fdata(dtype=np.float32))
+    except Exception:  # an unreadable scan has no fingerprint; its row says why elsewhere
+        return None
+    digest = hashlib.sha256(repr(data.shape).encode())
+    digest.update(data.tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -178,7 +180,7 @@ class TrainingProfile:
         if not self.fingerprints or fingerprint not in self.fingerprints:
             return None
         return (
-            f"in-sample: the run trained on this very file ({self.fingerprints[fingerprint]}): "
+            f"in-sample: the run trained on this very scan ({self.fingerprints[fingerprint]}): "
             "all fold models but one learned from it, so its prediction is no test of the model "
             "(the run's predictions.csv holds its out-of-fold prediction)"
         )

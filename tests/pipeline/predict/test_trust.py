@@ -3,8 +3,10 @@ profile of its scans), scans upside down, back to front or trained on are flagge
 prediction is never a sure call, and none of it depends on the folder loes is started from."""
 
 import dataclasses
+import gzip
 import json
 import shutil
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -51,8 +53,11 @@ def scans(table, tmp_path_factory):
         n = d.shape[si]
         return np.take(d, range(n // 3, 2 * n // 3), axis=si)
 
+    decompressed = folder / "renamed.nii"  # the same voxels, uncompressed, under another name
+    decompressed.write_bytes(gzip.decompress(Path(first).read_bytes()))
     return {
         "copied": str(copied),
+        "decompressed": str(decompressed),
         "again": _rewritten(first, folder / "again.nii.gz", lambda d: d * 1.01),
         "upside_down": _rewritten(first, folder / "si.nii.gz", lambda d: np.flip(d, si)),
         "back_to_front": _rewritten(first, folder / "ap.nii.gz", lambda d: np.flip(d, ap)),
@@ -98,11 +103,11 @@ def test_a_scan_upside_down_or_back_to_front_against_its_header_is_flagged(rows)
 
 def test_a_scan_the_run_trained_on_is_flagged_in_sample(rows, table):
     first = table.loc[0]
-    assert (
-        f"in-sample: the run trained on this very file ({first.subject} {first.session})"
-        in (rows["copied"]["flags"])
-    )
-    assert "in-sample" not in rows["again"]["flags"]  # other bytes: a new acquisition
+    in_sample = f"in-sample: the run trained on this very scan ({first.subject} {first.session})"
+    for name in ("copied", "decompressed"):  # byte for byte, or the same voxels re-saved
+        flags = rows[name]["flags"].split("; ")  # one flag, whole: the page splits at "; "
+        assert any(f.startswith(in_sample) and f.endswith("out-of-fold prediction)") for f in flags)
+    assert "in-sample" not in rows["again"]["flags"]  # other voxels: a new acquisition
 
 
 def test_a_flagged_prediction_never_gets_a_sure_call(tiny_run, scans):
@@ -111,7 +116,7 @@ def test_a_flagged_prediction_never_gets_a_sure_call(tiny_run, scans):
     ensemble.card = dataclasses.replace(ensemble.card, warnings=())
     table = ensemble.predict(list(scans.values()), device="cpu")
     flagged = table["flags"] != ""
-    assert flagged.sum() >= 4  # in-sample, upside down, back to front, cropped
+    assert flagged.sum() >= 5  # in-sample twice, upside down, back to front, cropped
     assert not table.loc[flagged, "call_sure"].any()
     one_side = (table["lower"] >= 9) | (table["upper"] < 9)
     assert (table["call_sure"] == (one_side & ~flagged)).all()
@@ -132,7 +137,7 @@ def test_flags_do_not_depend_on_the_folder_loes_starts_in_nor_on_the_training_da
     here = load_ensemble(tiny_run).predict(list(scans.values()), device="cpu")
     there = load_ensemble(moved).predict(list(scans.values()), device="cpu")
     assert there["flags"].tolist() == here["flags"].tolist()
-    assert "far from the training scans" in there.loc[4, "flags"]  # the cropped scan
+    assert "far from the training scans" in there.loc[5, "flags"]  # the cropped scan
 
 
 def test_relative_data_folders_are_saved_absolute(tmp_path, monkeypatch):
