@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -100,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LoesError as error:
         print(f"loes {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `loes ... | head` read what it wanted: stop quietly, as Unix tools
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush
+        return 141  # 128 + SIGPIPE, what a shell reports for such a writer
     except KeyboardInterrupt:
         print(
             f"loes {args.command}: interrupted; re-run the same command to resume.", file=sys.stderr
