@@ -120,3 +120,6 @@ def test_export_writes_a_bundle_once(tiny_run, tmp_path, capsys):
     assert (out / "configs" / "metadata.json").is_file()
     assert main(["export", str(tiny_run), str(out)]) == 2
     assert "is not an empty folder" in capsys.readouterr().err
+    assert main(["export", str(tiny_run), str(tiny_run / "bundle")]) == 2
+    assert "is inside the run folder" in capsys.readouterr().err
+    assert not (tiny_run / "bundle").exists()

@@ -20,6 +20,11 @@ def print_summary(table: pd.DataFrame) -> None:
     """One line per method of :func:`~loes.pipeline.explain.explanations.explain`'s summary
     (``table.attrs["summary"]``), then where the table and page are."""
     out, summary = table.attrs["out"], table.attrs["summary"]
+    provenance = summary.get("provenance") or {}
+    if provenance.get("trained"):
+        print(f"models {provenance['trained']}")
+    for warning in provenance.get("warnings") or []:
+        print(f"warning: the run's own report: {warning}; read the maps in that light")
     for method, entry in summary["methods"].items():
         line = f"{method}: {plural(entry['scans'], 'scan')}"
         if entry["flat_maps"]:

@@ -255,7 +255,8 @@ def _readme(ensemble: FoldEnsemble, report: dict | None, torchscript: str | None
         "TorchScript: "
         + (
             "`models/model.ts` maps (B, 1, D, H, W) preprocessed inputs to (B, members) "
-            "flip-averaged predictions."
+            "flip-averaged predictions: the network alone, without the preprocessing, the "
+            "interval, the call or any flag, which `loes predict` and `inference.json` give."
             if torchscript is None
             else f"not written ({torchscript})."
         ),
@@ -306,6 +307,11 @@ def export_bundle(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Pat
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise LoesError(f"{out} exists and is not an empty folder; choose a new OUT_DIR.")
+    if out.resolve().is_relative_to(Path(run_dir).resolve()):
+        raise LoesError(
+            f"{out} is inside the run folder {run_dir}, whose files loes keeps; choose an "
+            "OUT_DIR elsewhere."
+        )
     check_writable(out.parent, "choose another OUT_DIR")
     ensemble = load_ensemble(run_dir)
     _check_exportable(run_dir, ensemble)
