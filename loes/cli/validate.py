@@ -13,12 +13,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "validate",
         help="check a dataset (table and images) before training",
-        description="Check a manifest, the reference lab's CSV or a BIDS dataset: columns, "
-        "scores, duplicates, and every image (readable NIfTI, 3D, plausible voxel sizes and "
+        description="Check a manifest, the reference lab's CSV or a BIDS dataset (columns, "
+        "scores, duplicates), or scans as `loes predict` takes them (a scan, a folder of "
+        "them), and every image (readable NIfTI, 3D, plausible voxel sizes and "
         "shape, not truncated). Prints every problem with where it is and how to fix it; "
         "exits with status 2 on errors, 0 when there are only warnings.",
     )
-    parser.add_argument("source", help="manifest CSV/TSV, the lab's CSV, or a BIDS folder")
+    parser.add_argument(
+        "source", help="manifest CSV/TSV, the lab's CSV, a BIDS folder, a scan or a folder of scans"
+    )
     parser.add_argument(
         "--format", choices=FORMATS, default=None, help="input format (default: detected)"
     )

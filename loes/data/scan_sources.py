@@ -26,7 +26,7 @@ from loes.data.readers.dicom import is_dicom_file
 from loes.data.readers.scans import FORMATS_TEXT, find_scans, format_by_name, scan_stem
 from loes.errors import LoesError
 
-__all__ = ["SCAN_COLUMNS", "TABLE_SUFFIXES", "is_nifti", "read_scans"]
+__all__ = ["SCAN_COLUMNS", "TABLE_SUFFIXES", "is_nifti", "is_scan_source", "read_scans"]
 
 #: the columns of :func:`read_scans`' table, in this order, before any the source adds
 SCAN_COLUMNS = ("subject", "session", "image", "loes_score")
@@ -43,6 +43,15 @@ _log = logging.getLogger(__name__)
 def is_nifti(path: str | os.PathLike) -> bool:
     """Whether the file name ends in ``.nii`` or ``.nii.gz`` (any case)."""
     return str(path).lower().endswith(_NIFTI)
+
+
+def is_scan_source(source: str | os.PathLike) -> bool:
+    """Whether ``source`` is scans rather than a table or a BIDS root: a scan file (by its name,
+    or a DICOM or binary file) or a folder of scans that is not a BIDS dataset."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return not _is_bids(path)
+    return format_by_name(path) is not None or (path.is_file() and _is_scan_file(path))
 
 
 def _is_bids(folder: Path) -> bool:

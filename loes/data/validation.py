@@ -31,6 +31,8 @@ from loes.data.readers.files import (
     unreachable_text,
 )
 from loes.data.readers.scans import ScanError, open_scan, scan_format
+from loes.data.scan_sources import is_scan_source, read_scans
+from loes.errors import LoesError
 
 __all__ = ["DEFAULT_PIXDIM", "MAX_VOXEL_MM", "MIN_VOXEL_MM", "check_image", "validate_dataset"]
 
@@ -54,7 +56,9 @@ def validate_dataset(
     """Check the table and every image of ``source``; never raises for bad data.
 
     Args:
-        source: a manifest, the lab's CSV or a BIDS folder (see ``load_dataset``).
+        source: a manifest, the lab's CSV or a BIDS folder (see ``load_dataset``), or scans as
+            ``loes predict`` takes them: a scan file or a folder of scans (every scan checked;
+            no table, so no score).
         deep: read every voxel, not just the headers.
         workers: threads reading images (default: up to 8).
         pixdim: voxel size in mm (x, y, z, or one for all) the scans will be resampled to, the
@@ -68,13 +72,37 @@ def validate_dataset(
         (True, 0)
         >>> print(report.text())  # doctest: +SKIP
     """
+    if is_scan_source(source):  # a scan or a folder of scans, as `loes predict` takes them
+        return _validate_scans(source, deep, workers, pixdim)
     reading = read_table(source, format, images_dir, include_gd, suffix)
     report = ValidationReport(str(source), reading.format, list(reading.problems), deep=deep)
     if reading.table is None:
         return report
-    # each image once, at the first row naming it
+    _check_images(report, source, reading.table, reading.where, deep, workers, pixdim)
+    report.table = reading.table
+    report.set_aside = reading.set_aside
+    return report
+
+
+def _validate_scans(source, deep: bool, workers, pixdim) -> ValidationReport:
+    """The report of a scan file or a folder of scans: each scan's checks."""
+    report = ValidationReport(str(source), "scans", [], deep=deep)
+    try:
+        table = read_scans([source])
+    except LoesError as error:
+        report.problems.append(Problem("error", str(source), str(error)))
+        return report
+    base = _display_base(source)
+    where = [_display(str(image), base) for image in table["image"]]
+    _check_images(report, source, table, where, deep, workers, pixdim)
+    report.table = table
+    return report
+
+
+def _check_images(report, source, table, where_of, deep: bool, workers, pixdim) -> None:
+    """Check each image of ``table`` once, at the first row naming it, into ``report``."""
     first_where: dict[str, str] = {}
-    for image, where in zip(reading.table["image"], reading.where, strict=True):
+    for image, where in zip(table["image"], where_of, strict=True):
         if image and image not in first_where and os.path.exists(image):
             first_where[image] = where
     images = list(first_where)
@@ -88,9 +116,6 @@ def validate_dataset(
         place = shown if shown == where else f"{shown} ({where})"
         report.problems += [Problem(severity, place, message) for severity, message in found[image]]
     report.problems.sort(key=lambda p: p.severity != "error")
-    report.table = reading.table
-    report.set_aside = reading.set_aside
-    return report
 
 
 def check_image(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -471,3 +472,18 @@ def test_cli_missing_source_and_lab_format(tmp_path, capsys):
     ) in capsys.readouterr().out
     assert main([*args, "--include-gd"]) == 2
     assert "image file not found" in capsys.readouterr().out
+
+
+def test_a_scan_or_a_folder_of_scans_is_validated_as_predict_takes_it(tiny_manifest, tmp_path):
+    scan = next(tiny_manifest.parent.glob("sub-001/ses-01/anat/*.nii.gz"))
+    good = shutil.copy(scan, tmp_path / "good.nii.gz")
+    cut = tmp_path / "cut.nii.gz"
+    cut.write_bytes(scan.read_bytes()[:2000])
+    one = validate_dataset(cut)
+    assert one.format == "scans"
+    assert [p.severity for p in one.problems] == ["error"]
+    assert "truncated" in one.problems[0].message
+    assert validate_dataset(good).ok
+    folder = validate_dataset(tmp_path)
+    assert len(folder.table) == 2
+    assert [p.where for p in folder.errors] == ["cut.nii.gz"]
