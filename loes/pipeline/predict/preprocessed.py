@@ -9,6 +9,7 @@ import torch
 from monai.utils import convert_to_tensor
 from torch.utils.data import Dataset
 
+from loes.data.readers.scans import load_scan
 from loes.data.validation import check_image
 from loes.pipeline.predict.orientation import coarse_picture
 from loes.pipeline.predict.scan_profile import scan_features, scan_fingerprint
@@ -39,9 +40,10 @@ class PreprocessedScans(Dataset):
             return {**item, "error": " ".join(errors)}
         try:
             image = self.transform({"image": item["image"]})["image"]
-            item["features"] = scan_features(item["image"], image)
+            scan = load_scan(item["image"])  # its voxels read once, for features and fingerprint
+            item["features"] = scan_features(scan, image)
             item["picture"] = coarse_picture(image)
-            item["fingerprint"] = scan_fingerprint(item["image"])
+            item["fingerprint"] = scan_fingerprint(scan)
         except Exception as error:  # any failure of a user's scan is that scan's row
             return {**item, "error": f"cannot be preprocessed ({type(error).__name__}: {error})"}
         item["input"] = convert_to_tensor(image, track_meta=False)

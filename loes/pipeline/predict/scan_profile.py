@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from nibabel.spatialimages import SpatialImage
 
 from loes.data.readers.scans import load_scan
 from loes.pipeline.predict.orientation import COARSE_SHAPE, orientation_flag
@@ -60,12 +61,13 @@ FAR_SPREAD = 4.0
 MIN_SPREAD = 1.5
 
 
-def scan_features(path: str | os.PathLike, image: torch.Tensor) -> dict[str, float]:
-    """The numbers of :data:`FEATURES` for one scan: ``path`` (its header: voxel sizes x
-    matrix, sorted, in mm) and ``image``, its preprocessed input (C, D, H, W); the head is
-    every nonzero voxel; :data:`STRIPPED` is 1.0 for a skull-stripped scan, 0.0 for a whole
-    head (:func:`loes.transforms.is_skull_stripped` on the scan as given)."""
-    scan = load_scan(path)
+def scan_features(scan: str | os.PathLike | SpatialImage, image: torch.Tensor) -> dict[str, float]:
+    """The numbers of :data:`FEATURES` for one scan: ``scan``, its path or the scan
+    :func:`~loes.data.readers.scans.load_scan` gave (its header: voxel sizes x matrix, sorted,
+    in mm), and ``image``, its preprocessed input (C, D, H, W); the head is every nonzero
+    voxel; :data:`STRIPPED` is 1.0 for a skull-stripped scan, 0.0 for a whole head
+    (:func:`loes.transforms.is_skull_stripped` on the scan as given)."""
+    scan = _loaded(scan)
     header = scan.header
     fov = sorted(
         float(n * z)
@@ -84,13 +86,18 @@ def scan_features(path: str | os.PathLike, image: torch.Tensor) -> dict[str, flo
     }
 
 
-def scan_fingerprint(path: str | os.PathLike) -> str | None:
+def _loaded(scan: str | os.PathLike | SpatialImage) -> SpatialImage:
+    return scan if isinstance(scan, SpatialImage) else load_scan(scan)
+
+
+def scan_fingerprint(scan: str | os.PathLike | SpatialImage) -> str | None:
     """The SHA-256 of a scan's voxels (as float32, in the order stored) and matrix, its first
     16 hex digits: equal for the same scan copied, renamed, recompressed (``.nii.gz`` and
     ``.nii``) or saved in another format that keeps the voxels; different when one voxel
-    changes. None when the scan cannot be read."""
+    changes. ``scan``: its path, or the scan :func:`~loes.data.readers.scans.load_scan` gave
+    (whose voxels, read once, nibabel keeps). None when the scan cannot be read."""
     try:
-        data = np.ascontiguousarray(load_scan(path).get_fdata(dtype=np.float32))
+        data = np.ascontiguousarray(_loaded(scan).get_fdata(dtype=np.float32))
     except Exception:  # an unreadable scan has no fingerprint; its row says why elsewhere
         return None
     digest = hashlib.sha256(repr(data.shape).encode())
