@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from loes.errors import LoesError
-from loes.pipeline.run.effective import effective_values
+from loes.pipeline.run.effective import effective_values, lookup
 
 __all__ = ["SMOKE_EPOCHS", "SMOKE_SCANS", "describe_run", "read_environment"]
 
@@ -44,37 +44,31 @@ def read_environment(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _get(data: Any, dotted: str) -> Any:
-    """``data["a"]["b"]`` for ``"a.b"``, or ``None`` where a level is missing or not a dict."""
-    for key in dotted.split("."):
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
-
-
 def _data_source(config: dict[str, Any] | None) -> str | None:
-    if _get(config, "data") is None:
+    if lookup(config, "data") is None:
         return None
-    source = _get(config, "data.source")
+    source = lookup(config, "data.source")
     if source is not None:
         return str(source)
-    subjects, seed = _get(config, "data.synthetic_subjects"), _get(config, "data.synthetic_seed")
+    subjects, seed = (
+        lookup(config, "data.synthetic_subjects"),
+        lookup(config, "data.synthetic_seed"),
+    )
     return f"built-in synthetic cohort ({subjects} subjects, seed {seed})"
 
 
 def _device(config: dict[str, Any] | None, environment: dict[str, Any] | None) -> str | None:
-    device, gpu = _get(environment, "device"), _get(environment, "gpu")
+    device, gpu = lookup(environment, "device"), lookup(environment, "gpu")
     if device:
         return f"{device} ({gpu})" if gpu else str(device)
-    setting = _get(config, "device")
+    setting = lookup(config, "device")
     return None if setting is None else f"{setting} (setting; environment.json not found)"
 
 
 def _effective(config: dict[str, Any] | None, environment: dict[str, Any] | None) -> dict[str, Any]:
     if not isinstance(config, dict):
         return {}
-    device = _get(environment, "device")
+    device = lookup(environment, "device")
     try:
         return effective_values(config, str(device) if device else None)
     except RuntimeError:  # a device name this PyTorch does not know
@@ -113,7 +107,7 @@ def describe_run(
     :data:`SMOKE_EPOCHS` epochs or has fewer than :data:`SMOKE_SCANS` scans; ``smoke_text``
     then says so in plain words (else it is empty).
     """
-    epochs = _get(config, "training.epochs")
+    epochs = lookup(config, "training.epochs")
     lengths = [
         int(pd.to_numeric(h["epoch"], errors="coerce").max())
         for h in (histories or {}).values()
@@ -132,14 +126,16 @@ def describe_run(
             f"Smoke run: {' and '.join(reasons)}. It shows that the pipeline runs end to end; "
             "its numbers say little about how well the network scores real scans."
         )
-    packages = _get(environment, "packages")
-    folds, repeats = _get(config, "cv.folds"), _get(config, "cv.repeats")
-    planned = isinstance(folds, int) and isinstance(repeats, int) and not _get(config, "cv.by_site")
+    packages = lookup(environment, "packages")
+    folds, repeats = lookup(config, "cv.folds"), lookup(config, "cv.repeats")
+    planned = (
+        isinstance(folds, int) and isinstance(repeats, int) and not lookup(config, "cv.by_site")
+    )
     if expected:
         per_repeat = Counter(repeat for repeat, _ in expected)
         folds, repeats, planned = max(per_repeat.values()), len(per_repeat), True
     return {
-        "model": _get(config, "model.name"),
+        "model": lookup(config, "model.name"),
         "data_source": _data_source(config),
         "n_scans": summary["n_scans"],
         "n_subjects": summary["n_subjects"],
@@ -147,11 +143,11 @@ def describe_run(
         "n_repeats": repeats if planned else summary["n_repeats"],
         "epochs": epochs if isinstance(epochs, int) else None,
         "epochs_run": epochs_run,
-        "patience": _get(config, "training.patience"),
-        "pixdim": _get(config, "preprocessing.pixdim"),
-        "spatial_size": _get(config, "preprocessing.spatial_size"),
+        "patience": lookup(config, "training.patience"),
+        "pixdim": lookup(config, "preprocessing.pixdim"),
+        "spatial_size": lookup(config, "preprocessing.spatial_size"),
         "device": _device(config, environment),
-        "loes_version": _get(packages, "loes") if isinstance(packages, dict) else None,
+        "loes_version": lookup(packages, "loes") if isinstance(packages, dict) else None,
         "effective": _effective(config, environment),
         "smoke": bool(reasons),
         "smoke_text": smoke_text,

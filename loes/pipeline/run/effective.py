@@ -23,7 +23,13 @@ from loes.io import write_text
 from loes.pipeline.run.config import Config
 from loes.pipeline.run.folder import CONFIG_FILE
 
-__all__ = ["annotated_yaml", "effective_values", "network_dropout", "write_run_config"]
+__all__ = [
+    "annotated_yaml",
+    "effective_values",
+    "lookup",
+    "network_dropout",
+    "write_run_config",
+]
 
 _DROPOUT = (
     torch.nn.Dropout,
@@ -35,7 +41,9 @@ _DROPOUT = (
 )
 
 
-def _get(data: dict[str, Any], dotted: str) -> Any:
+def lookup(data: Any, dotted: str) -> Any:
+    """``data["a"]["b"]`` for ``"a.b"`` in a plain settings dict (``config.yaml``,
+    ``environment.json``), or ``None`` where a level is missing or not a dict."""
     for key in dotted.split("."):
         data = data.get(key) if isinstance(data, dict) else None
     return data
@@ -91,23 +99,26 @@ def effective_values(
     settings = config.to_dict() if isinstance(config, Config) else config
     kind = None if device is None else torch.device(device).type
     found: dict[str, dict[str, Any]] = {}
-    if kind is not None and _get(settings, "device") == "auto":
+    if kind is not None and lookup(settings, "device") == "auto":
         seen = "saw a CUDA GPU" if kind == "cuda" else "saw no CUDA GPU"
         found["device"] = {"setting": "auto", "effective": kind, "why": f"PyTorch {seen}"}
-    if kind is not None and kind != "cuda" and _get(settings, "training.amp") is True:
+    if kind is not None and kind != "cuda" and lookup(settings, "training.amp") is True:
         found["training.amp"] = {
             "setting": True,
             "effective": False,
             "why": f"mixed precision runs on CUDA only; this run trained on {kind}",
         }
-    if kind is not None and _get(settings, "training.memory_format") == "auto":
+    if kind is not None and lookup(settings, "training.memory_format") == "auto":
         found["training.memory_format"] = {
             "setting": "auto",
             "effective": "channels_last" if kind == "cpu" else "contiguous",
             "why": f"the layout measured fastest on {kind}",
         }
-    name, size = _get(settings, "model.name"), _get(settings, "preprocessing.spatial_size")
-    if _get(settings, "model") is not None and _get(settings, "model.dropout") is None and name:
+    name, size = (
+        lookup(settings, "model.name"),
+        lookup(settings, "preprocessing.spatial_size"),
+    )
+    if lookup(settings, "model") is not None and lookup(settings, "model.dropout") is None and name:
         dropout = network_dropout(name, size) if size else None
         if dropout is not None:
             found["model.dropout"] = {
