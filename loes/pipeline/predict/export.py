@@ -37,6 +37,7 @@ from loes.errors import LoesError, WriteError
 from loes.io import atomic_path, check_writable, write_error, write_json, write_text
 from loes.pipeline.predict.ensemble import FoldEnsemble
 from loes.pipeline.predict.members import load_ensemble
+from loes.pipeline.predict.provenance import REPORT_FILE
 from loes.pipeline.run.messages import note
 
 __all__ = ["SCHEMA_URL", "FlipEnsemble", "export_bundle", "inference_config", "metadata_for"]
@@ -317,8 +318,7 @@ def export_bundle(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Pat
     _check_exportable(run_dir, ensemble)
     for warning in ensemble.card.warnings:
         note(f"warning: the run's report: {warning}; the bundle and its predictions say so")
-    report_path = Path(run_dir) / "report.json"
-    report = json.loads(report_path.read_text()) if report_path.is_file() else None
+    report = json.loads((Path(run_dir) / REPORT_FILE).read_text())  # there: the card came from it
     # built beside OUT_DIR and renamed when whole: a failed export leaves nothing behind, and
     # the same command succeeds once the cause is gone
     staging = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"

@@ -58,8 +58,11 @@ def measure_profile(table: pd.DataFrame, transform, pixdim) -> TrainingProfile |
     prepared = _prepared(list(dict.fromkeys(images[int(i)] for i in positions)), transform, pixdim)
     if not prepared:
         return None
+    known = {item["image"]: item["fingerprint"] for item in prepared}  # read once already
     fingerprints = {
-        scan_fingerprint(row.image): " ".join(s for s in (row.subject, row.session) if s)
+        known.get(row.image) or scan_fingerprint(row.image): " ".join(
+            s for s in (row.subject, row.session) if s
+        )
         for row in readable.itertuples()
     }
     fingerprints.pop(None, None)
