@@ -17,7 +17,7 @@ from monai.transforms import Compose
 from loes.data import make_folds
 from loes.pipeline.cross_validation.cohort import augmentation_for, preprocess_cohort
 from loes.pipeline.cross_validation.fold import run_fold
-from loes.pipeline.run.config import load_config
+from loes.pipeline.run.config_loading import load_config
 from loes.pipeline.run.data import load_table, preprocessing_for, scan_items
 from loes.pipeline.run.device import configure_cpu, memory_format
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from loes.pipeline.run.config import load_config
+from loes.pipeline.run.config_loading import load_config
 from tests.docs._blocks import REPO
 from tests.docs._sandbox import write_lab_data
 

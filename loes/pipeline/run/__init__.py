@@ -10,7 +10,8 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submod_attrs={
-        "config": ["Config", "load_config"],
+        "config": ["Config"],
+        "config_loading": ["load_config"],
         "folder": ["load_run_config"],
         "metrics": ["regression_metrics", "threshold_metrics"],
     },

@@ -22,7 +22,8 @@ import torch
 
 from loes.errors import LoesError
 from loes.io import csv_text, is_temporary, read_csv, write_json, write_new, write_text
-from loes.pipeline.run.config import Config, read_yaml
+from loes.pipeline.run.config import Config
+from loes.pipeline.run.config_loading import read_yaml
 from loes.pipeline.run.device import available_cpus
 
 __all__ = [

@@ -55,7 +55,7 @@ def _train_on_rank(rank: int, port: int, folder: str) -> None:
     import torch.distributed as dist
 
     from loes.pipeline.cross_validation.training import train_fold
-    from loes.pipeline.run.config import load_config
+    from loes.pipeline.run.config_loading import load_config
     from tests.pipeline.cross_validation.test_training import _random_fold
 
     torch.set_num_threads(1)
@@ -178,7 +178,7 @@ def _batchnorm_on_rank(rank: int, port: int, folder: str) -> None:
 
 def _batchnorm_case():
     from loes.models import get_network
-    from loes.pipeline.run.config import load_config
+    from loes.pipeline.run.config_loading import load_config
     from tests.pipeline.cross_validation.test_training import _random_fold
 
     config = load_config(overrides=["training.batch_size=4", "training.memory_format=contiguous"])

@@ -43,7 +43,7 @@ def test_early_stopping_uses_patience(tmp_path):
     import torch
 
     from loes.pipeline.cross_validation.training import train_fold
-    from loes.pipeline.run.config import load_config
+    from loes.pipeline.run.config_loading import load_config
 
     config = load_config(
         overrides=[
@@ -68,7 +68,7 @@ def test_tensorboard_logs_every_epoch(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from loes.pipeline.cross_validation.training import train_fold
-    from loes.pipeline.run.config import load_config
+    from loes.pipeline.run.config_loading import load_config
 
     config = load_config(
         overrides=[
@@ -96,7 +96,7 @@ def test_batchnorm_statistics_come_from_the_unaugmented_training_scans(tmp_path)
 
     from loes.models import LoesModel
     from loes.pipeline.cross_validation.training import train_fold
-    from loes.pipeline.run.config import load_config
+    from loes.pipeline.run.config_loading import load_config
 
     config = load_config(
         overrides=[
@@ -144,7 +144,7 @@ def test_batchnorm_is_recomputed_on_a_fixed_sample_of_the_training_scans(scans):
 
     from loes.models import get_network
     from loes.pipeline.cross_validation.training import batchnorm_scans, recompute_batchnorm
-    from loes.pipeline.run.config import load_config
+    from loes.pipeline.run.config_loading import load_config
 
     config = load_config(overrides=[f"training.batchnorm_scans={scans}"])
     train = _random_fold().train

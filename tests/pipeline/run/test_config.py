@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from loes.errors import LoesError
-from loes.pipeline.run.config import AugmentationConfig, Config, PreprocessingConfig, load_config
+from loes.pipeline.run.config import AugmentationConfig, Config, PreprocessingConfig
+from loes.pipeline.run.config_loading import load_config
 from loes.transforms import augmentation, preprocessing
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from loes.cli import main
 from loes.errors import LoesError
-from loes.pipeline.run.config import load_config
+from loes.pipeline.run.config_loading import load_config
 
 
 @pytest.mark.parametrize(
