@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from loes.data.follow_up import has_ages
 from loes.pipeline.report import plots
 from loes.pipeline.report.numbers import interval_text, number
 from loes.pipeline.report.tables import (
@@ -133,7 +134,7 @@ def _figures(
         (full_width if wide else grid).append(_image(figure, alt, caption))
     trajectory = plots.plot_trajectories(predictions, threshold=threshold)
     if trajectory is not None:
-        by_age = plots.has_ages(predictions)
+        by_age = has_ages(predictions)
         axis_note = (
             "against age at the scan"
             if by_age

@@ -12,7 +12,6 @@ written as in the tables (:func:`~loes.pipeline.report.tables.number`: never ``-
 from __future__ import annotations
 
 import io
-import re
 from typing import Any
 
 import numpy as np
@@ -21,13 +20,13 @@ from matplotlib import colormaps, rc_context
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from loes.data.follow_up import has_ages, in_time_order, session_key
 from loes.pipeline.report.numbers import number, range_label, signed
 from loes.pipeline.run.metrics import TRANSPLANT_THRESHOLD, bland_altman
 from loes.pipeline.run.predictions import NETWORK
 
 __all__ = [
     "figure_to_png",
-    "has_ages",
     "model_colours",
     "plot_bland_altman",
     "plot_error_by_range",
@@ -334,17 +333,6 @@ def plot_error_by_range(report: dict[str, Any]) -> Figure:
     return figure
 
 
-def _session_key(session: str) -> tuple:
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(session)))
-
-
-def has_ages(predictions: pd.DataFrame) -> bool:
-    """Whether ``predictions`` carries an ``age`` (years at the scan) for every scan."""
-    return "age" in predictions.columns and bool(
-        pd.to_numeric(predictions["age"], errors="coerce").notna().all()
-    )
-
-
 def plot_trajectories(
     predictions: pd.DataFrame, max_subjects: int = 12, threshold: float = TRANSPLANT_THRESHOLD
 ) -> Figure | None:
@@ -363,7 +351,7 @@ def plot_trajectories(
     if len(subjects) == 0:
         return None
     by_age = has_ages(predictions)
-    subjects = sorted(subjects, key=_session_key)
+    subjects = sorted(subjects, key=session_key)
     columns = min(4, len(subjects))
     n_rows = -(-len(subjects) // columns)
     with rc_context(STYLE):
@@ -373,17 +361,10 @@ def plot_trajectories(
         top = max(float(rows["loes_score"].max()), float(rows["predicted"].max()), threshold + 1)
         for axis, subject in zip(axes.flat, subjects, strict=False):
             subject_rows = rows[rows["subject"] == subject]
+            subject_rows = in_time_order(subject_rows)
             if by_age:
-                subject_rows = subject_rows.assign(age=pd.to_numeric(subject_rows["age"]))
-                subject_rows = subject_rows.sort_values("age", kind="stable")
                 x = subject_rows["age"].to_numpy(float)
             else:
-                subject_rows = subject_rows.iloc[
-                    sorted(
-                        range(len(subject_rows)),
-                        key=lambda i: _session_key(subject_rows["session"].iloc[i]),
-                    )
-                ]
                 x = np.arange(1, len(subject_rows) + 1)
                 axis.set_xticks(x)
             axis.axhline(threshold, **THRESHOLD_STYLE)

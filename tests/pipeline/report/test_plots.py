@@ -6,6 +6,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from loes.data.follow_up import has_ages
 from loes.pipeline.report import plots
 from loes.pipeline.report.summary import summarize
 
@@ -121,7 +122,7 @@ def test_trajectories_are_against_age_when_the_table_has_ages(written):
     assert without.axes[-1].get_xlabel() in ("session (in order)", "")
     assert "by session" in without._suptitle.get_text()
     aged = table.assign(age=7.0 + table["session"].str[-2:].astype(int) * 1.5)
-    assert plots.has_ages(aged)
+    assert has_ages(aged)
     figure = plots.plot_trajectories(aged)
     assert "against age" in figure._suptitle.get_text()
     labels = {axis.get_xlabel() for axis in figure.axes if axis.get_visible()}
