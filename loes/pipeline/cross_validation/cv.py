@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from loes.data import Fold, Splits, make_folds
 from loes.errors import LoesError
+from loes.io import check_writable
 from loes.pipeline.cluster import distributed
 from loes.pipeline.cross_validation.cohort import augmentation_for, preprocess_cohort
 from loes.pipeline.cross_validation.fold import run_fold
@@ -181,7 +182,11 @@ def prepare_run(
     Raises:
         LoesError: for invalid data, a run folder holding another run, folds that do not fit
             the data, or no such ``chosen`` fold.
+        WriteError: when nothing can be written where the run folder goes, before any scan is
+            read or the synthetic cohort generated.
     """
+    # before the synthetic cohort is generated or any scan read: the results must have a place
+    check_writable(config.out, "choose another place with --out")
     with distributed.main_first():  # the synthetic cohort is generated once
         table = load_table(config)
     check_scans(check_run_folder(config), table)

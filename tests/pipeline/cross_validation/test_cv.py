@@ -18,7 +18,7 @@ import yaml
 from loes.cli import main
 from loes.data import load_dataset
 from loes.errors import LoesError
-from loes.io import jsonable
+from loes.io import WriteError, jsonable
 from loes.pipeline import cross_validate, regression_metrics, run_fold
 from loes.pipeline.cross_validation import cv as cross_validation_module
 from loes.pipeline.cross_validation import training as training_module
@@ -210,6 +210,15 @@ def test_a_table_without_scans_is_named(tmp_path, tiny_config):
     (tmp_path / "empty.csv").write_text("subject,session,image,loes_score\n")
     with pytest.raises(LoesError, match=r"empty\.csv lists no scans to cross-validate"):
         cross_validate(tiny_config(tmp_path / "run", manifest=tmp_path / "empty.csv"))
+
+
+def test_a_run_folder_that_cannot_be_written_is_named_before_any_scan_is_read(
+    tiny_config, tmp_path
+):
+    (tmp_path / "a file").write_text("in the way\n")
+    config = tiny_config(tmp_path / "a file" / "run", manifest=tmp_path / "no such table.csv")
+    with pytest.raises(WriteError, match=r"cannot write in .*a file/run \(.*\); choose another"):
+        cross_validate(config)  # the missing table would be named if it were read first
 
 
 def test_a_folder_of_other_files_is_never_written_into(tiny_config, tmp_path):
