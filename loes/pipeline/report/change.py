@@ -273,8 +273,8 @@ def summarize_change(
     Examples::
 
         >>> change = summarize_change(read_predictions("run/predictions.csv"))  # doctest: +SKIP
-        >>> network, still = change["metrics"]["network"], change["metrics"]["no change"]
-        >>> network["roc_auc"], still["mae"]  # doctest: +SKIP
+        >>> metrics = change["metrics"]  # doctest: +SKIP
+        >>> metrics["network"]["roc_auc"], metrics["no change"]["mae"]  # doctest: +SKIP
         (0.76, 0.54)
     """
     found = change_pairs(predictions)
