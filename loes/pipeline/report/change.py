@@ -408,7 +408,7 @@ def _note(change: dict[str, Any]) -> str:
     if change.get("n_across_folds"):
         parts.append(
             f"{plural(change['n_across_folds'], 'pair')} whose sessions were in different "
-            "test folds are left out."
+            f"test folds {'is' if change['n_across_folds'] == 1 else 'are'} left out."
         )
     parts.append(
         f"Progression = a true rise of {p} or more (Liberato et al. 2019); sensitivity and "
