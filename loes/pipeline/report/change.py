@@ -264,9 +264,10 @@ def summarize_change(
 
     ``differences`` holds the network's change MAE minus each other predictor's with its
     paired subject-bootstrap interval (below 0 the network is better); empty without a
-    network. Undefined values (Pearson's r of the constant no-change predictor, an interval
-    with fewer than 2 subjects) are ``nan``. Without any pair, the counts are 0 and the dicts
-    empty.
+    network. A pair that a shown model did not predict both sessions of is left out (never
+    the case in a ``loes cv`` run). Undefined values (Pearson's r of the constant no-change
+    predictor, an interval with fewer than 2 subjects) are ``nan``. Without any pair, the
+    counts are 0 and the dicts empty.
 
     Raises :class:`LoesError` for an inconsistent table (see :func:`change_pairs`).
 
