@@ -14,8 +14,9 @@ with :func:`loes.pipeline.report.summary.summarize` and writes, atomically, into
   run, whether it is a smoke run, and the values its settings took in effect), ``completeness``
   (whether folds are missing, and which), ``flags`` (warnings about the network in plain
   words), ``set_aside`` (the scans read but not used, and why: ``set_aside.csv``), ``worst``
-  (the worst-predicted scans), ``verdict`` (the headline, MAE and threshold) and the run's
-  ``config``.
+  (the worst-predicted scans), ``verdict`` (the headline, MAE and threshold), ``change``
+  (true and predicted change between consecutive sessions of a subject, with intervals:
+  :func:`~loes.pipeline.report.change.summarize_change`) and the run's ``config``.
 - ``report.md``: what was run, the warnings and the tables in markdown.
 - ``report.html``: one self-contained page (inline CSS, plots as base64 PNG): the page to open
   first.
@@ -26,6 +27,7 @@ Modules: :mod:`~loes.pipeline.run.predictions` (the wide/long predictions layout
 (warnings about the network), :mod:`~loes.pipeline.report.left_out` (the scans set aside),
 :mod:`~loes.pipeline.report.scan_lists` (the worst-predicted scans),
 :mod:`~loes.pipeline.report.verdict` (the verdict at the threshold),
+:mod:`~loes.pipeline.report.change` (change between consecutive sessions),
 :mod:`~loes.pipeline.report.tables` (the text every format shows),
 :mod:`~loes.pipeline.report.markdown`, :mod:`~loes.pipeline.report.html`,
 :mod:`~loes.pipeline.report.terminal` and :mod:`~loes.pipeline.report.plots` (the figures).
@@ -36,6 +38,7 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submod_attrs={
+        "change": ["summarize_change"],
         "flags": ["model_flags"],
         "html": ["render_html"],
         "markdown": ["render_markdown"],

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from loes.data.follow_up import has_ages
 from loes.pipeline.report import plots
+from loes.pipeline.report.change import CHANGE_TITLE, change_sentence, change_table
 from loes.pipeline.report.numbers import interval_text, number
 from loes.pipeline.report.tables import (
     METRIC_LABELS,
@@ -150,13 +151,40 @@ def _figures(
     return {"grid": grid, "full_width": full_width, "trajectories": trajectory}
 
 
+def _change(report: dict[str, Any], predictions: pd.DataFrame) -> dict[str, Any]:
+    """The change section: its title, the verdict in one sentence, the table (``None`` without
+    pairs) and the plot of predicted against true change (``None`` without pairs)."""
+    change = report.get("change")
+    table = change_table(change)
+    figure = None if table is None else plots.plot_change(predictions, change["progression"])
+    repeat_note = " (first repeat)" if report["n_repeats"] > 1 else ""
+    image = None
+    if figure is not None:
+        p = f"{change['progression']:g}"
+        image = _image(
+            figure,
+            "predicted vs true change",
+            f"Each point is a pair of consecutive sessions of one subject{repeat_note}: the "
+            "true change against the model's (the difference of its two out-of-fold "
+            f"predictions). Points on the grey identity line are exact; red dotted lines mark "
+            f"a rise of {p}: points right of the vertical one progressed; the lower-right "
+            "quadrant holds the progressions the model missed, the upper-left its false alarms.",
+        )
+    return {
+        "title": CHANGE_TITLE,
+        "sentence": change_sentence(change),
+        "table": table,
+        "figure": image,
+    }
+
+
 def render_html(
     report: dict[str, Any],
     predictions: pd.DataFrame,
     histories: dict[tuple[int, int], pd.DataFrame] | None = None,
 ) -> str:
     """The text of ``report.html``: what was run, the warnings, headline cards, every table, the
-    plots and the configuration.
+    plots, the change between sessions (verdict, table and plot) and the configuration.
 
     ``report`` is the dict written to ``report.json``; ``predictions`` the long table it was
     computed from (``repeat, fold, subject, session, loes_score, predicted, model``; Loes
@@ -180,6 +208,7 @@ def render_html(
         network=NETWORK,
         figures=_figures(report, predictions, histories or {}),
         has_histories=bool(histories),
+        change=_change(report, predictions),
         undefined_note=UNDEFINED_NOTE,
         config=None if config is None else json.dumps(config, indent=2, default=str),
         effective=[

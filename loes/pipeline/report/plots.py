@@ -20,15 +20,17 @@ from matplotlib import colormaps, rc_context
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from loes.data.follow_up import has_ages, in_time_order, session_key
+from loes.data.follow_up import PROGRESSION, has_ages, in_time_order, session_key
+from loes.pipeline.report.change import change_pairs
 from loes.pipeline.report.numbers import number, range_label, signed
 from loes.pipeline.run.metrics import TRANSPLANT_THRESHOLD, bland_altman
-from loes.pipeline.run.predictions import NETWORK
+from loes.pipeline.run.predictions import NETWORK, model_order
 
 __all__ = [
     "figure_to_png",
     "model_colours",
     "plot_bland_altman",
+    "plot_change",
     "plot_error_by_range",
     "plot_fold_mae",
     "plot_learning_curves",
@@ -398,4 +400,76 @@ def plot_trajectories(
             ha="left",
         )
         figure.tight_layout()
+    return figure
+
+
+def _padded(*arrays) -> tuple[float, float]:
+    """Axis limits that hold every finite value of ``arrays``, padded by 6% of their range."""
+    values = np.concatenate([np.asarray(a, float) for a in arrays])
+    values = values[np.isfinite(values)]
+    pad = 0.06 * (values.max() - values.min())
+    return float(values.min()) - pad, float(values.max()) + pad
+
+
+def plot_change(predictions: pd.DataFrame, progression: float = PROGRESSION) -> Figure | None:
+    """Predicted against true change between consecutive sessions, one panel per model.
+
+    Pairs come from :func:`loes.pipeline.report.change.change_pairs` (first repeat); a change
+    is the later session's score minus the earlier's, in Loes points. Panels: the network,
+    then each baseline whose change is not 0 on every pair (the median baseline's always is).
+    Each panel draws the identity line and the ``progression`` rise on both axes: points
+    right of the vertical line progressed, points above the horizontal one are called
+    progression, so the lower-right quadrant holds the missed progressions and the upper-left
+    the false alarms. Returns ``None`` when no subject has two sessions.
+    """
+    pairs = change_pairs(predictions).pairs
+    pairs = pairs[pairs["repeat"] == pairs["repeat"].min()] if len(pairs) else pairs
+    models = [
+        c[len("change_") :]
+        for c in pairs.columns
+        if c.startswith("change_") and pairs[c].notna().any() and (pairs[c] != 0).any()
+    ]
+    models = sorted(models, key=lambda m: (m != NETWORK, m))
+    if pairs.empty or not models:
+        return None
+    colours = model_colours(model_order(predictions["model"].unique()))  # as in every figure
+    true = pairs["true_change"].to_numpy(float)
+    predicted = [pairs[f"change_{m}"].to_numpy(float) for m in models]
+    x_limits = _padded(true, [0.0, 2 * progression])
+    y_limits = _padded(*predicted, [0.0, 2 * progression])
+    with rc_context(STYLE):
+        figure, axes = _figure(
+            1, len(models), figsize=(4.6 * len(models), 4.4), squeeze=False, sharey=True
+        )
+        for axis, model, change in zip(axes[0], models, predicted, strict=True):
+            ends = (min(x_limits[0], y_limits[0]), max(x_limits[1], y_limits[1]))
+            axis.plot(ends, ends, color="#555555", linewidth=1, label="identity")
+            axis.axvline(progression, **THRESHOLD_STYLE)
+            axis.axhline(progression, **THRESHOLD_STYLE, label=f"rise of {progression:g}")
+            axis.scatter(
+                true,
+                change,
+                s=24,
+                alpha=0.6,
+                color=colours[model],
+                edgecolor="white",
+                linewidth=0.5,
+                label=f"{model} ({len(change)} pairs)",
+            )
+            axis.set(xlim=x_limits, ylim=y_limits, xlabel="true change (Loes points)")
+            axis.set_title(f"Change: {model}{_repeat_note(predictions, pairs)}")
+        axes[0, 0].set_ylabel("predicted change (Loes points)")
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        for axis in axes[0, 1:]:
+            more = axis.get_legend_handles_labels()
+            handles, labels = handles + more[0][-1:], labels + more[1][-1:]
+        figure.tight_layout()
+        figure.legend(
+            handles,
+            labels,
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.0),
+            ncol=len(handles),
+            fontsize=8,
+        )
     return figure

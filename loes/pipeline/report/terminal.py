@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from loes.pipeline.report.change import change_sentence
 from loes.pipeline.report.numbers import interval_text, number
 from loes.pipeline.report.tables import comparisons, headline, notices, what_was_run
 from loes.pipeline.run.predictions import NETWORK
@@ -21,8 +22,10 @@ def format_summary(report: dict[str, Any]) -> Any:
     subject-bootstrap interval, sRMSE, Lin CCC, ROC AUC at the transplant threshold, and the
     network's MAE minus that model's with its paired interval; it fits 80 columns); and the
     headline: the network against each baseline, in words. MAEs are in Loes points; undefined
-    values are ``–``; then the three worst-predicted scans (the report lists more). Print it
-    with ``rich.console.Console().print``.
+    values are ``–``; then the three worst-predicted scans (the report lists more) and the
+    change between consecutive sessions in one sentence
+    (:func:`~loes.pipeline.report.change.change_sentence`). Print it with
+    ``rich.console.Console().print``.
     """
     from rich import box
     from rich.console import Group
@@ -78,4 +81,6 @@ def format_summary(report: dict[str, Any]) -> Any:
                 f"predicted {number(w['predicted'], 1)}{call}"
             )
         parts.append(Text(f"Worst predicted: {'; '.join(shown)} (the report lists {len(worst)})."))
+    if "change" in report:
+        parts.append(Text(f"Change between sessions: {change_sentence(report['change'])}"))
     return Group(*parts)

@@ -15,6 +15,7 @@ import pandas as pd
 from loes import __version__
 from loes.errors import LoesError
 from loes.io import csv_text, jsonable, remove_temporaries, write_json, write_text
+from loes.pipeline.report.change import summarize_change
 from loes.pipeline.report.flags import model_flags
 from loes.pipeline.report.html import render_html
 from loes.pipeline.report.left_out import set_aside_summary
@@ -76,6 +77,9 @@ def write_report(
     are missing (against ``splits.json``), what the run set aside and why (``set_aside.csv``
     beside ``scans.csv``), which scans the network predicted worst, and warns about the
     network (:func:`model_flags`); its verdict weighs the threshold metrics beside the MAE.
+    Its change section (``report.json["change"]``,
+    :func:`~loes.pipeline.report.change.summarize_change`) compares true and predicted change
+    between consecutive sessions of each subject.
     Every file is written atomically. Returns the report as written to ``report.json``
     (``None`` for undefined values).
 
@@ -121,6 +125,7 @@ def write_report(
             **summary,
             "set_aside": set_aside_summary(run_dir, summary["n_scans"]),
             "worst": worst_predictions(long, threshold),
+            "change": summarize_change(long),
             "config": config,
         }
     )
