@@ -27,10 +27,12 @@ Modules: :mod:`~loes.pipeline.run.predictions` (the wide/long predictions layout
 (warnings about the network), :mod:`~loes.pipeline.report.left_out` (the scans set aside),
 :mod:`~loes.pipeline.report.scan_lists` (the worst-predicted scans),
 :mod:`~loes.pipeline.report.verdict` (the verdict at the threshold),
-:mod:`~loes.pipeline.report.change` (change between consecutive sessions),
+:mod:`~loes.pipeline.report.change` (change between consecutive sessions; its words in
+:mod:`~loes.pipeline.report.change_text`),
 :mod:`~loes.pipeline.report.tables` (the text every format shows),
 :mod:`~loes.pipeline.report.markdown`, :mod:`~loes.pipeline.report.html`,
-:mod:`~loes.pipeline.report.terminal` and :mod:`~loes.pipeline.report.plots` (the figures).
+:mod:`~loes.pipeline.report.terminal`, :mod:`~loes.pipeline.report.plots` and
+:mod:`~loes.pipeline.report.follow_up_plots` (the figures).
 """
 
 import lazy_loader

@@ -28,6 +28,7 @@ __all__ = [
     "MAX_UNDEFINED_SHARE",
     "N_RESAMPLES",
     "bootstrap_intervals",
+    "percentile_bounds",
 ]
 
 NAN = float("nan")
@@ -172,7 +173,7 @@ def _resampled_metrics(sums: np.ndarray, models: list[str], baselines: list[str]
     return statistic
 
 
-def _percentile_bounds(
+def percentile_bounds(
     statistic, n_clusters: int, n_resamples: int, seed: int, confidence_level: float
 ) -> list[tuple[float, float]]:
     """``(low, high)`` of each output of ``statistic`` over ``n_resamples`` seeded resamples of
@@ -245,7 +246,7 @@ def bootstrap_intervals(
     if n_clusters < 2 or n_resamples < 1:
         bounds = [(NAN, NAN)] * n_outputs
     else:
-        bounds = _percentile_bounds(statistic, n_clusters, n_resamples, seed, confidence_level)
+        bounds = percentile_bounds(statistic, n_clusters, n_resamples, seed, confidence_level)
     pairs = iter(bounds)
     intervals = {
         m: {k: dict(zip(("low", "high"), next(pairs), strict=True)) for k in INTERVAL_METRICS}

@@ -17,8 +17,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from loes.data.follow_up import has_ages
-from loes.pipeline.report import plots
-from loes.pipeline.report.change import CHANGE_TITLE, change_sentence, change_table
+from loes.pipeline.report import follow_up_plots, plots
+from loes.pipeline.report.change_text import CHANGE_TITLE, change_sentence, change_table
 from loes.pipeline.report.numbers import interval_text, number
 from loes.pipeline.report.tables import (
     METRIC_LABELS,
@@ -133,7 +133,7 @@ def _figures(
         figure = make()
         wide = figure.get_figwidth() > 7 or alt == "learning curves"
         (full_width if wide else grid).append(_image(figure, alt, caption))
-    trajectory = plots.plot_trajectories(predictions, threshold=threshold)
+    trajectory = follow_up_plots.plot_trajectories(predictions, threshold=threshold)
     if trajectory is not None:
         by_age = has_ages(predictions)
         axis_note = (
@@ -156,7 +156,9 @@ def _change(report: dict[str, Any], predictions: pd.DataFrame) -> dict[str, Any]
     pairs) and the plot of predicted against true change (``None`` without pairs)."""
     change = report.get("change")
     table = change_table(change)
-    figure = None if table is None else plots.plot_change(predictions, change["progression"])
+    figure = (
+        None if table is None else follow_up_plots.plot_change(predictions, change["progression"])
+    )
     repeat_note = " (first repeat)" if report["n_repeats"] > 1 else ""
     image = None
     if figure is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loes.pipeline.report.change import CHANGE_TITLE, change_sentence, change_table
+from loes.pipeline.report.change_text import CHANGE_TITLE, change_sentence, change_table
 from loes.pipeline.report.table import Table
 from loes.pipeline.report.tables import UNDEFINED_NOTE, headline, notices, tables, what_was_run
 

@@ -20,22 +20,18 @@ from matplotlib import colormaps, rc_context
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from loes.data.follow_up import PROGRESSION, has_ages, in_time_order, session_key
-from loes.pipeline.report.change import change_pairs
 from loes.pipeline.report.numbers import number, range_label, signed
 from loes.pipeline.run.metrics import TRANSPLANT_THRESHOLD, bland_altman
-from loes.pipeline.run.predictions import NETWORK, model_order
+from loes.pipeline.run.predictions import NETWORK
 
 __all__ = [
     "figure_to_png",
     "model_colours",
     "plot_bland_altman",
-    "plot_change",
     "plot_error_by_range",
     "plot_fold_mae",
     "plot_learning_curves",
     "plot_predicted_vs_true",
-    "plot_trajectories",
 ]
 
 NETWORK_COLOUR = "#1f4e9c"
@@ -71,7 +67,7 @@ def figure_to_png(figure: Figure, dpi: int = 110) -> bytes:
     return buffer.getvalue()
 
 
-def _figure(
+def styled_figure(
     nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **kwargs: Any
 ) -> tuple[Figure, Any]:
     """A new figure and its axes (as ``Figure.subplots`` returns them); call inside STYLE."""
@@ -79,16 +75,16 @@ def _figure(
     return figure, figure.subplots(nrows, ncols, **kwargs)
 
 
-def _first_repeat(predictions: pd.DataFrame, model: str) -> pd.DataFrame:
+def first_repeat(predictions: pd.DataFrame, model: str) -> pd.DataFrame:
     rows = predictions[predictions["model"] == model]
     return rows[rows["repeat"] == rows["repeat"].min()]
 
 
-def _repeat_note(predictions: pd.DataFrame, rows: pd.DataFrame) -> str:
+def repeat_note(predictions: pd.DataFrame, rows: pd.DataFrame) -> str:
     return f", repeat {rows['repeat'].min()}" if predictions["repeat"].nunique() > 1 else ""
 
 
-def _main_model(predictions: pd.DataFrame) -> str:
+def main_model(predictions: pd.DataFrame) -> str:
     models = set(predictions["model"])
     return NETWORK if NETWORK in models else sorted(models)[0]
 
@@ -116,10 +112,10 @@ def plot_predicted_vs_true(
     The main model is the network, else the first model alphabetically; first repeat only.
     Draws the identity line and the transplant ``threshold`` (Loes points) on both axes.
     """
-    model = _main_model(predictions)
-    rows = _first_repeat(predictions, model)
+    model = main_model(predictions)
+    rows = first_repeat(predictions, model)
     with rc_context(STYLE):
-        figure, axis = _figure(figsize=(6.2, 5.6))
+        figure, axis = styled_figure(figsize=(6.2, 5.6))
         limits = _limits(rows["loes_score"], rows["predicted"], threshold=threshold)
         axis.plot(limits, limits, color="#555555", linewidth=1, label="identity")
         axis.axvline(threshold, **THRESHOLD_STYLE)
@@ -127,7 +123,7 @@ def plot_predicted_vs_true(
         _scatter_by_fold(axis, rows, lambda t, p: (t, p), size=26, alpha=0.8)
         axis.set(xlim=limits, ylim=limits, xlabel="true Loes score", ylabel="predicted Loes score")
         axis.set_aspect("equal")
-        axis.set_title(f"Predicted vs true ({model}{_repeat_note(predictions, rows)})")
+        axis.set_title(f"Predicted vs true ({model}{repeat_note(predictions, rows)})")
         axis.legend(loc="upper left", fontsize=8)
     return figure
 
@@ -171,12 +167,12 @@ def plot_bland_altman(predictions: pd.DataFrame) -> Figure:
     and the 95% limits of agreement (bias ± 1.96 SD), all in Loes points, labelled in the right
     margin, outside the data.
     """
-    model = _main_model(predictions)
-    rows = _first_repeat(predictions, model)
+    model = main_model(predictions)
+    rows = first_repeat(predictions, model)
     true, pred = rows["loes_score"].to_numpy(float), rows["predicted"].to_numpy(float)
     agreement = bland_altman(true, pred)
     with rc_context(STYLE):
-        figure, axis = _figure(figsize=(6.2, 4.6))
+        figure, axis = styled_figure(figsize=(6.2, 4.6))
         _scatter_by_fold(axis, rows, lambda t, p: ((t + p) / 2, p - t), size=22, alpha=0.75)
         axis.axhline(0, color="#555555", linewidth=0.8)
         lines = [
@@ -209,7 +205,7 @@ def plot_bland_altman(predictions: pd.DataFrame) -> Figure:
         axis.set(
             xlabel="mean of true and predicted score",
             ylabel="predicted - true (Loes points)",
-            title=f"Bland-Altman ({model}{_repeat_note(predictions, rows)})",
+            title=f"Bland-Altman ({model}{repeat_note(predictions, rows)})",
         )
         n_folds = rows["fold"].nunique()
         axis.legend(
@@ -229,7 +225,9 @@ def plot_fold_mae(report: dict[str, Any]) -> Figure:
     width = 0.8 / len(models)
     bars = len(folds) * len(models)
     with rc_context(STYLE):
-        figure, axis = _figure(figsize=(6.2 if bars <= 18 else min(16.0, 0.2 * bars + 2), 4.2))
+        figure, axis = styled_figure(
+            figsize=(6.2 if bars <= 18 else min(16.0, 0.2 * bars + 2), 4.2)
+        )
         x = np.arange(len(folds))
         for i, model in enumerate(models):
             by_fold = {
@@ -260,7 +258,7 @@ def plot_learning_curves(histories: dict[tuple[int, int], pd.DataFrame]) -> Figu
     keyed = sorted(histories.items(), key=lambda item: item[0])
     n_repeats = len({repeat for (repeat, _), _ in keyed})
     with rc_context(STYLE):
-        figure, axes = _figure(1, 2, figsize=(11, 4))
+        figure, axes = styled_figure(1, 2, figsize=(11, 4))
         colours = colormaps["tab10"]
         for i, ((repeat, fold), history) in enumerate(keyed):
             label = _fold_label(repeat, fold, n_repeats)
@@ -313,7 +311,7 @@ def plot_error_by_range(report: dict[str, Any]) -> Figure:
     colours = model_colours(models)
     width = 0.8 / len(models)
     with rc_context(STYLE):
-        figure, axis = _figure(figsize=(6.2, 4.2))
+        figure, axis = styled_figure(figsize=(6.2, 4.2))
         x = np.arange(len(labels))
         for i, model in enumerate(models):
             ranges = report["metrics"][model]["mae_by_range"]
@@ -332,144 +330,4 @@ def plot_error_by_range(report: dict[str, Any]) -> Figure:
         )
         axis.grid(axis="x", visible=False)
         axis.legend(loc="upper left")
-    return figure
-
-
-def plot_trajectories(
-    predictions: pd.DataFrame, max_subjects: int = 12, threshold: float = TRANSPLANT_THRESHOLD
-) -> Figure | None:
-    """True (black) and predicted (blue) score of each subject over time, one panel per subject.
-
-    The x axis is the age at the scan in years when ``predictions`` has an ``age`` for every
-    scan (:func:`has_ages`), else the sessions in natural order (``session-2`` before
-    ``session-10``). Only subjects with several sessions (first repeat), those with the most
-    sessions first, at most ``max_subjects``. Returns ``None`` when no subject has more than one
-    session.
-    """
-    model = _main_model(predictions)
-    rows = _first_repeat(predictions, model)
-    counts = rows.groupby("subject")["session"].nunique()
-    subjects = counts[counts > 1].sort_values(ascending=False, kind="stable").index[:max_subjects]
-    if len(subjects) == 0:
-        return None
-    by_age = has_ages(predictions)
-    subjects = sorted(subjects, key=session_key)
-    columns = min(4, len(subjects))
-    n_rows = -(-len(subjects) // columns)
-    with rc_context(STYLE):
-        figure, axes = _figure(
-            n_rows, columns, figsize=(2.9 * columns, 2.3 * n_rows + 0.4), sharey=True, squeeze=False
-        )
-        top = max(float(rows["loes_score"].max()), float(rows["predicted"].max()), threshold + 1)
-        for axis, subject in zip(axes.flat, subjects, strict=False):
-            subject_rows = rows[rows["subject"] == subject]
-            subject_rows = in_time_order(subject_rows)
-            if by_age:
-                x = subject_rows["age"].to_numpy(float)
-            else:
-                x = np.arange(1, len(subject_rows) + 1)
-                axis.set_xticks(x)
-            axis.axhline(threshold, **THRESHOLD_STYLE)
-            axis.plot(
-                x, subject_rows["loes_score"], "o-", color="#222222", ms=4, lw=1.4, label="true"
-            )
-            axis.plot(
-                x,
-                subject_rows["predicted"],
-                "s--",
-                color=NETWORK_COLOUR,
-                ms=4,
-                lw=1.4,
-                label=model,
-            )
-            axis.set_title(str(subject), fontsize=9)
-            axis.set_ylim(min(0, float(rows["predicted"].min())) - 0.5, top + 1)
-        for axis in axes.flat[len(subjects) :]:
-            axis.set_visible(False)
-        for axis in axes[:, 0]:
-            axis.set_ylabel("Loes score")
-        for axis in axes[-1, :]:
-            axis.set_xlabel("age (years)" if by_age else "session (in order)")
-        handles, labels = axes.flat[0].get_legend_handles_labels()
-        figure.legend(handles, labels, loc="upper right", ncol=2, bbox_to_anchor=(1.0, 1.0))
-        title = "against age" if by_age else "by session"
-        figure.suptitle(
-            f"Trajectories of subjects with several sessions ({title})",
-            fontweight="bold",
-            x=0.02,
-            ha="left",
-        )
-        figure.tight_layout()
-    return figure
-
-
-def _padded(*arrays) -> tuple[float, float]:
-    """Axis limits that hold every finite value of ``arrays``, padded by 6% of their range."""
-    values = np.concatenate([np.asarray(a, float) for a in arrays])
-    values = values[np.isfinite(values)]
-    pad = 0.06 * (values.max() - values.min())
-    return float(values.min()) - pad, float(values.max()) + pad
-
-
-def plot_change(predictions: pd.DataFrame, progression: float = PROGRESSION) -> Figure | None:
-    """Predicted against true change between consecutive sessions, one panel per model.
-
-    Pairs come from :func:`loes.pipeline.report.change.change_pairs` (first repeat); a change
-    is the later session's score minus the earlier's, in Loes points. Panels: the network,
-    then each baseline whose change is not 0 on every pair (the median baseline's always is).
-    Each panel draws the identity line and the ``progression`` rise on both axes: points
-    right of the vertical line progressed, points above the horizontal one are called
-    progression, so the lower-right quadrant holds the missed progressions and the upper-left
-    the false alarms. Returns ``None`` when no subject has two sessions.
-    """
-    pairs = change_pairs(predictions).pairs
-    pairs = pairs[pairs["repeat"] == pairs["repeat"].min()] if len(pairs) else pairs
-    models = [
-        c[len("change_") :]
-        for c in pairs.columns
-        if c.startswith("change_") and pairs[c].notna().any() and (pairs[c] != 0).any()
-    ]
-    models = sorted(models, key=lambda m: (m != NETWORK, m))
-    if pairs.empty or not models:
-        return None
-    colours = model_colours(model_order(predictions["model"].unique()))  # as in every figure
-    true = pairs["true_change"].to_numpy(float)
-    predicted = [pairs[f"change_{m}"].to_numpy(float) for m in models]
-    x_limits = _padded(true, [0.0, 2 * progression])
-    y_limits = _padded(*predicted, [0.0, 2 * progression])
-    with rc_context(STYLE):
-        figure, axes = _figure(
-            1, len(models), figsize=(4.6 * len(models), 4.4), squeeze=False, sharey=True
-        )
-        for axis, model, change in zip(axes[0], models, predicted, strict=True):
-            ends = (min(x_limits[0], y_limits[0]), max(x_limits[1], y_limits[1]))
-            axis.plot(ends, ends, color="#555555", linewidth=1, label="identity")
-            axis.axvline(progression, **THRESHOLD_STYLE)
-            axis.axhline(progression, **THRESHOLD_STYLE, label=f"rise of {progression:g}")
-            axis.scatter(
-                true,
-                change,
-                s=24,
-                alpha=0.6,
-                color=colours[model],
-                edgecolor="white",
-                linewidth=0.5,
-                label=f"{model} ({len(change)} pairs)",
-            )
-            axis.set(xlim=x_limits, ylim=y_limits, xlabel="true change (Loes points)")
-            axis.set_title(f"Change: {model}{_repeat_note(predictions, pairs)}")
-        axes[0, 0].set_ylabel("predicted change (Loes points)")
-        handles, labels = axes[0, 0].get_legend_handles_labels()
-        for axis in axes[0, 1:]:
-            more = axis.get_legend_handles_labels()
-            handles, labels = handles + more[0][-1:], labels + more[1][-1:]
-        figure.tight_layout()
-        figure.legend(
-            handles,
-            labels,
-            loc="upper center",
-            bbox_to_anchor=(0.5, 0.0),
-            ncol=len(handles),
-            fontsize=8,
-        )
     return figure

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loes.pipeline.report.change import change_sentence
+from loes.pipeline.report.change_text import change_sentence
 from loes.pipeline.report.numbers import interval_text, number
 from loes.pipeline.report.tables import comparisons, headline, notices, what_was_run
 from loes.pipeline.run.predictions import NETWORK
@@ -24,7 +24,7 @@ def format_summary(report: dict[str, Any]) -> Any:
     headline: the network against each baseline, in words. MAEs are in Loes points; undefined
     values are ``–``; then the three worst-predicted scans (the report lists more) and the
     change between consecutive sessions in one sentence
-    (:func:`~loes.pipeline.report.change.change_sentence`). Print it with
+    (:func:`~loes.pipeline.report.change_text.change_sentence`). Print it with
     ``rich.console.Console().print``.
     """
     from rich import box

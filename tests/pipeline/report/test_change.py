@@ -17,14 +17,16 @@ from matplotlib.figure import Figure
 from rich.console import Console
 from sklearn.metrics import mean_absolute_error, roc_auc_score
 
-from loes.pipeline.report import format_summary, plots, render_html, render_markdown, write_report
-from loes.pipeline.report.change import (
-    CHANGE_METRICS,
-    NO_CHANGE,
-    change_pairs,
-    change_sentence,
-    summarize_change,
+from loes.pipeline.report import (
+    follow_up_plots,
+    format_summary,
+    plots,
+    render_html,
+    render_markdown,
+    write_report,
 )
+from loes.pipeline.report.change import CHANGE_METRICS, NO_CHANGE, change_pairs, summarize_change
+from loes.pipeline.report.change_text import change_sentence
 from loes.pipeline.run.predictions import read_predictions
 
 RESAMPLES = 300
@@ -326,14 +328,14 @@ def test_the_report_builds_when_no_subject_has_two_sessions(tmp_path):
     console = Console(width=80, record=True)
     console.print(format_summary(report))
     assert saying in " ".join(console.export_text().split())
-    assert plots.plot_change(read_predictions(tmp_path / "predictions.csv")) is None
+    assert follow_up_plots.plot_change(read_predictions(tmp_path / "predictions.csv")) is None
     assert render_html({**report, "change": None}, written_csv(tmp_path, table))  # old report
 
 
 def test_the_change_plot_shows_each_model_s_pairs(tmp_path):
     table = cohort()
     long = written_csv(tmp_path, table)
-    figure = plots.plot_change(long)
+    figure = follow_up_plots.plot_change(long)
     assert isinstance(figure, Figure)
     panels = [axis for axis in figure.axes if axis.collections]
     assert [axis.get_title() for axis in panels] == ["Change: network", "Change: ridge"]

@@ -7,7 +7,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from loes.data.follow_up import has_ages
-from loes.pipeline.report import plots
+from loes.pipeline.report import follow_up_plots, plots
 from loes.pipeline.report.summary import summarize
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -44,7 +44,7 @@ def test_every_plot_is_a_figure_that_renders_to_png(written, make_history):
         plots.plot_fold_mae(report),
         plots.plot_error_by_range(report),
         plots.plot_learning_curves({(r, f): make_history(f) for r in range(2) for f in range(3)}),
-        plots.plot_trajectories(table),
+        follow_up_plots.plot_trajectories(table),
     ]
     for figure in figures:
         assert isinstance(figure, Figure)
@@ -54,7 +54,7 @@ def test_every_plot_is_a_figure_that_renders_to_png(written, make_history):
 def test_trajectories_need_a_subject_with_several_sessions(written):
     _, table, _ = written
     first_sessions = table.drop_duplicates(["repeat", "subject", "model"])
-    assert plots.plot_trajectories(first_sessions) is None
+    assert follow_up_plots.plot_trajectories(first_sessions) is None
 
 
 def test_many_folds_widen_the_fold_plot(synthetic_predictions):
@@ -118,12 +118,12 @@ def test_bland_altman_colours_folds_and_labels_its_lines_off_the_data(written):
 
 def test_trajectories_are_against_age_when_the_table_has_ages(written):
     _, table, _ = written
-    without = plots.plot_trajectories(table)
+    without = follow_up_plots.plot_trajectories(table)
     assert without.axes[-1].get_xlabel() in ("session (in order)", "")
     assert "by session" in without._suptitle.get_text()
     aged = table.assign(age=7.0 + table["session"].str[-2:].astype(int) * 1.5)
     assert has_ages(aged)
-    figure = plots.plot_trajectories(aged)
+    figure = follow_up_plots.plot_trajectories(aged)
     assert "against age" in figure._suptitle.get_text()
     labels = {axis.get_xlabel() for axis in figure.axes if axis.get_visible()}
     assert "age (years)" in labels
