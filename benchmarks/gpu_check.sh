@@ -52,12 +52,12 @@ env_python="$dir/venv/bin/python"
 # exactly the listed wheels (--no-deps), offline (--no-index): never a torch
 "$python" -m pip --python "$env_python" install --quiet --no-index --no-deps \
     --no-cache-dir --find-links "$wheels" -r "$wheels/requirements.txt"
-"$env_python" -c 'import torch, loes; print(f"torch {torch.__version__} from {torch.__file__}; loes {loes.__version__} from {loes.__file__}")'
 
 # run from a scratch folder holding only a link to benchmarks/: the installed loes answers,
 # not the checkout's
 mkdir -p "$dir/path"
 ln -s "$root/benchmarks" "$dir/path/benchmarks"
 cd "$dir"
+"$env_python" -c 'import torch, loes; print(f"torch {torch.__version__} from {torch.__file__}; loes {loes.__version__} from {loes.__file__}")'
 PYTHONPATH="$dir/path" PYTHONUNBUFFERED=1 LOES_GPU_CHECK_DEVICE="$device" \
     exec "$env_python" -m benchmarks gpu
