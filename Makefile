@@ -1,4 +1,4 @@
-# make setup | test | lint | format | bench | cv | docs
+# make setup | test | lint | format | bench | cv | docs | wheelhouse
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-all lint format bench cv docs clean
+.PHONY: setup test test-all lint format bench cv docs wheelhouse clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,12 @@ cv: setup
 # the documentation as a website in site/ (README.md's pages, docs/); any warning fails it
 docs: setup
 	$(BIN)/mkdocs build --strict --site-dir site
+
+# wheels for a GPU server without network (its Python: PYTHON_VERSION), never torch; then
+# `benchmarks/gpu_check.sh` there. Needs no venv here: pip downloads for the other Python.
+PYTHON_VERSION ?= 3.12
+wheelhouse:
+	PYTHON=$(PYTHON) scripts/wheelhouse.sh $(PYTHON_VERSION) wheelhouse
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info site

@@ -120,6 +120,39 @@ def test_smoothgrad_noise_follows_its_seed(loes_model):
     assert not torch.equal(saliency_map(loes_model, x, "smoothgrad", settings, seed=6), one)
 
 
+def test_smoothgrad_noise_is_monais_with_the_seeds_cpu_noise_and_leaves_the_rng_alone(loes_model):
+    """The map is MONAI's SmoothGrad's with the noise torch.manual_seed(seed) gives on a CPU
+    (maps saved before stay valid), and no global random state moves."""
+    from monai.visualize import SmoothGrad
+
+    from loes.pipeline.explain.saliency import _Logits
+
+    torch.manual_seed(1)
+    x = torch.randn(1, 1, 32, 40, 32)
+    state = torch.get_rng_state()
+    mine = saliency_map(loes_model, x, "smoothgrad", SaliencySettings(smoothgrad_samples=3), 7)
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.manual_seed(7)
+    smooth = SmoothGrad(_Logits(loes_model).eval(), n_samples=3, magnitude=True, verbose=False)
+    monai = (smooth(x) * 3**0.5).detach().reshape(x.shape[2:]).clamp(min=0.0)
+    torch.testing.assert_close(mine, monai, rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_smoothgrad_gives_the_cpus_map_on_a_gpu(loes_model):
+    """The noise is drawn on the CPU whatever the device (MONAI draws it from the CUDA
+    generator there: another map for the same seed), and no CUDA generator moves."""
+    torch.manual_seed(1)
+    x = torch.randn(1, 1, 32, 40, 32)
+    settings = SaliencySettings(smoothgrad_samples=3)
+    states = torch.cuda.get_rng_state_all()
+    on_cpu = saliency_map(loes_model, x, "smoothgrad", settings, seed=2)
+    on_gpu = saliency_map(copy.deepcopy(loes_model).cuda(), x.cuda(), "smoothgrad", settings, 2)
+    assert all(map(torch.equal, torch.cuda.get_rng_state_all(), states))
+    scale = on_cpu.abs().max().item()
+    torch.testing.assert_close(on_gpu, on_cpu, rtol=0, atol=1e-3 * scale)
+
+
 def test_the_randomised_copy_has_new_weights_the_same_scaling_and_a_seed(loes_model):
     before = {k: v.clone() for k, v in loes_model.state_dict().items()}
     one, again, other = (
