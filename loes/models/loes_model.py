@@ -93,8 +93,10 @@ class LoesModel(nn.Module):
         with a plain ``torch.load(path, weights_only=True)``.
         """
         checkpoint = _on_cpu({"spec": self.spec, "model": self.state_dict(), **extra})
-        with atomic_path(path) as tmp:
-            torch.save(checkpoint, tmp)
+        # through an open file, so the archive's inner name is torch's fixed "archive", not the
+        # temporary file's random name: the same weights give the same bytes
+        with atomic_path(path) as tmp, open(tmp, "wb") as file:
+            torch.save(checkpoint, file)
 
     @classmethod
     def load(

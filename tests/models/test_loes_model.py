@@ -51,6 +51,13 @@ def test_save_and_load_rebuild_the_same_model(tmp_path):
     assert set(checkpoint) == {"spec", "model", "epoch", "val_mae"}
 
 
+def test_the_same_weights_give_the_same_checkpoint_bytes(tmp_path):
+    model = _model()
+    model.save(tmp_path / "a.pt", epoch=1)
+    model.save(tmp_path / "b" / "best.pt", epoch=1)  # another name, another temporary file
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b" / "best.pt").read_bytes()
+
+
 def test_preprocessing_is_rebuilt_from_the_saved_settings(tmp_path):
     _model().save(tmp_path / "m.pt")
     loaded, _ = LoesModel.load(tmp_path / "m.pt")
