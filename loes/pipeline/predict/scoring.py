@@ -117,7 +117,13 @@ def _print_changes(changes: pd.DataFrame, coverage: float, path: Path) -> None:
     )
     for why in changes.attrs.get("left_out", []):
         print(f"changes: left out {why}")
-    m = change_metrics(changes)
+    seen = changes["flags"].str.contains("in-sample:", regex=False)
+    if seen.any():
+        print(
+            f"{plural(int(seen.sum()), 'change')} with a scan the run trained on (in-sample: no "
+            "test of the model) left out of the change metrics"
+        )
+    m = change_metrics(changes[~seen])
     if m["n"]:
         print(
             f"against the {plural(m['n'], 'given change')}: change MAE {_fmt(m['mae'])} (no "
