@@ -316,8 +316,8 @@ def test_predict_changes_on_the_tiny_cohort(ensemble, tiny_manifest, tmp_path):
         assert row.predicted_change == pytest.approx(expected, abs=1e-9)
         assert row.change_low <= row.predicted_change <= row.change_high
     sub7 = changes[changes["subject"] == "sub-007"].iloc[0]
-    assert "sessions from different sites (site-B, then site-C)" in sub7.flags
-    assert sub7.years == pytest.approx(1.6)
+    assert "sessions from different sites (site-B, then site-C)" in sub7["flags"]
+    assert sub7["years"] == pytest.approx(1.6)
     provenance = changes.attrs["provenance"]
     assert provenance["order"] == "age"
     assert provenance["calibration_pairs"] == ensemble.change_calibration.n
