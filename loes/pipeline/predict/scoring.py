@@ -95,6 +95,8 @@ def _print_metrics(known: pd.DataFrame, threshold: float, coverage: float) -> No
 def _print_changes(changes: pd.DataFrame, coverage: float, path: Path) -> None:
     """One line per change between consecutive sessions, the calls counted, and the
     intervals against the given changes."""
+    for why in changes.attrs.get("left_out", []):
+        print(f"changes: left out {why}")
     if changes.empty:
         print(f"changes: none (no subject has two scored sessions); {path} holds no row")
         return
@@ -115,8 +117,6 @@ def _print_changes(changes: pd.DataFrame, coverage: float, path: Path) -> None:
         f"{counts.get('cannot tell', 0)} cannot tell; "
         f"{int((changes['flags'] != '').sum())} flagged"
     )
-    for why in changes.attrs.get("left_out", []):
-        print(f"changes: left out {why}")
     seen = changes["flags"].str.contains("in-sample:", regex=False)
     if seen.any():
         print(
