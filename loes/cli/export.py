@@ -12,8 +12,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Write the finished fold models of RUN_DIR as a MONAI bundle in OUT_DIR: "
         "configs/metadata.json, configs/inference.json (`python -m monai.bundle run "
         "--config_file configs/inference.json --dataset_dir NIFTI_DIR` writes the predictions "
-        "`loes predict` writes), models/ (each fold model, the ensemble's calibration and, where "
-        "it traces, a TorchScript of the ensemble) and docs/README.md.",
+        "and changes between sessions `loes predict` writes), models/ (each fold model, the "
+        "ensemble's calibrations of scores and of changes and, where it traces, a TorchScript "
+        "of the ensemble) and docs/README.md.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the --out folder of `loes cv`")
     parser.add_argument("out_dir", metavar="OUT_DIR", help="a new or empty folder")

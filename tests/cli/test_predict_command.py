@@ -37,7 +37,10 @@ def test_predict_writes_the_table_and_the_page_and_scores_against_given_scores(
     images = [attrs for tag, attrs in page.tags if tag == "img"]
     assert len(images) == 15
     assert all(a["src"].startswith("data:image/png;base64,") for a in images)
-    assert sum(tag == "svg" for tag, _ in page.tags) == 15
+    intervals = [
+        a for tag, a in page.tags if tag == "svg" and a["aria-label"].startswith("interval")
+    ]
+    assert len(intervals) == 15
     assert not any(tag in ("script", "link") for tag, _ in page.tags)  # self-contained
 
 

@@ -39,9 +39,13 @@ class ConformalCalibration:
     Args:
         y_true: the calibration scans' true scores, (n,), Loes points.
         y_pred: their out-of-fold predictions, (n,), Loes points.
+        y_range: the lowest and highest true value possible; intervals are clipped to it
+            (0-34 for a score, -34 to 34 for a change between two scores).
+        max_bins: the most Mondrian bins (1: plain split conformal, one quantile for all).
 
-    The residuals are binned by ``y_pred`` into ``min(3, n // MIN_BIN_SIZE)`` equal-sized bins
-    (at least one); :meth:`interval` places a new prediction in the bin its value falls in.
+    The residuals are binned by ``y_pred`` into ``min(max_bins, n // MIN_BIN_SIZE)``
+    equal-sized bins (at least one); :meth:`interval` places a new prediction in the bin its
+    value falls in.
 
     Raises:
         ValueError: when ``y_true`` and ``y_pred`` differ in length, are empty or not finite.
@@ -55,6 +59,8 @@ class ConformalCalibration:
 
     y_true: Sequence[float]
     y_pred: Sequence[float]
+    y_range: tuple[float, float] = (0.0, MAX_LOES_SCORE)
+    max_bins: int = _MAX_BINS
     _regressor: ConformalRegressor = field(init=False, repr=False)
     _thresholds: np.ndarray | None = field(init=False, repr=False)
 
@@ -69,7 +75,7 @@ class ConformalCalibration:
         if not (np.isfinite(true).all() and np.isfinite(pred).all()):
             raise ValueError("y_true and y_pred must be finite Loes scores.")
         self.y_true, self.y_pred = true.tolist(), pred.tolist()
-        n_bins = max(1, min(_MAX_BINS, true.size // MIN_BIN_SIZE))
+        n_bins = max(1, min(self.max_bins, true.size // MIN_BIN_SIZE))
         if n_bins > 1:
             bins, self._thresholds = binning(pred, bins=n_bins, seed=0)
         else:
@@ -88,7 +94,7 @@ class ConformalCalibration:
 
     def too_small(self, coverage: float) -> bool:
         """Whether some bin holds too few scans for ``coverage``: its intervals are the whole
-        0-34 scale (crepes' rule: fewer than ``1 / (1 - coverage) - 1`` residuals)."""
+        ``y_range`` (crepes' rule: fewer than ``1 / (1 - coverage) - 1`` residuals)."""
         if self._thresholds is None:
             sizes = [self.n]
         else:
@@ -103,8 +109,9 @@ class ConformalCalibration:
     def interval(
         self, predicted: Sequence[float], coverage: float = 0.9
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper bounds, (m,) each, in Loes points within 0-34, that hold the true
-        score of a new scan with probability ``coverage`` (marginally, within its bin).
+        """Lower and upper bounds, (m,) each, in Loes points within ``y_range`` (0-34 for a
+        score), that hold the true value of a new scan with probability ``coverage``
+        (marginally, within its bin).
 
         Raises:
             ValueError: when ``coverage`` is not in (0, 1).
@@ -120,7 +127,7 @@ class ConformalCalibration:
                 predicted,
                 bins=self._bins(predicted),
                 confidence=coverage,
-                y_min=0.0,
-                y_max=MAX_LOES_SCORE,
+                y_min=float(self.y_range[0]),
+                y_max=float(self.y_range[1]),
             )
         return bounds[:, 0], bounds[:, 1]

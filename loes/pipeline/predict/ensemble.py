@@ -27,11 +27,13 @@ from monai.data import DataLoader
 from tqdm.auto import tqdm
 
 from loes import __version__
+from loes.data.follow_up import PROGRESSION
 from loes.data.loes_items import MAX_LOES_SCORE
 from loes.data.scan_sources import read_scans
 from loes.errors import LoesError
 from loes.io import write_json
 from loes.models import LoesModel
+from loes.pipeline.predict.changes import change_column_definitions, change_table
 from loes.pipeline.predict.conformal import ConformalCalibration
 from loes.pipeline.predict.preprocessed import PreprocessedScans, single_item
 from loes.pipeline.predict.provenance import RunCard
@@ -79,6 +81,10 @@ class FoldEnsemble:
             when not, a scan whose file name has a BIDS ``ce-`` entity is flagged.
         card: the run's provenance and quality (its data, accuracy and warnings), or None when
             the run has no report: every prediction then says its accuracy is unknown.
+        change_calibration: the conformal calibration of change intervals on the run's
+            out-of-fold consecutive pairs
+            (:func:`~loes.pipeline.predict.changes.change_calibration`), or None when the run
+            has none: :meth:`changes` then gives the whole -34 to 34 range, flagged.
 
     Raises:
         LoesError: when there is no member, or members differ in preprocessing or input size.
@@ -95,6 +101,7 @@ class FoldEnsemble:
     include_gd: bool = False
     source: str = ""
     card: RunCard | None = None
+    change_calibration: ConformalCalibration | None = None
     _transform: object = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -171,8 +178,9 @@ class FoldEnsemble:
 
         Returns:
             A DataFrame, one row per scan (columns and their meaning:
-            :data:`loes.pipeline.predict.table.COLUMNS`): ``subject, session, image,
-            loes_score`` (given score or NaN), ``predicted`` (mean of the members, Loes points,
+            :data:`loes.pipeline.predict.table.COLUMNS`): ``subject, session, age`` (years, NaN
+            when not given), ``site`` (``""`` when not given), ``image, loes_score`` (given
+            score or NaN), ``predicted`` (mean of the members, Loes points,
             0-34, to 0.1), ``lower, upper`` (the interval), ``coverage``, ``spread`` (SD of the
             members' predictions, NaN with one member), ``call`` (``">= 9"`` or ``"< 9"``),
             ``call_sure`` (the interval lies on one side of the threshold and no flag is
@@ -207,6 +215,70 @@ class FoldEnsemble:
         table.attrs["thumbnails"] = {i: done[i]["thumbnail"] for i in outputs}
         table.attrs["provenance"] = self.provenance(tta, coverage)
         return table
+
+    def changes(self, predictions: pd.DataFrame, coverage: float | None = None) -> pd.DataFrame:
+        """The change between consecutive sessions of each subject in a table of this
+        ensemble's predictions (:meth:`predict`'s, or its CSV read back), with a conformal
+        interval calibrated on the run's out-of-fold consecutive pairs and the progression call
+        (:func:`~loes.pipeline.predict.changes.change_table`; a subject with one session gives
+        no row).
+
+        Args:
+            predictions: the table of :meth:`predict`.
+            coverage: the share of true changes the interval should hold, in (0, 1); default:
+                the table's ``coverage`` (else 0.9).
+
+        Returns:
+            One row per consecutive pair (columns:
+            :data:`~loes.pipeline.predict.changes.CHANGE_COLUMNS`; Loes points), with
+            ``attrs["provenance"]``: the table's, the order of the sessions and the
+            calibration, with the meaning of every column.
+
+        Raises:
+            LoesError: when the table lacks a column or ``coverage`` is not in (0, 1).
+
+        Examples::
+
+            >>> ensemble = load_ensemble("runs/synthetic-cpu")  # doctest: +SKIP
+            >>> changes = ensemble.changes(ensemble.predict("follow_ups/"))  # doctest: +SKIP
+        """
+        if coverage is None:
+            given = pd.to_numeric(predictions.get("coverage", pd.Series()), errors="coerce")
+            coverage = float(given.dropna().iloc[0]) if given.notna().any() else 0.9
+        changes = change_table(predictions, self.change_calibration, coverage)
+        calibration = self.change_calibration
+        n = 0 if calibration is None else calibration.n
+        provenance = predictions.attrs.get("provenance") or self.provenance("unknown", coverage)
+        changes.attrs["provenance"] = {
+            **{k: v for k, v in provenance.items() if k != "columns"},
+            "coverage": coverage,
+            "order": changes.attrs["order"],
+            "progression": PROGRESSION,
+            "calibration_pairs": n,
+            "half_width": (
+                None
+                if calibration is None or calibration.too_small(coverage)
+                else float(calibration.interval([0.0], coverage)[1][0])
+            ),
+            "left_out": changes.attrs["left_out"],
+            "columns": change_column_definitions(coverage, n),
+        }
+        return changes
+
+    def predict_changes(
+        self,
+        scans: pd.DataFrame | str | os.PathLike | Sequence[str | os.PathLike],
+        **options,
+    ) -> pd.DataFrame:
+        """Score the scans (:meth:`predict`, with its ``options``) and return the change
+        between consecutive sessions of each subject (:meth:`changes`); to keep the scores as
+        well, call the two in turn.
+
+        Raises:
+            LoesError: as :meth:`predict` and :meth:`changes`.
+        """
+        predictions = self.predict(scans, **options)
+        return self.changes(predictions, options.get("coverage", 0.9))
 
     def provenance(self, tta: str, coverage: float) -> dict:
         """What a table of this ensemble's predictions must carry (its sidecar JSON, its page):
@@ -298,7 +370,9 @@ class FoldEnsemble:
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write every member (``<name>.pt``, :meth:`LoesModel.save`) and ``ensemble.json``
-        (members, calibration, threshold, score range, profile, run card) into ``folder``;
+        (members, calibration, threshold, score range, profile, run card, and the true and
+        predicted changes of the run's out-of-fold consecutive pairs that calibrate change
+        intervals) into ``folder``;
         returns the description's path. :func:`load_ensemble` reads it back."""
         folder = Path(folder)
         for member in self.members:
@@ -317,6 +391,14 @@ class FoldEnsemble:
             "layout": self.layout,
             "include_gd": self.include_gd,
             "card": None if self.card is None else self.card.to_dict(),
+            "change_calibration": (
+                None
+                if self.change_calibration is None
+                else {
+                    "y_true": self.change_calibration.y_true,
+                    "y_pred": self.change_calibration.y_pred,
+                }
+            ),
         }
         write_json(folder / ENSEMBLE_FILE, description)
         return folder / ENSEMBLE_FILE
@@ -329,14 +411,18 @@ def _items(scans: pd.DataFrame | str | os.PathLike | Sequence[str | os.PathLike]
         scans = read_scans([scans] if isinstance(scans, (str, os.PathLike)) else scans)
     if "image" not in scans:
         raise LoesError("the scans table needs an image column (paths of NIfTI files).")
-    defaults = {"subject": "", "session": "", "loes_score": np.nan}
+    defaults = {"subject": "", "session": "", "loes_score": np.nan, "age": np.nan, "site": ""}
     scans = scans.assign(**{k: v for k, v in defaults.items() if k not in scans})
+    ages = pd.to_numeric(scans["age"], errors="coerce")
+    sites = scans["site"].map(lambda s: "" if pd.isna(s) else str(s))
     return [
         {
             "image": str(row.image),
             "subject": str(row.subject),
             "session": str(row.session),
+            "age": float(age),
+            "site": site,
             "loes_score": float(row.loes_score),
         }
-        for row in scans.itertuples()
+        for row, age, site in zip(scans.itertuples(), ages, sites, strict=True)
     ]

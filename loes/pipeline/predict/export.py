@@ -6,9 +6,12 @@ Layout::
     OUT_DIR/configs/metadata.json    versions, task, intended use, input and output formats
     OUT_DIR/configs/inference.json   `python -m monai.bundle run --config_file ...`: every NIfTI
                                      file of dataset_dir -> output_dir/predictions.csv, the
-                                     table `loes predict` writes (same ensemble, same code)
+                                     table `loes predict` writes (same ensemble, same code),
+                                     and output_dir/changes.csv, the changes between
+                                     consecutive sessions of each subject
     OUT_DIR/models/<member>.pt       each fold model (LoesModel.save: weights_only loadable)
-    OUT_DIR/models/ensemble.json     members, conformal calibration, threshold, training profile
+    OUT_DIR/models/ensemble.json     members, conformal calibrations (scores; changes between
+                                     consecutive sessions), threshold, training profile
     OUT_DIR/models/model.ts          the members and the flip averaging as TorchScript, when
                                      the network traces to the same outputs
     OUT_DIR/docs/README.md           the run's cross-validation figures and intended use
@@ -171,9 +174,14 @@ def metadata_for(ensemble: FoldEnsemble, report: dict | None) -> dict:
 
 def inference_config() -> dict:
     """The bundle's ``inference.json``: ``dataset_dir`` (a folder of NIfTI files, or any
-    ``loes predict`` source) -> ``output_dir/predictions.csv``."""
+    ``loes predict`` source) -> ``output_dir/predictions.csv`` and ``output_dir/changes.csv``
+    (the changes between consecutive sessions of each subject; no row when every subject has
+    one session)."""
     return {
-        "imports": ["$from loes.pipeline import write_predictions"],
+        "imports": [
+            "$from loes.pipeline import write_predictions",
+            "$from loes.pipeline.predict import write_changes",
+        ],
         "bundle_root": ".",
         "dataset_dir": "$@bundle_root + '/input'",
         "output_dir": "$@bundle_root + '/eval'",
@@ -189,7 +197,11 @@ def inference_config() -> dict:
             "$@ensemble.predict([@dataset_dir], tta=@tta, coverage=@coverage, device=@device, "
             "batch_size=@batch_size)"
         ),
-        "run": ["$write_predictions(@predictions, @output_dir + '/predictions.csv')"],
+        "changes": "$@ensemble.changes(@predictions, @coverage)",
+        "run": [
+            "$write_predictions(@predictions, @output_dir + '/predictions.csv')",
+            "$write_changes(@changes, @output_dir + '/changes.csv')",
+        ],
     }
 
 
@@ -249,7 +261,11 @@ def _readme(ensemble: FoldEnsemble, report: dict | None, torchscript: str | None
         "    --bundle_root . --dataset_dir /path/to/niftis --output_dir eval",
         "```",
         "",
-        "writes `eval/predictions.csv`, the table `loes predict` writes. `loes predict "
+        "writes `eval/predictions.csv`, the table `loes predict` writes, and "
+        "`eval/changes.csv`, the change between consecutive sessions of each subject (from "
+        "`sub-`/`ses-` in the file names; with a conformal interval calibrated on the run's "
+        f"{0 if ensemble.change_calibration is None else ensemble.change_calibration.n} "
+        "out-of-fold consecutive pairs, and the call at a rise of 0.5 points). `loes predict "
         "BUNDLE_DIR SOURCE...` uses the bundle directly. Every `models/*.pt` loads with "
         "`torch.load(weights_only=True)`.",
         "",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from loes.errors import LoesError
 from loes.models import LoesModel
+from loes.pipeline.predict.changes import change_calibration, oof_change_calibration
 from loes.pipeline.predict.conformal import ConformalCalibration
 from loes.pipeline.predict.ensemble import ENSEMBLE_FILE, FoldEnsemble, Member
 from loes.pipeline.predict.provenance import RunCard, read_run_card
@@ -59,6 +60,7 @@ def _from_run(run_dir: Path) -> FoldEnsemble:
         include_gd=bool(config.data.include_gd),
         source=str(run_dir),
         card=read_run_card(run_dir),
+        change_calibration=oof_change_calibration(oof),
     )
     ensemble.profile = run_profile(run_dir, ensemble)
     return ensemble
@@ -75,6 +77,8 @@ def _from_description(path: Path) -> FoldEnsemble:
         ]
         calibration = ConformalCalibration(**data["calibration"])
         card = None if data.get("card") is None else RunCard.from_dict(data["card"])
+        changes = data.get("change_calibration")  # None in a bundle of an older loes
+        changes = None if changes is None else change_calibration(**changes)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
         raise LoesError(f"cannot load the ensemble {path}: {error}") from None
     return FoldEnsemble(
@@ -89,6 +93,7 @@ def _from_description(path: Path) -> FoldEnsemble:
         include_gd=bool(data.get("include_gd", False)),
         source=str(path.parent),
         card=card,
+        change_calibration=changes,
     )
 
 
@@ -98,7 +103,8 @@ def load_ensemble(path: str | os.PathLike) -> FoldEnsemble:
 
     From a run folder: every finished fold (``fold_K/`` or ``repeat_R/fold_K/`` with
     ``metrics.json``), its ``best.pt`` loaded with ``torch.load(weights_only=True)``; the
-    calibration from the folds' out-of-fold ``predictions.csv``; threshold, batch size and mixed
+    calibration from the folds' out-of-fold ``predictions.csv`` (of the scores, and of the
+    changes between consecutive sessions of a subject); threshold, batch size and mixed
     precision from ``config.yaml``; the training profile from ``training_profile.json`` (see
     :func:`~loes.pipeline.predict.run_profile.run_profile`); the run card (provenance and
     quality) from ``report.json``.

@@ -1,5 +1,6 @@
 """What ``loes predict`` does: every scan of the sources scored by a run's fold ensemble, the CSV
-and its page written, a line per scan and the metrics against given scores printed."""
+and its page written, a line per scan and the metrics against given scores printed; with
+several sessions of a subject, the changes between them (``changes.csv``) too."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from loes.data.problems import plural
 from loes.data.scan_sources import read_scans
 from loes.errors import LoesError
 from loes.io import check_writable, write_text
+from loes.pipeline.predict.changes import change_metrics, changes_path, write_changes
 from loes.pipeline.predict.members import load_ensemble, warn_if_partial
 from loes.pipeline.predict.page import render_page, why_unsure, write_predictions
 from loes.pipeline.run.metrics import regression_metrics, threshold_metrics
@@ -37,8 +39,11 @@ def _check_out(out: Path, run_dir: Path, sources: Sequence[str | os.PathLike]) -
             f"--out {out} is inside the run folder {run_dir}, whose files loes keeps; "
             "write the predictions elsewhere."
         )
-    if any(resolved == Path(source).resolve() for source in sources):
-        raise LoesError(f"--out {out} is one of the scans' sources; it would be overwritten.")
+    for written in (out, changes_path(out)):
+        if any(written.resolve() == Path(source).resolve() for source in sources):
+            raise LoesError(
+                f"--out {out}: {written} is one of the scans' sources; it would be overwritten."
+            )
     check_writable(out.parent, "choose another place with --out")
 
 
@@ -87,6 +92,47 @@ def _print_metrics(known: pd.DataFrame, threshold: float, coverage: float) -> No
     )
 
 
+def _print_changes(changes: pd.DataFrame, coverage: float, path: Path) -> None:
+    """One line per change between consecutive sessions, the calls counted, and the
+    intervals against the given changes."""
+    for why in changes.attrs.get("left_out", []):
+        print(f"changes: left out {why}")
+    if changes.empty:
+        print(f"changes: none (no subject has two scored sessions); {path} holds no row")
+        return
+    for row in changes.itertuples(index=False):
+        years = "" if pd.isna(row.years) else f", {row.years:g} years"
+        unsure = " (not sure: flagged)" if row.flags and row.call != "cannot tell" else ""
+        print(
+            f"{row.subject} {row.from_session} -> {row.to_session}{years}: "
+            f"{row.predicted_change:+.1f} ({coverage:.0%} interval {row.change_low:+.1f} to "
+            f"{row.change_high:+.1f}), {row.call}{unsure}"
+        )
+    counts = changes["call"].value_counts()
+    calls = ", ".join(f"{counts.get(c, 0)} {c}" for c in ("progressed", "no progression"))
+    print(
+        f"changes: {plural(len(changes), 'pair')} of consecutive sessions of "
+        f"{plural(changes['subject'].nunique(), 'subject')} (ordered by "
+        f"{changes.attrs.get('order', 'session id')}): {calls}, "
+        f"{counts.get('cannot tell', 0)} cannot tell; "
+        f"{int((changes['flags'] != '').sum())} flagged"
+    )
+    seen = changes["flags"].str.contains("in-sample:", regex=False)
+    if seen.any():
+        print(
+            f"{plural(int(seen.sum()), 'change')} with a scan the run trained on (in-sample: no "
+            "test of the model) left out of the change metrics"
+        )
+    m = change_metrics(changes[~seen])
+    if m["n"]:
+        print(
+            f"against the {plural(m['n'], 'given change')}: change MAE {_fmt(m['mae'])} (no "
+            f"change: {_fmt(m['no_change_mae'])}); {m['coverage']:.0%} inside their "
+            f"{coverage:.0%} interval (mean width {_fmt(m['mean_width'])} points); "
+            f"{plural(m['wrong_calls'], 'call')} the given change contradicts"
+        )
+
+
 def predict_scans(
     run_dir: str | os.PathLike,
     sources: Sequence[str | os.PathLike],
@@ -101,7 +147,9 @@ def predict_scans(
 ) -> pd.DataFrame:
     """Score every scan of ``sources`` with the fold ensemble of ``run_dir`` (a ``loes cv`` run
     folder or a ``loes export`` bundle), write the table to ``out`` (CSV) and the page beside it
-    (``.html``), print one line per scan and, for scans with a given score, the metrics.
+    (``.html``), print one line per scan and, for scans with a given score, the metrics; the
+    changes between consecutive sessions of each subject go to :func:`changes_path` (``out``
+    ``predictions.csv``: ``changes.csv``; a subject with one session gives no row).
 
     ``reading`` holds the options of :func:`loes.data.read_scans` (``images_dir``, ``suffix``,
     ``include_gd``); the other arguments are :meth:`FoldEnsemble.predict`'s. Returns the table
@@ -131,16 +179,27 @@ def predict_scans(
         workers=workers,
         progress=True,
     )
+    changes = ensemble.changes(table, coverage)
     write_predictions(table, out)
+    written = write_changes(changes, changes_path(out))
     page = out.with_suffix(".html")
     write_text(
         page,
         render_page(
-            table, threshold=ensemble.threshold, coverage=coverage, source=str(run_dir), tta=tta
+            table,
+            threshold=ensemble.threshold,
+            coverage=coverage,
+            source=str(run_dir),
+            tta=tta,
+            changes=changes,
         ),
     )
     _print_summary(table, ensemble.threshold, coverage, out)
-    print(f"predictions: {out} (provenance: {out.with_suffix('.json')}); page: {page}")
+    _print_changes(changes, coverage, written)
+    print(
+        f"predictions: {out} (provenance: {out.with_suffix('.json')}); changes: {written}; "
+        f"page: {page}"
+    )
     failed = table[table["error"] != ""]
     if len(failed):
         shown = "; ".join(f"{r.image}: {r.error}" for r in failed.head(3).itertuples())

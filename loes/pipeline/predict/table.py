@@ -31,6 +31,10 @@ DETAIL_DECIMALS = 3
 COLUMNS = {
     "subject": "the subject, from the table or the BIDS file name",
     "session": "the session, from the table or the BIDS file name",
+    "age": "the age at the scan in years, from the table (empty when not given); it puts a "
+    "subject's sessions in order for the changes between them",
+    "site": "the site (scanner) of the scan, from the table (empty when not given); a change "
+    "between sessions of two sites is flagged",
     "image": "the scan's file (or DICOM folder)",
     "loes_score": "the score given with the scan, in Loes points (empty when none was given)",
     "predicted": "the ensemble's Loes score (0-34 points): the mean of the fold models' "
@@ -148,7 +152,8 @@ def prediction_table(
     shared = _run_flags(ensemble, coverage)
     rows = []
     for index, item in enumerate(done):
-        row = {key: item[key] for key in ("subject", "session", "image", "loes_score")}
+        row = {key: item[key] for key in ("subject", "session", "age", "site", "image")}
+        row["loes_score"] = item["loes_score"]
         flags = [f"image: {w}" for w in item.get("warnings", [])]
         if index not in outputs:
             rows.append({**row, "flags": "; ".join(flags), "error": item["error"]})

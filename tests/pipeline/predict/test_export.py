@@ -134,3 +134,15 @@ def test_monai_bundle_run_writes_what_loes_predict_writes(
         from_bundle, pd.read_csv(tmp_path / "p.csv"), rtol=NETWORK_RTOL, atol=NETWORK_RTOL * 34
     )
     assert len(from_bundle) == 4
+    if written_by == "today":  # and the changes between sub-001's three sessions
+        changes = pd.read_csv(tmp_path / "eval" / "changes.csv")
+        pd.testing.assert_frame_equal(
+            changes,
+            pd.read_csv(tmp_path / "p_changes.csv"),
+            rtol=NETWORK_RTOL,
+            atol=NETWORK_RTOL * 34,
+        )
+        assert changes[["from_session", "to_session"]].values.tolist() == [
+            ["ses-01", "ses-02"],
+            ["ses-02", "ses-03"],
+        ]
