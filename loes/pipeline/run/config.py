@@ -264,6 +264,18 @@ class TrainingConfig(_Section):
     """Memory layout of the network and its batches: channels_last (NDHWC), contiguous
     (NCDHW), or auto, the layout measured fastest on the device (channels_last on a CPU);
     results agree within float tolerance."""
+    deterministic: bool = False
+    """Identical reruns on CUDA: deterministic algorithms, no cuDNN autotuning, no TF32 and no
+    mixed precision (``amp`` is ignored). Costs GPU speed: float32 instead of bf16 (several
+    times slower on tensor-core GPUs), cuDNN's default convolution algorithms instead of the
+    fastest; on a CPU nothing (it trains in float32, without these, already). Reruns repeat
+    only on the same GPU model, software versions and number of threads or GPUs."""
+
+    @property
+    def mixed_precision(self) -> bool:
+        """Whether mixed precision may be used: ``amp`` and not ``deterministic`` (CUDA only:
+        :func:`loes.pipeline.run.device.autocast`)."""
+        return self.amp and not self.deterministic
 
 
 class CrossValidationConfig(_Section):

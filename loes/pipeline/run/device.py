@@ -21,6 +21,8 @@ __all__ = [
     "amp_dtype",
     "autocast",
     "available_cpus",
+    "backend_flags",
+    "configure_backends",
     "configure_cpu",
     "job_cpus",
     "keep_freed_memory",
@@ -29,6 +31,7 @@ __all__ = [
     "reproducible",
     "requested_threads",
     "resolve_device",
+    "restore_backend_flags",
     "synchronize",
     "threads_per_rank",
 ]
@@ -148,13 +151,76 @@ def reproducible() -> None:
     needs), no cuDNN autotuning (``cudnn.benchmark``, which may pick other kernels each run),
     and no TF32. Mixed precision is the caller's to switch off (``training.amp``). Call before
     the first CUDA work. Source: PyTorch's "Reproducibility" notes
-    (https://pytorch.org/docs/stable/notes/randomness.html)."""
+    (https://pytorch.org/docs/stable/notes/randomness.html).
+
+    ``warn_only``: an operation that has no deterministic CUDA implementation warns instead of
+    stopping the run. AlexNet3D's ``MaxPool3d`` backward is one (PyTorch flags
+    ``max_pool3d_with_indices_backward_cuda``, which adds gradients atomically); its windows
+    (kernel 3, stride 3) do not overlap, so each input voxel gets one gradient and the sum has
+    one order. A network with overlapping pooling windows is not bit for bit repeatable there.
+    """
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
+
+
+def backend_flags() -> dict:
+    """The process-wide settings :func:`configure_backends` changes, to hand to
+    :func:`restore_backend_flags`."""
+    return {
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+        "benchmark": torch.backends.cudnn.benchmark,
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "matmul_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "cudnn_tf32": torch.backends.cudnn.allow_tf32,
+        "cublas_workspace": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    }
+
+
+def restore_backend_flags(flags: dict) -> None:
+    """Put back the settings :func:`backend_flags` read."""
+    torch.use_deterministic_algorithms(flags["deterministic"], warn_only=flags["warn_only"])
+    torch.backends.cudnn.benchmark = flags["benchmark"]
+    torch.backends.cudnn.deterministic = flags["cudnn_deterministic"]
+    torch.backends.cuda.matmul.allow_tf32 = flags["matmul_tf32"]
+    torch.backends.cudnn.allow_tf32 = flags["cudnn_tf32"]
+    if flags["cublas_workspace"] is None:
+        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    else:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = flags["cublas_workspace"]
+
+
+def configure_backends(device: torch.device, deterministic: bool = False) -> dict:
+    """The process-wide PyTorch settings of a run on ``device`` (``training.deterministic``):
+    :func:`reproducible` when ``deterministic``, else the fast ones: cuDNN autotuning on CUDA
+    (``cudnn.benchmark``: each convolution shape tries cuDNN's algorithms once and keeps the
+    fastest, which may differ between runs), and PyTorch's defaults for the rest
+    (nondeterministic algorithms allowed, TF32 for cuDNN convolutions, none for matmuls). Every
+    setting is set either way, so a run's settings never depend on an earlier run in the same
+    process. Returns the settings before (:func:`backend_flags`), for
+    :func:`restore_backend_flags`.
+
+    Examples::
+
+        >>> before = configure_backends(torch.device("cpu"), deterministic=True)
+        >>> torch.are_deterministic_algorithms_enabled()
+        True
+        >>> restore_backend_flags(before)
+    """
+    before = backend_flags()
+    if deterministic:
+        reproducible()
+        return before
+    torch.use_deterministic_algorithms(False)
+    torch.backends.cudnn.benchmark = device.type == "cuda"
+    torch.backends.cudnn.deterministic = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = True
+    return before
 
 
 def memory_format(device: torch.device, name: str = "auto") -> torch.memory_format:

@@ -88,7 +88,8 @@ def effective_values(
 
     - ``device``: what ``auto`` became (``cpu`` or ``cuda``);
     - ``training.amp``: ``false`` when the run trains off CUDA (mixed precision is CUDA-only,
-      :func:`loes.pipeline.run.device.autocast`);
+      :func:`loes.pipeline.run.device.autocast`) or with ``training.deterministic`` (known
+      before the device is);
     - ``training.memory_format``: what ``auto`` became (``channels_last`` on a CPU,
       ``contiguous`` on CUDA, :func:`loes.pipeline.run.device.memory_format`);
     - ``model.dropout``: what ``null`` became, the registered network's own dropout
@@ -107,6 +108,12 @@ def effective_values(
             "setting": True,
             "effective": False,
             "why": f"mixed precision runs on CUDA only; this run trained on {kind}",
+        }
+    elif lookup(settings, "training.amp") is True and lookup(settings, "training.deterministic"):
+        found["training.amp"] = {
+            "setting": True,
+            "effective": False,
+            "why": "training.deterministic turns mixed precision off",
         }
     if kind is not None and lookup(settings, "training.memory_format") == "auto":
         found["training.memory_format"] = {
