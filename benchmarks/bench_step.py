@@ -1,20 +1,28 @@
 """One AlexNet3D training step at the CPU main job's size (batch 8, 72x88x72, AdamW, Huber loss)
-per memory layout and allocator setting, against the fp32 matmul rate of the same machine.
+per memory layout and allocator setting, against the fp32 matmul rate of the same machine; then
+the step and the inference pass with and without fusion (``torch.compile``, inductor), compile
+time counted.
 
 Each variant runs in its own process (the allocator setting is process-wide and cannot be
-undone); the matmul rate is measured in each of them, so every share is a ratio measured in
-one process. ``python -m benchmarks step``.
+undone; each compile starts from an empty inductor cache); the matmul rate is measured in each
+of them, so every share is a ratio measured in one process, and a fused variant times the same
+model eager first, so its speed-up is too. ``python -m benchmarks step``; on an AVX-512 CPU,
+``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python -m benchmarks step`` emulates an AVX2
+one (PyTorch's kernels, oneDNN's and inductor's generated code all follow it).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 import torch
+import torch._inductor.config
 from torch.utils.flop_counter import FlopCounterMode
 
 from loes.models import get_network
@@ -30,6 +38,17 @@ VARIANTS = {  # name: (memory layout, keep freed memory, bf16 autocast)
     "channels_last_3d, kept memory (loes cv on a CPU)": ("channels_last", True, False),
     "channels_last_3d, kept memory, bf16 autocast (never used)": ("channels_last", True, True),
 }
+
+FUSED = {  # name: (memory layout, what runs)
+    "channels_last_3d, training step": ("channels_last", "train"),
+    "contiguous, training step": ("contiguous", "train"),
+    "channels_last_3d, inference (eval, no_grad)": ("channels_last", "infer"),
+    "contiguous, inference (eval, no_grad)": ("contiguous", "infer"),
+    "channels_last_3d, inference, frozen weights": ("channels_last", "frozen"),
+}
+#: training steps of the main job (``configs/cpu.yaml``): 10 epochs x 27 steps x 5 folds
+MAIN_JOB_STEPS = 10 * 27 * 5
+MAIN_JOB_FOLDS = 5
 
 
 def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
@@ -80,6 +99,118 @@ def _measure(layout: str, keep: bool, bf16: bool) -> dict:
     }
 
 
+def _first_call(step) -> float:
+    start = time.perf_counter()
+    step()
+    return time.perf_counter() - start
+
+
+def _measure_fused(layout: str, what: str) -> dict:
+    """Eager and ``torch.compile`` (inductor) of the same model in this process, alternating
+    step by step: the best seconds per step of each; the first compiled call (compile
+    included); a second model's first call (what every later fold pays: inductor's caches are
+    warm); and the recompile a batch of another size costs (an epoch's last, smaller batch)."""
+    keep_freed_memory()
+    if what == "frozen":  # weights as constants: BatchNorm folded into the convolutions
+        torch._inductor.config.freezing = True
+        what = "infer"
+    torch.manual_seed(0)
+    fmt = torch.channels_last_3d if layout == "channels_last" else torch.contiguous_format
+    images = torch.randn(BATCH, 1, *SPATIAL_SIZE).contiguous(memory_format=fmt)
+    scores = torch.randn(BATCH)
+
+    def build():
+        model = get_network("alexnet3d", SPATIAL_SIZE).to(memory_format=fmt)
+        return model.train() if what == "train" else model.eval()
+
+    def stepper(model, forward, x=images):
+        if what == "infer":
+
+            def infer():
+                with torch.no_grad():
+                    forward(x)
+
+            return infer
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            predicted = forward(x).squeeze(1)
+            torch.nn.functional.huber_loss(predicted, scores[: len(x)]).backward()
+            optimizer.step()
+
+        return step
+
+    model = build()
+    eager = stepper(model, model)
+    with FlopCounterMode(display=False) as counter:
+        eager()
+    eager()
+    compiled = stepper(model, torch.compile(model))
+    first = _first_call(compiled)
+    compiled()
+    # alternating, so that both see the same load from other processes
+    eager_times, compiled_times = [], []
+    for _ in range(STEPS):
+        eager_times.append(_first_call(eager))
+        compiled_times.append(_first_call(compiled))
+    eager_seconds, compiled_seconds = min(eager_times), min(compiled_times)
+    other = build()
+    second = _first_call(stepper(other, torch.compile(other)))
+    smaller = images[: BATCH - 1]
+    resized = _first_call(stepper(model, torch.compile(model), smaller))
+    return {
+        "eager": eager_seconds,
+        "compiled": compiled_seconds,
+        "compile": first - compiled_seconds,
+        "compile_second": second - compiled_seconds,
+        "recompile_batch": resized - compiled_seconds * (BATCH - 1) / BATCH,
+        "gflop": counter.get_total_flops() / 1e9,
+        "matmul": matmul_rate(),
+    }
+
+
+def _fusion_table() -> None:
+    print(
+        f"\nfusion: torch.compile (inductor, default mode), best of {STEPS} steps each, "
+        "alternating in one process; compile from an empty inductor cache"
+    )
+    print(
+        f"{'variant':<46} {'eager s':>7} {'of mm':>6} {'fused s':>7} {'of mm':>6} "
+        f"{'ratio':>6} {'compile s':>9} {'2nd model':>9} {'new batch':>9} {'break-even':>10}"
+    )
+    rows = {}
+    for name, variant in FUSED.items():
+        with tempfile.TemporaryDirectory() as cache:
+            out = subprocess.run(
+                [sys.executable, "-m", "benchmarks.bench_step", json.dumps(variant)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache},
+            )
+        r = rows[name] = json.loads(out.stdout.splitlines()[-1])
+        saved = r["eager"] - r["compiled"]
+        even = f"{r['compile'] / saved:,.0f} steps" if saved > 0 else "never"
+        print(
+            f"{name:<46} {r['eager']:7.3f} {r['gflop'] / r['eager'] / r['matmul']:6.0%} "
+            f"{r['compiled']:7.3f} {r['gflop'] / r['compiled'] / r['matmul']:6.0%} "
+            f"{r['compiled'] / r['eager']:6.2f} {r['compile']:9.1f} {r['compile_second']:9.1f} "
+            f"{r['recompile_batch']:9.1f} {even:>10}"
+        )
+    for name, r in rows.items():
+        if FUSED[name][1] != "train":
+            continue
+        saved = MAIN_JOB_STEPS * (r["eager"] - r["compiled"])
+        cost = r["compile"] + (MAIN_JOB_FOLDS - 1) * r["compile_second"]
+        cost += MAIN_JOB_FOLDS * r["recompile_batch"]
+        print(
+            f"main job ({MAIN_JOB_STEPS} steps, {MAIN_JOB_FOLDS} folds in one process), {name}: "
+            f"compiling saves {saved:.0f} s of steps and costs {cost:.0f} s of compiles "
+            f"(net {saved - cost:+.0f} s, {cost - saved:+.0f} s is a loss)"
+        )
+
+
 def main() -> None:
     print(
         f"train step: AlexNet3D, batch {BATCH}, input {SPATIAL_SIZE}, AdamW + Huber, "
@@ -110,7 +241,10 @@ def main() -> None:
         f"{ours['matmul']:.0f} GFLOP/s; loes's step takes {ratio:.2f}x the time of the "
         "contiguous, default-malloc step"
     )
+    _fusion_table()
 
 
 if __name__ == "__main__":
-    print(json.dumps(_measure(*json.loads(sys.argv[1]))))
+    arguments = json.loads(sys.argv[1])
+    measure = _measure_fused if len(arguments) == 2 else _measure
+    print(json.dumps(measure(*arguments)))

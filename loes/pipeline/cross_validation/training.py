@@ -46,6 +46,7 @@ from loes.pipeline.run.device import (
     Stopwatch,
     amp_dtype,
     autocast,
+    compiled,
     configure_cpu,
     memory_format,
 )
@@ -307,7 +308,8 @@ def train_fold(
     last = fold_dir / "last.pt"
     if last.exists():
         state = _resume(last, model, optimizer, scheduler, state, t, label)
-    trainer = distributed.wrap(model, device)
+    # the training step fused where it wins; checkpoints save ``model``, never the compiled one
+    trainer = compiled(distributed.wrap(model, device), device, t.compile, t.deterministic)
 
     epochs = tqdm(
         range(state["epoch"], t.epochs),

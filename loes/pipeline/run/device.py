@@ -8,7 +8,9 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import importlib.util
 import os
+import shutil
 import sys
 import time
 
@@ -22,6 +24,9 @@ __all__ = [
     "autocast",
     "available_cpus",
     "backend_flags",
+    "c_compiler",
+    "compiled",
+    "compiles",
     "configure_backends",
     "configure_cpu",
     "job_cpus",
@@ -221,6 +226,62 @@ def configure_backends(device: torch.device, deterministic: bool = False) -> dic
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = True
     return before
+
+
+def c_compiler(device: torch.device) -> str | None:
+    """The compiler ``torch.compile`` (inductor) builds its kernels with on ``device``, or None
+    where there is none: on a CPU the C++ compiler inductor runs (``$CXX``, else ``g++``;
+    ``clang++`` on macOS), on CUDA the C compiler Triton builds its launchers with (``$CC``,
+    else ``gcc``, ``clang`` or ``cc``; None without Triton). Looks on the ``PATH`` without
+    importing inductor (1.8 s)."""
+    if device.type == "cpu":
+        default = "clang++" if sys.platform == "darwin" else "g++"
+        return shutil.which(os.environ.get("CXX") or default)
+    if importlib.util.find_spec("triton") is None:  # inductor's GPU code generator
+        return None
+    names = [os.environ.get("CC", ""), "gcc", "clang", "cc"]
+    return next((found for name in names if name and (found := shutil.which(name))), None)
+
+
+def compiles(device: torch.device, setting: str = "auto", deterministic: bool = False) -> bool:
+    """Whether a run on ``device`` fuses its training step with ``torch.compile``
+    (``training.compile``): ``"on"``, ``"off"``, or ``"auto"``: on where a compiler is there
+    (:func:`c_compiler`) and the device is one where compiling was measured or expected to
+    win: CUDA, where fusing BatchNorm, ReLU and their backward passes into the convolutions'
+    neighbours is the expected win (not measured yet: no GPU was at hand), unless
+    ``deterministic`` (inductor's kernels and their autotuning are not covered by
+    :func:`reproducible`). Not a CPU: an AlexNet3D training step at 72x88x72 was measured
+    slower compiled (``python -m benchmarks step``; docs/benchmarks.md).
+
+    Raises:
+        LoesError: for ``"on"`` where there is no compiler.
+    """
+    if setting == "off":
+        return False
+    if c_compiler(device) is None:
+        if setting == "on":
+            kind = "C++" if device.type == "cpu" else "C"
+            raise LoesError(
+                f"training.compile=on needs a {kind} compiler on this machine (torch.compile "
+                "builds its kernels with one) and none was found: install gcc (or set CXX and "
+                "CC), or set training.compile=auto."
+            )
+        return False
+    return setting == "on" or (device.type == "cuda" and not deterministic)
+
+
+def compiled(
+    module: torch.nn.Module,
+    device: torch.device,
+    setting: str = "auto",
+    deterministic: bool = False,
+) -> torch.nn.Module:
+    """``torch.compile(module)`` (inductor, default mode) where :func:`compiles` says so, else
+    ``module`` itself. The compiled module shares ``module``'s parameters: save and load
+    ``module``'s ``state_dict`` (the compiled one's keys start with ``_orig_mod.``). It
+    compiles at its first call, and again for a batch of another size. Source: PyTorch's
+    ``torch.compile`` (Ansel et al. 2024, "PyTorch 2", ASPLOS)."""
+    return torch.compile(module) if compiles(device, setting, deterministic) else module
 
 
 def memory_format(device: torch.device, name: str = "auto") -> torch.memory_format:
