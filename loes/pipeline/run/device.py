@@ -279,9 +279,13 @@ def compiled(
     """``torch.compile(module)`` (inductor, default mode) where :func:`compiles` says so, else
     ``module`` itself. The compiled module shares ``module``'s parameters: save and load
     ``module``'s ``state_dict`` (the compiled one's keys start with ``_orig_mod.``). It
-    compiles at its first call, and again for a batch of another size. Source: PyTorch's
-    ``torch.compile`` (Ansel et al. 2024, "PyTorch 2", ASPLOS)."""
-    return torch.compile(module) if compiles(device, setting, deterministic) else module
+    compiles at its first call, and again for a batch of another size. Random numbers (dropout)
+    come from PyTorch's generator as uncompiled (inductor's ``fallback_random``), so the same
+    seed draws the same masks compiled or not. Source: PyTorch's ``torch.compile`` (Ansel et
+    al. 2024, "PyTorch 2", ASPLOS)."""
+    if not compiles(device, setting, deterministic):
+        return module
+    return torch.compile(module, options={"fallback_random": True})
 
 
 def memory_format(device: torch.device, name: str = "auto") -> torch.memory_format:
