@@ -265,11 +265,12 @@ class TrainingConfig(_Section):
     (NCDHW), or auto, the layout measured fastest on the device (channels_last on a CPU);
     results agree within float tolerance."""
     deterministic: bool = False
-    """Identical reruns on CUDA: deterministic algorithms, no cuDNN autotuning, no TF32 and no
-    mixed precision (``amp`` is ignored). Costs GPU speed: float32 instead of bf16 (several
-    times slower on tensor-core GPUs), cuDNN's default convolution algorithms instead of the
-    fastest; on a CPU nothing (it trains in float32, without these, already). Reruns repeat
-    only on the same GPU model, software versions and number of threads or GPUs."""
+    """Identical reruns on CUDA: deterministic algorithms, no cuDNN autotuning, no TF32, no
+    mixed precision (``amp`` is ignored) and no ``compile: auto``. Costs GPU speed (not
+    measured yet): float32 instead of bf16, whose tensor-core rate is several times higher on
+    the datasheets, and cuDNN's deterministic convolutions instead of the fastest. On a CPU the
+    results are the same either way (measured: equal predictions); reruns repeat only on the
+    same GPU model, software versions and number of threads or GPUs."""
     compile: Literal["auto", "on", "off"] = "auto"
     """Fuse the training step with ``torch.compile`` (inductor; needs a C/C++ compiler). auto:
     on CUDA (expected to win, not measured yet), unless ``deterministic``; off on a CPU,
