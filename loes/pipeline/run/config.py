@@ -274,7 +274,7 @@ class TrainingConfig(_Section):
     compile: Literal["auto", "on", "off"] = "auto"
     """Fuse the training step with ``torch.compile`` (inductor; needs a C/C++ compiler). auto:
     on CUDA (expected to win, not measured yet), unless ``deterministic``; off on a CPU,
-    where the compiled step was measured slower. Compiling takes about a minute, once per
+    where the compiled step was measured no faster. Compiling takes about a minute, once per
     run and batch size; results agree with uncompiled ones within float tolerance."""
 
     @field_validator("compile", mode="before")

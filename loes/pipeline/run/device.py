@@ -259,8 +259,9 @@ def compiles(device: torch.device, setting: str = "auto", deterministic: bool = 
     win: CUDA, where fusing BatchNorm, ReLU and their backward passes into the convolutions'
     neighbours is the expected win (not measured yet: no GPU was at hand), unless
     ``deterministic`` (inductor's kernels and their autotuning are not covered by
-    :func:`reproducible`). Not a CPU: an AlexNet3D training step at 72x88x72 was measured
-    slower compiled (``python -m benchmarks step``; docs/benchmarks.md).
+    :func:`reproducible`). Not a CPU: compiled, an AlexNet3D training step at 72x88x72 in
+    channels_last_3d took 0.59x to 1.25x the eager time in five runs (AVX-512 and AVX2, under
+    load; ``python -m benchmarks step``), no reliable win for about a minute of compiling.
 
     Raises:
         LoesError: for ``"on"`` where there is no compiler.

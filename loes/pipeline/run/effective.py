@@ -149,7 +149,7 @@ def _compile_in_effect(device: torch.device, deterministic: bool) -> dict[str, A
     elif device.type == "cuda":
         why = "training.deterministic" if deterministic else "expected to be faster on cuda"
     else:
-        why = f"measured slower on {device.type}"
+        why = f"measured no faster on {device.type}"
     return {"setting": "auto", "effective": "on" if on else "off", "why": why}
 
 

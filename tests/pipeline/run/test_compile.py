@@ -18,7 +18,7 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
 def test_auto_compiles_on_cuda_only_and_never_for_a_deterministic_run():
-    assert not compiles(CPU, "auto")  # measured slower on a CPU
+    assert not compiles(CPU, "auto")  # measured no faster on a CPU
     assert not compiles(CPU, "off")
     assert compiles(CUDA, "auto") is (c_compiler(CUDA) is not None)
     assert not compiles(CUDA, "auto", deterministic=True)

@@ -29,7 +29,7 @@ def test_a_cpu_run_comments_amp_dropout_layout_and_device():
         "run trained on cpu)",
         "memory_format: auto": "  memory_format: auto  # in effect: channels_last (the layout "
         "measured fastest on cpu)",
-        "compile: auto": "  compile: auto  # in effect: 'off' (measured slower on cpu)",
+        "compile: auto": "  compile: auto  # in effect: 'off' (measured no faster on cpu)",
     }
     assert yaml.safe_load(text) == config.to_dict()  # the same settings
 
