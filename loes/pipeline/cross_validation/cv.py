@@ -31,7 +31,7 @@ from loes.pipeline.predict.run_profile import write_profile
 from loes.pipeline.report import write_report
 from loes.pipeline.run.config import Config
 from loes.pipeline.run.data import load_table, preprocessing_for
-from loes.pipeline.run.device import configure_cpu, resolve_device
+from loes.pipeline.run.device import configure_backends, configure_cpu, resolve_device
 from loes.pipeline.run.effective import write_run_config
 from loes.pipeline.run.folder import (
     FINISHED_MARKER,
@@ -218,8 +218,7 @@ def prepare_run(
 
 def _cohort(table: pd.DataFrame, config: Config, device: torch.device):
     configure_cpu()  # threads and allocator, before the preprocessing's threads start
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    configure_backends(device, config.training.deterministic)  # cuDNN autotuning or determinism
     # rank 0 fills a disk cache first, and the other ranks read it
     with distributed.main_first(config.preprocessing.cache == "disk"):
         return preprocess_cohort(table, config, device)

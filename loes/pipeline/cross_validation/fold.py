@@ -80,7 +80,8 @@ def run_fold(
     test_loader = loader(data.test, config, False, device)
     layout = memory_format(device, config.training.memory_format)
     flip_axis = left_right_axis(model.spec["preprocessing"]) if config.cv.tta == "flip" else None
-    network = predict(model, test_loader, device, config.training.amp, layout, flip_axis)
+    amp = config.training.mixed_precision
+    network = predict(model, test_loader, device, amp, layout, flip_axis)
     network = network.assign(model="network")
 
     described = ["subject", "session", *(c for c in OPTIONAL_COLUMNS if c in table)]

@@ -46,6 +46,7 @@ from loes.pipeline.run.device import (
     Stopwatch,
     amp_dtype,
     autocast,
+    compiled,
     configure_cpu,
     memory_format,
 )
@@ -166,7 +167,7 @@ def recompute_batchnorm(
         batch_sampler=fixed,
     )
     images = (b[0] for b in batches(order, device, layout))
-    with torch.no_grad(), autocast(device, config.training.amp):
+    with torch.no_grad(), autocast(device, config.training.mixed_precision):
         update_bn(images, model)
     return watch.seconds()
 
@@ -200,7 +201,7 @@ def _train_epoch(
     for images, scores, _, wait in batches(loader(dataset, config, True, device), device, layout):
         waiting += wait
         optimizer.zero_grad(set_to_none=True)
-        with autocast(device, t.amp):
+        with autocast(device, t.mixed_precision):
             predicted = trainer(images).float()
         # the loss sees standardised scores, so Huber's delta and the lr do not depend on SD
         losses = loss_fn(predicted / model.std, scores / model.std)
@@ -300,13 +301,15 @@ def train_fold(
     weights = torch.as_tensor(
         score_weights(data.train_scores, t.reweight), dtype=torch.float32, device=device
     )
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(device, t.amp) == torch.float16)
+    fp16 = amp_dtype(device, t.mixed_precision) == torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=fp16)
     state = {"epoch": 0, "best_val_mae": float("inf"), "best_epoch": 0, "stale": 0, "history": []}
 
     last = fold_dir / "last.pt"
     if last.exists():
         state = _resume(last, model, optimizer, scheduler, state, t, label)
-    trainer = distributed.wrap(model, device)
+    # the training step fused where it wins; checkpoints save ``model``, never the compiled one
+    trainer = compiled(distributed.wrap(model, device), device, t.compile, t.deterministic)
 
     epochs = tqdm(
         range(state["epoch"], t.epochs),
@@ -329,7 +332,9 @@ def train_fold(
         stats["train_loss"] = distributed.mean(stats["train_loss"])
         stats["batchnorm_seconds"] = recompute_batchnorm(model, bn_scans, config, device)
         watch = Stopwatch(device)
-        val = predict(model, loader(data.val, config, False, device), device, t.amp, layout)
+        val = predict(
+            model, loader(data.val, config, False, device), device, t.mixed_precision, layout
+        )
         stats["validation_seconds"] = watch.seconds()
         val_mae = float(np.abs(val["predicted"] - val["loes_score"]).mean())
         val_mae = distributed.broadcast(val_mae)  # one decision for every rank

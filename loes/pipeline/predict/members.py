@@ -55,7 +55,7 @@ def _from_run(run_dir: Path) -> FoldEnsemble:
         threshold=float(config.report.threshold),
         score_range=(float(oof["loes_score"].min()), float(oof["loes_score"].max())),
         batch_size=int(config.training.batch_size),
-        amp=bool(config.training.amp),
+        amp=bool(config.training.mixed_precision),
         layout=config.training.memory_format,
         include_gd=bool(config.data.include_gd),
         source=str(run_dir),

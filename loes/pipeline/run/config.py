@@ -264,6 +264,30 @@ class TrainingConfig(_Section):
     """Memory layout of the network and its batches: channels_last (NDHWC), contiguous
     (NCDHW), or auto, the layout measured fastest on the device (channels_last on a CPU);
     results agree within float tolerance."""
+    deterministic: bool = False
+    """Identical reruns on CUDA: deterministic algorithms, no cuDNN autotuning, no TF32, no
+    mixed precision (``amp`` is ignored) and no ``compile: auto``. Costs GPU speed (not
+    measured yet): float32 instead of bf16, whose tensor-core rate is several times higher on
+    the datasheets, and cuDNN's deterministic convolutions instead of the fastest. On a CPU the
+    results are the same either way (measured: equal predictions); reruns repeat only on the
+    same GPU model, software versions and number of threads or GPUs."""
+    compile: Literal["auto", "on", "off"] = "auto"
+    """Fuse the training step with ``torch.compile`` (inductor; needs a C/C++ compiler). auto:
+    on CUDA (expected to win, not measured yet), unless ``deterministic``; off on a CPU,
+    where the compiled step was measured no faster. Compiling takes about a minute, once per
+    run and batch size; results agree with uncompiled ones within float tolerance."""
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _on_off(cls, value: Any) -> Any:
+        """YAML reads a bare ``on``/``off`` as true/false."""
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+    @property
+    def mixed_precision(self) -> bool:
+        """Whether mixed precision may be used: ``amp`` and not ``deterministic`` (CUDA only:
+        :func:`loes.pipeline.run.device.autocast`)."""
+        return self.amp and not self.deterministic
 
 
 class CrossValidationConfig(_Section):

@@ -8,7 +8,9 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import importlib.util
 import os
+import shutil
 import sys
 import time
 
@@ -21,6 +23,11 @@ __all__ = [
     "amp_dtype",
     "autocast",
     "available_cpus",
+    "backend_flags",
+    "c_compiler",
+    "compiled",
+    "compiles",
+    "configure_backends",
     "configure_cpu",
     "job_cpus",
     "keep_freed_memory",
@@ -29,6 +36,7 @@ __all__ = [
     "reproducible",
     "requested_threads",
     "resolve_device",
+    "restore_backend_flags",
     "synchronize",
     "threads_per_rank",
 ]
@@ -148,13 +156,146 @@ def reproducible() -> None:
     needs), no cuDNN autotuning (``cudnn.benchmark``, which may pick other kernels each run),
     and no TF32. Mixed precision is the caller's to switch off (``training.amp``). Call before
     the first CUDA work. Source: PyTorch's "Reproducibility" notes
-    (https://pytorch.org/docs/stable/notes/randomness.html)."""
+    (https://pytorch.org/docs/stable/notes/randomness.html).
+
+    ``warn_only``: an operation that has no deterministic CUDA implementation warns instead of
+    stopping the run. AlexNet3D's ``MaxPool3d`` backward is one (PyTorch flags
+    ``max_pool3d_with_indices_backward_cuda``, which adds gradients atomically); its windows
+    (kernel 3, stride 3) do not overlap, so each input voxel gets one gradient and the sum has
+    one order. A network with overlapping pooling windows is not bit for bit repeatable there.
+
+    Uninitialised memory is left as it is (``torch.utils.deterministic.fill_uninitialized_memory``
+    off): filling every new tensor with NaN made an AlexNet3D training step on a CPU 1.43x
+    slower; without it no difference was measurable (median of 14 alternating pairs 0.97x). No
+    loes operation reads memory it has not written, when PyTorch's notes allow the fill off.
+    """
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
+
+
+def backend_flags() -> dict:
+    """The process-wide settings :func:`configure_backends` changes, to hand to
+    :func:`restore_backend_flags`."""
+    return {
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+        "benchmark": torch.backends.cudnn.benchmark,
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "matmul_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "cudnn_tf32": torch.backends.cudnn.allow_tf32,
+        "cublas_workspace": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        "fill_uninitialized": torch.utils.deterministic.fill_uninitialized_memory,
+    }
+
+
+def restore_backend_flags(flags: dict) -> None:
+    """Put back the settings :func:`backend_flags` read."""
+    torch.use_deterministic_algorithms(flags["deterministic"], warn_only=flags["warn_only"])
+    torch.backends.cudnn.benchmark = flags["benchmark"]
+    torch.backends.cudnn.deterministic = flags["cudnn_deterministic"]
+    torch.backends.cuda.matmul.allow_tf32 = flags["matmul_tf32"]
+    torch.backends.cudnn.allow_tf32 = flags["cudnn_tf32"]
+    torch.utils.deterministic.fill_uninitialized_memory = flags["fill_uninitialized"]
+    if flags["cublas_workspace"] is None:
+        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    else:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = flags["cublas_workspace"]
+
+
+def configure_backends(device: torch.device, deterministic: bool = False) -> dict:
+    """The process-wide PyTorch settings of a run on ``device`` (``training.deterministic``):
+    :func:`reproducible` when ``deterministic``, else the fast ones: cuDNN autotuning on CUDA
+    (``cudnn.benchmark``: each convolution shape tries cuDNN's algorithms once and keeps the
+    fastest, which may differ between runs), and PyTorch's defaults for the rest
+    (nondeterministic algorithms allowed, TF32 for cuDNN convolutions, none for matmuls). Every
+    setting is set either way, so a run's settings never depend on an earlier run in the same
+    process. Returns the settings before (:func:`backend_flags`), for
+    :func:`restore_backend_flags`.
+
+    Examples::
+
+        >>> before = configure_backends(torch.device("cpu"), deterministic=True)
+        >>> torch.are_deterministic_algorithms_enabled()
+        True
+        >>> restore_backend_flags(before)
+    """
+    before = backend_flags()
+    if deterministic:
+        reproducible()
+        return before
+    torch.use_deterministic_algorithms(False)
+    torch.utils.deterministic.fill_uninitialized_memory = True  # PyTorch's default
+    torch.backends.cudnn.benchmark = device.type == "cuda"
+    torch.backends.cudnn.deterministic = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = True
+    return before
+
+
+def c_compiler(device: torch.device) -> str | None:
+    """The compiler ``torch.compile`` (inductor) builds its kernels with on ``device``, or None
+    where there is none: on a CPU the C++ compiler inductor runs (``$CXX``, else ``g++``;
+    ``clang++`` on macOS), on CUDA the C compiler Triton builds its launchers with (``$CC``,
+    else ``gcc``, ``clang`` or ``cc``; None without Triton). Looks on the ``PATH`` without
+    importing inductor (1.8 s)."""
+    if device.type == "cpu":
+        default = "clang++" if sys.platform == "darwin" else "g++"
+        return shutil.which(os.environ.get("CXX") or default)
+    if importlib.util.find_spec("triton") is None:  # inductor's GPU code generator
+        return None
+    names = [os.environ.get("CC", ""), "gcc", "clang", "cc"]
+    return next((found for name in names if name and (found := shutil.which(name))), None)
+
+
+def compiles(device: torch.device, setting: str = "auto", deterministic: bool = False) -> bool:
+    """Whether a run on ``device`` fuses its training step with ``torch.compile``
+    (``training.compile``): ``"on"``, ``"off"``, or ``"auto"``: on where a compiler is there
+    (:func:`c_compiler`) and the device is one where compiling was measured or expected to
+    win: CUDA, where fusing BatchNorm, ReLU and their backward passes into the convolutions'
+    neighbours is the expected win (not measured yet: no GPU was at hand), unless
+    ``deterministic`` (inductor's kernels and their autotuning are not covered by
+    :func:`reproducible`). Not a CPU: compiled, an AlexNet3D training step at 72x88x72 in
+    channels_last_3d took 0.59x to 1.25x the eager time in five runs (AVX-512 and AVX2, under
+    load; ``python -m benchmarks step``), no reliable win for about a minute of compiling.
+
+    Raises:
+        LoesError: for ``"on"`` where there is no compiler.
+    """
+    if setting == "off":
+        return False
+    if c_compiler(device) is None:
+        if setting == "on":
+            kind = "C++" if device.type == "cpu" else "C"
+            raise LoesError(
+                f"training.compile=on needs a {kind} compiler on this machine (torch.compile "
+                "builds its kernels with one) and none was found: install gcc (or set CXX and "
+                "CC), or set training.compile=auto."
+            )
+        return False
+    return setting == "on" or (device.type == "cuda" and not deterministic)
+
+
+def compiled(
+    module: torch.nn.Module,
+    device: torch.device,
+    setting: str = "auto",
+    deterministic: bool = False,
+) -> torch.nn.Module:
+    """``torch.compile(module)`` (inductor, default mode) where :func:`compiles` says so, else
+    ``module`` itself. The compiled module shares ``module``'s parameters: save and load
+    ``module``'s ``state_dict`` (the compiled one's keys start with ``_orig_mod.``). It
+    compiles at its first call, and again for a batch of another size. Random numbers (dropout)
+    come from PyTorch's generator as uncompiled (inductor's ``fallback_random``), so the same
+    seed draws the same masks compiled or not. Source: PyTorch's ``torch.compile`` (Ansel et
+    al. 2024, "PyTorch 2", ASPLOS)."""
+    if not compiles(device, setting, deterministic):
+        return module
+    return torch.compile(module, options={"fallback_random": True})
 
 
 def memory_format(device: torch.device, name: str = "auto") -> torch.memory_format:

@@ -21,6 +21,7 @@ import yaml
 
 from loes.io import write_text
 from loes.pipeline.run.config import Config
+from loes.pipeline.run.device import c_compiler, compiles
 from loes.pipeline.run.folder import CONFIG_FILE
 
 __all__ = [
@@ -88,9 +89,11 @@ def effective_values(
 
     - ``device``: what ``auto`` became (``cpu`` or ``cuda``);
     - ``training.amp``: ``false`` when the run trains off CUDA (mixed precision is CUDA-only,
-      :func:`loes.pipeline.run.device.autocast`);
+      :func:`loes.pipeline.run.device.autocast`) or with ``training.deterministic`` (known
+      before the device is);
     - ``training.memory_format``: what ``auto`` became (``channels_last`` on a CPU,
       ``contiguous`` on CUDA, :func:`loes.pipeline.run.device.memory_format`);
+    - ``training.compile``: what ``auto`` became (:func:`loes.pipeline.run.device.compiles`);
     - ``model.dropout``: what ``null`` became, the registered network's own dropout
       (:func:`network_dropout`).
 
@@ -108,12 +111,22 @@ def effective_values(
             "effective": False,
             "why": f"mixed precision runs on CUDA only; this run trained on {kind}",
         }
+    elif lookup(settings, "training.amp") is True and lookup(settings, "training.deterministic"):
+        found["training.amp"] = {
+            "setting": True,
+            "effective": False,
+            "why": "training.deterministic turns mixed precision off",
+        }
     if kind is not None and lookup(settings, "training.memory_format") == "auto":
         found["training.memory_format"] = {
             "setting": "auto",
             "effective": "channels_last" if kind == "cpu" else "contiguous",
             "why": f"the layout measured fastest on {kind}",
         }
+    if kind is not None and lookup(settings, "training.compile") == "auto":
+        found["training.compile"] = _compile_in_effect(
+            torch.device(kind), bool(lookup(settings, "training.deterministic"))
+        )
     name, size = (
         lookup(settings, "model.name"),
         lookup(settings, "preprocessing.spatial_size"),
@@ -127,6 +140,17 @@ def effective_values(
                 "why": f"the registered {name}'s own dropout",
             }
     return found
+
+
+def _compile_in_effect(device: torch.device, deterministic: bool) -> dict[str, Any]:
+    on = compiles(device, "auto", deterministic)
+    if c_compiler(device) is None:
+        why = "no compiler for torch.compile was found"
+    elif device.type == "cuda":
+        why = "training.deterministic" if deterministic else "expected to be faster on cuda"
+    else:
+        why = f"measured no faster on {device.type}"
+    return {"setting": "auto", "effective": "on" if on else "off", "why": why}
 
 
 def _comment(value: dict[str, Any]) -> str:

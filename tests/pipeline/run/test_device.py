@@ -185,8 +185,9 @@ def test_reproducible_turns_off_what_makes_cuda_reruns_differ():
     code = (
         "import os, torch; from loes.pipeline.run.device import reproducible; reproducible(); "
         "b = torch.backends; print(torch.are_deterministic_algorithms_enabled(), "
+        "torch.is_deterministic_algorithms_warn_only_enabled(), "
         "b.cudnn.benchmark, b.cudnn.deterministic, b.cuda.matmul.allow_tf32, "
         "b.cudnn.allow_tf32, os.environ['CUBLAS_WORKSPACE_CONFIG'])"
     )
     env = {k: v for k, v in __import__("os").environ.items() if k != "CUBLAS_WORKSPACE_CONFIG"}
-    assert _run(code, env=env) == "True False True False False :4096:8"
+    assert _run(code, env=env) == "True True False True False False :4096:8"

@@ -29,6 +29,7 @@ def test_a_cpu_run_comments_amp_dropout_layout_and_device():
         "run trained on cpu)",
         "memory_format: auto": "  memory_format: auto  # in effect: channels_last (the layout "
         "measured fastest on cpu)",
+        "compile: auto": "  compile: auto  # in effect: 'off' (measured no faster on cpu)",
     }
     assert yaml.safe_load(text) == config.to_dict()  # the same settings
 
@@ -44,7 +45,7 @@ def test_on_cuda_amp_is_in_effect_and_before_a_device_only_dropout_is_known():
     assert annotated_yaml(config, None).count("# in effect") == 1
     # a value given is the value in effect: nothing to say
     given = load_config(overrides=["model.dropout=0.1", "training.amp=false", "device=cpu"])
-    assert set(effective_values(given, "cpu")) == {"training.memory_format"}
+    assert set(effective_values(given, "cpu")) == {"training.memory_format", "training.compile"}
 
 
 def test_network_dropout_reads_the_built_network():
