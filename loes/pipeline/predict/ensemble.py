@@ -39,7 +39,13 @@ from loes.pipeline.predict.preprocessed import PreprocessedScans, single_item
 from loes.pipeline.predict.provenance import RunCard
 from loes.pipeline.predict.scan_profile import TrainingProfile
 from loes.pipeline.predict.table import column_definitions, prediction_table
-from loes.pipeline.run.device import configure_cpu, memory_format, resolve_device
+from loes.pipeline.run.device import (
+    configure_backends,
+    configure_cpu,
+    memory_format,
+    resolve_device,
+    restore_backend_flags,
+)
 from loes.pipeline.run.inference import anatomical_axis, make_loader, predict
 from loes.pipeline.run.metrics import TRANSPLANT_THRESHOLD
 
@@ -73,6 +79,10 @@ class FoldEnsemble:
         profile: the training scans' profile, or None when their images were not readable.
         batch_size: scans per forward pass by default (the run's ``training.batch_size``).
         amp: mixed precision on CUDA (the run's ``training.amp``).
+        deterministic: predict with the run's deterministic settings
+            (``training.deterministic``: no TF32, no cuDNN autotuning; see
+            :func:`loes.pipeline.run.device.configure_backends`), so that predictions on CUDA
+            repeat the run's own.
         layout: the memory layout of model and batches (the run's ``training.memory_format``:
             ``"auto"``, ``"channels_last"``, ``"contiguous"``; see
             :func:`loes.pipeline.run.device.memory_format`).
@@ -97,6 +107,7 @@ class FoldEnsemble:
     profile: TrainingProfile | None = None
     batch_size: int = 8
     amp: bool = True
+    deterministic: bool = False
     layout: str = "auto"
     include_gd: bool = False
     source: str = ""
@@ -207,9 +218,13 @@ class FoldEnsemble:
         chosen = self._chosen(members)
         for member in chosen:
             member.model.to(device)
-        done, outputs, seconds = self._score(
-            items, chosen, tta, batch_size, device, workers, progress
-        )
+        before = configure_backends(device, self.deterministic)
+        try:
+            done, outputs, seconds = self._score(
+                items, chosen, tta, batch_size, device, workers, progress
+            )
+        finally:
+            restore_backend_flags(before)
         table = prediction_table(self, done, outputs, chosen, coverage)
         table.attrs["seconds"] = {**seconds, "scans": len(outputs)}
         table.attrs["thumbnails"] = {i: done[i]["thumbnail"] for i in outputs}
@@ -388,6 +403,7 @@ class FoldEnsemble:
             "profile": None if self.profile is None else self.profile.to_dict(),
             "batch_size": self.batch_size,
             "amp": self.amp,
+            "deterministic": self.deterministic,
             "layout": self.layout,
             "include_gd": self.include_gd,
             "card": None if self.card is None else self.card.to_dict(),

@@ -203,12 +203,16 @@ def what_was_run(report: dict[str, Any]) -> list[tuple[str, str]]:
 def _with_effective(text: str, run: dict[str, Any], key: str, what: str) -> str:
     """``text`` and the value in effect of setting ``key`` (``run["effective"]``, see
     :func:`loes.pipeline.run.effective.effective_values`): ``"alexnet3d (dropout 0.2, the
-    network's own)"``, ``"cpu (mixed precision off: CUDA only)"``."""
+    network's own)"``, ``"cpu (mixed precision off: CUDA only)"``, ``"cuda (mixed precision off:
+    deterministic)"``."""
     value = (run.get("effective") or {}).get(key)
     if not value:
         return text
     if what == "amp":
-        return f"{text} (mixed precision off: CUDA only)" if not value["effective"] else text
+        if value["effective"]:
+            return text
+        why = "deterministic" if "deterministic" in value["why"] else "CUDA only"
+        return f"{text} (mixed precision off: {why})"
     return f"{text} ({what} {value['effective']}, the network's own)"
 
 
