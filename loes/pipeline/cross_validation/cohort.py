@@ -25,14 +25,32 @@ from loes.pipeline.run.config import Config
 from loes.pipeline.run.data import preprocessing_for, scan_items
 from loes.pipeline.run.device import available_cpus
 from loes.pipeline.run.messages import note
-from loes.transforms import augmentation
+from loes.transforms import RandBatchAugmentation, augmentation
 
-__all__ = ["PreprocessedCohort", "augmentation_for", "preprocess_cohort"]
+__all__ = [
+    "PreprocessedCohort",
+    "augmentation_for",
+    "augmentation_where",
+    "preprocess_cohort",
+]
 
 
-def augmentation_for(config: Config) -> Compose | None:
+def augmentation_where(config: Config) -> str:
+    """Where a run augments its training scans, ``augmentation.where`` with ``auto`` resolved:
+    ``"batch"`` (each batch on the training device), unless the elastic deformation is on,
+    which only the per-scan transforms have (``"loader"``)."""
+    where = config.augmentation.where
+    if where == "auto":
+        return "loader" if config.augmentation.elastic else "batch"
+    return where
+
+
+def augmentation_for(config: Config) -> Compose | RandBatchAugmentation | None:
     """:func:`loes.transforms.augmentation` called with the ``augmentation`` section (at the
-    preprocessing's voxel size), or None when augmentation is off.
+    preprocessing's voxel size), or None when augmentation is off: the MONAI per-scan transforms
+    that the data loader applies, or, where :func:`augmentation_where` says ``"batch"``, the
+    same as a :class:`loes.transforms.RandBatchAugmentation` that training applies to each
+    batch on the device.
 
     Raises:
         LoesError: naming the section when the preset refuses a value.
@@ -40,12 +58,13 @@ def augmentation_for(config: Config) -> Compose | None:
     if not config.augmentation.enabled:
         return None
     try:
-        return augmentation(
+        preset = augmentation(
             keys="image",
             pixdim=config.preprocessing.pixdim,
             spatial_size=config.preprocessing.spatial_size,
             **config.augmentation.preset_kwargs(),
         )
+        return RandBatchAugmentation(preset) if augmentation_where(config) == "batch" else preset
     except (ValueError, TypeError) as error:
         raise LoesError(f"augmentation: {error}") from None
 
