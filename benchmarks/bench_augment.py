@@ -10,6 +10,7 @@ threads) count the work done and hold on a shared machine."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -135,7 +136,11 @@ def main() -> None:
     devices = [torch.device("cpu")]
     if torch.cuda.is_available():
         devices.append(torch.device("cuda"))
-    print(f"augmentation at {SPATIAL_SIZE} voxels, default settings, {threads} CPU threads")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(
+        f"augmentation at {SPATIAL_SIZE} voxels, default settings, {threads} CPU threads "
+        f"(load average {load} on {os.cpu_count()} CPUs: wall seconds count the waits for them)"
+    )
     print(
         f"{'device':<7} {'path':<52} {'wall s/scan':>11} {'vs MONAI':>8} {'CPU s/scan':>10} "
         f"{'vs MONAI':>8}"
