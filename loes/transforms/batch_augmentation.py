@@ -125,9 +125,9 @@ class RandBatchAugmentation(torch.nn.Module):
     Random numbers come from a ``torch.Generator`` on the batch's device, seeded by
     :meth:`set_random_state` (when never called, from ``torch.initial_seed()`` at the first
     call), so the same seed and the same batches give the same output on one device; a CPU and
-    a CUDA generator give different draws. Every parameter is drawn for every scan, whether the
-    scan is picked or not, so a scan's draws do not depend on the others'. A scan a transform
-    skips is left bit for bit as it was. Outputs are contiguous (NCDHW).
+    a CUDA generator give different draws. Every parameter is drawn for every scan, picked by
+    its transform or not, so the draws do not depend on which scans were picked. A scan a
+    transform skips is left bit for bit as it was. Outputs are contiguous (NCDHW).
 
     Args:
         preset: a Compose made by :func:`augmentation` to copy; None: call it with ``kwargs``.

@@ -215,9 +215,10 @@ class AugmentationConfig(_Section):
     transforms, on the CPU; in the workers of ``training.num_workers``); ``batch``, on each
     training batch once it is on the training device, in torch, batched
     (:class:`loes.transforms.RandBatchAugmentation`: the same transforms and ranges, no elastic
-    deformation); ``auto``, the batch unless ``elastic`` is on (measured faster on a CPU and
-    certain on a GPU, where the loader has no workers with the GPU cache). The random draws
-    differ between the two, so it is part of a run's results."""
+    deformation); ``auto``, the batch on CUDA (with the GPU cache the loader has no workers,
+    and the per-scan transforms run on the CPU while the GPU waits), the loader on a CPU (as
+    fast within 20% there, and the same results as before) and with ``elastic``. The random
+    draws differ between the two, so it is part of a run's results."""
 
     @model_validator(mode="after")
     def _elastic_in_loader(self) -> AugmentationConfig:

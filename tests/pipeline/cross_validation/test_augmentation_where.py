@@ -27,20 +27,26 @@ def _config(*overrides):
     )
 
 
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+
+
 @pytest.mark.parametrize(
-    ("overrides", "where", "kind"),
+    ("overrides", "device", "where", "kind"),
     [
-        ([], "batch", RandBatchAugmentation),
-        (["augmentation.where=batch"], "batch", RandBatchAugmentation),
-        (["augmentation.where=loader"], "loader", Compose),
-        (["augmentation.elastic=true"], "loader", Compose),  # auto: elastic is per scan only
-        (["augmentation.where=loader", "augmentation.elastic=true"], "loader", Compose),
+        (["device=cpu"], None, "loader", Compose),  # auto on a CPU: as before
+        (["device=cuda"], None, "batch", RandBatchAugmentation),  # no GPU needed to decide
+        ([], CPU, "loader", Compose),
+        ([], CUDA, "batch", RandBatchAugmentation),
+        (["augmentation.elastic=true"], CUDA, "loader", Compose),  # elastic is per scan only
+        (["augmentation.where=batch"], CPU, "batch", RandBatchAugmentation),
+        (["augmentation.where=loader"], CUDA, "loader", Compose),
+        (["augmentation.where=loader", "augmentation.elastic=true"], CPU, "loader", Compose),
     ],
 )
-def test_where_resolves_and_builds_the_matching_augmentation(overrides, where, kind):
+def test_where_resolves_and_builds_the_matching_augmentation(overrides, device, where, kind):
     config = load_config(overrides=overrides)
-    assert augmentation_where(config) == where
-    assert isinstance(augmentation_for(config), kind)
+    assert augmentation_where(config, device) == where
+    assert isinstance(augmentation_for(config, device), kind)
 
 
 def test_no_augmentation_is_none_wherever():
@@ -62,6 +68,7 @@ def test_the_batch_path_takes_its_ranges_from_the_same_settings():
             "augmentation.noise_std=0.07",
             "augmentation.gamma_range=[0.8, 1.2]",
             "augmentation.flip_prob=0.3",
+            "augmentation.where=batch",
         ]
     )
     batch = augmentation_for(config)
@@ -92,7 +99,7 @@ def test_training_with_the_batch_path_at_prob_0_is_training_without_augmentation
     0 leaves the batches bit for bit, and its own generator leaves the batch order alone."""
     config = _config()
     data = _random_fold()
-    data.augment = augmentation_for(_config(*OFF))
+    data.augment = augmentation_for(_config(*OFF, "augmentation.where=batch"))
     assert isinstance(data.augment, RandBatchAugmentation)
     from loes.pipeline.cross_validation.training import train_fold
 
@@ -108,9 +115,10 @@ def test_training_with_the_batch_path_at_prob_0_is_training_without_augmentation
 def test_training_with_the_batch_path_augments_and_repeats_itself(tmp_path):
     from loes.pipeline.cross_validation.training import train_fold
 
-    config = _config()
+    config = _config("augmentation.where=batch")
     data = _random_fold()
     data.augment = augmentation_for(config)
+    assert isinstance(data.augment, RandBatchAugmentation)
     runs = [
         train_fold(config, data, tmp_path / str(i), torch.device("cpu"), seed=0) for i in (0, 1)
     ]
@@ -127,18 +135,15 @@ def test_training_with_the_batch_path_augments_and_repeats_itself(tmp_path):
 
 
 @pytest.mark.slow
-def test_cross_validation_with_the_batch_path_runs_and_repeats_itself(
-    tiny_config, tiny_run, tmp_path
-):
-    """A tiny cross-validation on the batch path, against the shared tiny run, made with the
-    default ``auto`` (the batch path on a CPU): the same predictions, byte for byte."""
+def test_cross_validation_with_the_batch_path_runs_and_repeats_itself(tiny_config, tmp_path):
+    """A tiny cross-validation on the batch path, twice: the same predictions byte for byte."""
     from loes.pipeline import cross_validate
 
-    assert load_config(overrides=[]).augmentation.where == "auto"
-    out = tmp_path / "run"
-    cross_validate(tiny_config(out, "augmentation.where=batch"))
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        cross_validate(tiny_config(out, "augmentation.where=batch"))
     for name in ("predictions.csv", "fold_0/predictions.csv", "fold_1/predictions.csv"):
-        assert (out / name).read_bytes() == (tiny_run / name).read_bytes(), name
-    history = pd.read_csv(out / "fold_0" / "history.csv")
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+    history = pd.read_csv(outs[0] / "fold_0" / "history.csv")
     assert list(history["epoch"]) == [1, 2]
     assert history["train_loss"].notna().all()
