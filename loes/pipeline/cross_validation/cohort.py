@@ -39,8 +39,8 @@ def augmentation_where(config: Config, device: torch.device | None = None) -> st
     """Where a run augments its training scans, ``augmentation.where`` with ``auto`` resolved
     for ``device`` (None: the kind ``config.device`` names, ``auto`` being CUDA when PyTorch
     sees a GPU): ``"batch"`` (each batch on the device) on CUDA, ``"loader"`` (each scan in the
-    data loader) on a CPU, where ``python -m benchmarks augment`` measured the two within 20%
-    of each other, and whenever the elastic deformation is on (the batch path has none)."""
+    data loader) on a CPU, where ``python -m benchmarks augment`` measured training epochs no
+    faster on the batch, and whenever the elastic deformation is on (the batch path has none)."""
     where = config.augmentation.where
     if where != "auto":
         return where

@@ -216,9 +216,10 @@ class AugmentationConfig(_Section):
     training batch once it is on the training device, in torch, batched
     (:class:`loes.transforms.RandBatchAugmentation`: the same transforms and ranges, no elastic
     deformation); ``auto``, the batch on CUDA (with the GPU cache the loader has no workers,
-    and the per-scan transforms run on the CPU while the GPU waits), the loader on a CPU (as
-    fast within 20% there, and the same results as before) and with ``elastic``. The random
-    draws differ between the two, so it is part of a run's results."""
+    and the per-scan transforms would run on the CPU while the GPU waits), the loader on a CPU
+    (where training epochs were measured no faster on the batch) and whenever ``elastic`` is
+    on. The two
+    draw other random numbers, so the choice is part of a run's results."""
 
     @model_validator(mode="after")
     def _elastic_in_loader(self) -> AugmentationConfig:
