@@ -127,7 +127,8 @@ class RandBatchAugmentation(torch.nn.Module):
     call), so the same seed and the same batches give the same output on one device; a CPU and
     a CUDA generator give different draws. Every parameter is drawn for every scan, picked by
     its transform or not, so the draws do not depend on which scans were picked. A scan a
-    transform skips is left bit for bit as it was. Outputs are contiguous (NCDHW).
+    transform skips is left bit for bit as it was. Outputs keep the input's memory layout
+    (strides).
 
     Args:
         preset: a Compose made by :func:`augmentation` to copy; None: call it with ``kwargs``.
@@ -233,8 +234,8 @@ class RandBatchAugmentation(torch.nn.Module):
         return self._generator
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Augment ``images`` (B, C, D, H, W); returns a new contiguous tensor of the same
-        shape, dtype and device."""
+        """Augment ``images`` (B, C, D, H, W); returns a new tensor of the same shape, dtype,
+        device and memory layout."""
         if not isinstance(images, torch.Tensor) or not torch.is_floating_point(images):
             raise TypeError(
                 f"RandBatchAugmentation needs a floating-point torch tensor, got "
@@ -245,13 +246,20 @@ class RandBatchAugmentation(torch.nn.Module):
                 f"RandBatchAugmentation needs a batch of 3D volumes (B, C, D, H, W), got shape "
                 f"{tuple(images.shape)}."
             )
-        x = images.as_subclass(torch.Tensor).clone(memory_format=torch.contiguous_format)
+        images = images.as_subclass(torch.Tensor)
+        x = images.clone(memory_format=torch.contiguous_format)
         g = self._random(x.device)
         x = self._affine(x, g)
         x = self._flip(x, g)
         x = self._bias(x, g)
         x = self._noise(x, g)
-        return self._contrast(x, g)
+        x = self._contrast(x, g)
+        if x.stride() == images.stride():
+            return x
+        # the input's strides: channels_last_3d in, channels_last_3d out, also with one channel
+        # (where ``contiguous(memory_format=...)`` keeps NCDHW strides and convolutions then
+        # run in NCDHW)
+        return torch.empty_like(images).copy_(x)
 
     def _apply(self, x: torch.Tensor, chosen: torch.Tensor, transform) -> torch.Tensor:
         """``transform(x[scans], scans)`` for the ``chosen`` (B,) scans, the others as they are.

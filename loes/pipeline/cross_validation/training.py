@@ -204,8 +204,8 @@ def _train_epoch(
     watch, waiting, total_loss, seen = Stopwatch(device), 0.0, 0.0, 0
     for images, scores, _, wait in batches(loader(dataset, config, True, device), device, layout):
         waiting += wait
-        if augment is not None:  # augmentation.where: batch
-            images = augment(images).contiguous(memory_format=layout)
+        if augment is not None:  # augmentation.where: batch; keeps the layout
+            images = augment(images)
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, t.amp):
             predicted = trainer(images).float()
