@@ -7,11 +7,13 @@ array/dictionary pairs in MONAI's conventions (:class:`N4BiasFieldCorrection`,
 ``...Dict``), the decision whether a scan is already skull-stripped (:func:`is_skull_stripped`),
 the MNI template nilearn ships
 (:func:`load_template`), and the project's presets (:func:`preprocessing`,
-:func:`augmentation`), plain ``monai.transforms.Compose``. Bad arguments raise ``ValueError``
+:func:`augmentation`), plain ``monai.transforms.Compose``, with the same augmentation for a
+whole batch on its device (:class:`RandBatchAugmentation`). Bad arguments raise ``ValueError``
 or ``TypeError``, as MONAI's transforms do.
 """
 
 from loes.data.template import load_template, template_grid
+from loes.transforms.batch_augmentation import RandBatchAugmentation
 from loes.transforms.bias import (
     N4BiasFieldCorrection,
     N4BiasFieldCorrectionD,
@@ -47,6 +49,7 @@ __all__ = [
     "N4BiasFieldCorrectionDict",
     "N4BiasFieldCorrectiond",
     "NiftiReader",
+    "RandBatchAugmentation",
     "RegisterToTemplate",
     "RegisterToTemplateD",
     "RegisterToTemplateDict",

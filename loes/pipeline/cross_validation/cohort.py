@@ -25,14 +25,39 @@ from loes.pipeline.run.config import Config
 from loes.pipeline.run.data import preprocessing_for, scan_items
 from loes.pipeline.run.device import available_cpus
 from loes.pipeline.run.messages import note
-from loes.transforms import augmentation
+from loes.transforms import RandBatchAugmentation, augmentation
 
-__all__ = ["PreprocessedCohort", "augmentation_for", "preprocess_cohort"]
+__all__ = [
+    "PreprocessedCohort",
+    "augmentation_for",
+    "augmentation_where",
+    "preprocess_cohort",
+]
 
 
-def augmentation_for(config: Config) -> Compose | None:
+def augmentation_where(config: Config, device: torch.device | None = None) -> str:
+    """Where a run augments its training scans, ``augmentation.where`` with ``auto`` resolved
+    for ``device`` (None: the kind ``config.device`` names, ``auto`` being CUDA when PyTorch
+    sees a GPU): ``"batch"`` (each batch on the device) on CUDA, ``"loader"`` (each scan in the
+    data loader) on a CPU, where ``python -m benchmarks augment`` measured training epochs no
+    faster on the batch, and whenever the elastic deformation is on (the batch path has none)."""
+    where = config.augmentation.where
+    if where != "auto":
+        return where
+    if device is None:
+        cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
+        device = torch.device("cuda" if cuda else "cpu")
+    return "batch" if device.type == "cuda" and not config.augmentation.elastic else "loader"
+
+
+def augmentation_for(
+    config: Config, device: torch.device | None = None
+) -> Compose | RandBatchAugmentation | None:
     """:func:`loes.transforms.augmentation` called with the ``augmentation`` section (at the
-    preprocessing's voxel size), or None when augmentation is off.
+    preprocessing's voxel size), or None when augmentation is off: the MONAI per-scan transforms
+    that the data loader applies, or, where :func:`augmentation_where` says ``"batch"`` for
+    ``device``, the same as a :class:`loes.transforms.RandBatchAugmentation` that training
+    applies to each batch on the device.
 
     Raises:
         LoesError: naming the section when the preset refuses a value.
@@ -40,12 +65,14 @@ def augmentation_for(config: Config) -> Compose | None:
     if not config.augmentation.enabled:
         return None
     try:
-        return augmentation(
+        preset = augmentation(
             keys="image",
             pixdim=config.preprocessing.pixdim,
             spatial_size=config.preprocessing.spatial_size,
             **config.augmentation.preset_kwargs(),
         )
+        batch = augmentation_where(config, device) == "batch"
+        return RandBatchAugmentation(preset) if batch else preset
     except (ValueError, TypeError) as error:
         raise LoesError(f"augmentation: {error}") from None
 

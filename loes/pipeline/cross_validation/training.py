@@ -52,6 +52,7 @@ from loes.pipeline.run.device import (
 )
 from loes.pipeline.run.inference import EvenBatchSampler, batches, make_loader, predict
 from loes.pipeline.run.messages import note
+from loes.transforms import RandBatchAugmentation
 
 __all__ = [
     "FoldData",
@@ -66,7 +67,9 @@ __all__ = [
 
 @dataclass
 class FoldData:
-    """The three sides of one fold, preprocessed; training applies ``augment`` to ``train``."""
+    """The three sides of one fold, preprocessed; training applies ``augment`` to ``train``:
+    to each scan in the data loader, or, a :class:`~loes.transforms.RandBatchAugmentation`, to
+    each batch on the device."""
 
     train: Dataset
     val: Dataset
@@ -191,8 +194,10 @@ def _train_epoch(
     scaler: torch.amp.GradScaler,
     config: Config,
     device: torch.device,
+    augment: Callable | None = None,
 ) -> dict[str, float]:
-    """One pass over the training scans; returns the mean loss and where the time went."""
+    """One pass over the training scans, each batch through ``augment`` (when given) on the
+    device; returns the mean loss and where the time went."""
     t = config.training
     loss_fn = build_loss(t.loss)
     trainer.train()
@@ -200,6 +205,8 @@ def _train_epoch(
     watch, waiting, total_loss, seen = Stopwatch(device), 0.0, 0.0, 0
     for images, scores, _, wait in batches(loader(dataset, config, True, device), device, layout):
         waiting += wait
+        if augment is not None:  # augmentation.where: batch; keeps the layout
+            images = augment(images)
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, t.mixed_precision):
             predicted = trainer(images).float()
@@ -294,7 +301,9 @@ def train_fold(
     seed_everything(seed)
     layout = memory_format(device, t.memory_format)
     model = build_model(config, data.train_scores).to(device, memory_format=layout)
-    augmented = data.train if data.augment is None else TransformedDataset(data.train, data.augment)
+    aug = data.augment if isinstance(data.augment, RandBatchAugmentation) else None  # on device
+    in_loader = data.augment if aug is None else None
+    augmented = data.train if in_loader is None else TransformedDataset(data.train, in_loader)
     steps_per_epoch = len(loader(augmented, config, True, device))
     optimizer = build_optimizer(model, t)
     scheduler = build_scheduler(optimizer, t, steps_per_epoch)
@@ -326,8 +335,10 @@ def train_fold(
         if state["stale"] >= t.patience:
             break
         seed_everything(seed * 1000 + epoch)  # the same batches and augmentations after a resume
+        if aug is not None:
+            aug.set_random_state(seed * 1000 + epoch)
         stats = _train_epoch(
-            trainer, model, augmented, weights, optimizer, scheduler, scaler, config, device
+            trainer, model, augmented, weights, optimizer, scheduler, scaler, config, device, aug
         )
         stats["train_loss"] = distributed.mean(stats["train_loss"])
         stats["batchnorm_seconds"] = recompute_batchnorm(model, bn_scans, config, device)

@@ -210,10 +210,32 @@ class AugmentationConfig(_Section):
     """Add a 3D elastic deformation (slow on a CPU)."""
     elastic_prob: Probability = _aug("elastic_prob")
     """Probability of the elastic deformation when ``elastic`` is on."""
+    where: Literal["auto", "loader", "batch"] = "auto"
+    """Where the random transforms run: ``loader``, on each scan in the data loader (MONAI's
+    transforms, on the CPU; in the workers of ``training.num_workers``); ``batch``, on each
+    training batch once it is on the training device, in torch, batched
+    (:class:`loes.transforms.RandBatchAugmentation`: the same transforms and ranges, no elastic
+    deformation); ``auto``, the batch on CUDA (with the GPU cache the loader has no workers,
+    and the per-scan transforms would run on the CPU while the GPU waits), the loader on a CPU
+    (where training epochs were measured no faster on the batch) and whenever ``elastic`` is
+    on. The two
+    draw other random numbers, so the choice is part of a run's results."""
+
+    @model_validator(mode="after")
+    def _elastic_in_loader(self) -> AugmentationConfig:
+        if self.enabled and self.elastic and self.where == "batch":
+            raise PydanticCustomError(
+                "loes_setting",
+                "augmentation.where: batch has no elastic deformation; with "
+                "augmentation.elastic: true set augmentation.where to loader (or auto, which "
+                "then augments in the loader), or turn elastic off.",
+            )
+        return self
 
     def preset_kwargs(self) -> dict[str, Any]:
-        """The arguments of :func:`loes.transforms.augmentation` (every field but ``enabled``)."""
-        return self.model_dump(mode="json", exclude={"enabled"})
+        """The arguments of :func:`loes.transforms.augmentation` (every field but ``enabled``
+        and ``where``)."""
+        return self.model_dump(mode="json", exclude={"enabled", "where"})
 
 
 class ModelConfig(_Section):

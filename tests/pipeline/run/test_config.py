@@ -119,7 +119,7 @@ def test_shipped_presets_load():
     ("section", "preset", "own"),
     [
         (PreprocessingConfig, preprocessing, {"cache"}),
-        (AugmentationConfig, augmentation, {"enabled"}),
+        (AugmentationConfig, augmentation, {"enabled", "where"}),
     ],
 )
 def test_transform_sections_are_the_presets_arguments(section, preset, own):
