@@ -68,7 +68,7 @@ def run_fold(
         val=Subset(cohort.cache, val),
         test=Subset(cohort.cache, test),
         train_scores=table.loc[train, "loes_score"].to_numpy(),
-        augment=augmentation_for(config),
+        augment=augmentation_for(config, device),
     )
     label = f"repeat {fold.repeat} fold {fold.fold}"
     start = time.perf_counter()

@@ -278,7 +278,8 @@ class TrainingConfig(_Section):
     amp: bool = True
     """Mixed precision on CUDA (bf16 where supported); never used on a CPU."""
     num_workers: Annotated[int, Field(ge=0), unit("processes")] = 0
-    """Data-loader worker processes (augmentation runs in them)."""
+    """Data-loader worker processes (augmentation runs in them with ``augmentation.where``
+    ``loader``)."""
     batchnorm_scans: Annotated[int, Field(ge=0), SCANS] = 64
     """Training scans (un-augmented, drawn once per fold) on which the BatchNorm statistics are
     recomputed after every epoch; 0: keep BatchNorm's running averages."""

@@ -123,6 +123,13 @@ def effective_values(
             "effective": "channels_last" if kind == "cpu" else "contiguous",
             "why": f"the layout measured fastest on {kind}",
         }
+    if kind is not None and lookup(settings, "augmentation.where") == "auto":
+        batch = kind == "cuda" and not lookup(settings, "augmentation.elastic")
+        found["augmentation.where"] = {
+            "setting": "auto",
+            "effective": "batch" if batch else "loader",
+            "why": "on the GPU, batched" if batch else f"the loader on {kind} (or with elastic)",
+        }
     if kind is not None and lookup(settings, "training.compile") == "auto":
         found["training.compile"] = _compile_in_effect(
             torch.device(kind), bool(lookup(settings, "training.deterministic"))
