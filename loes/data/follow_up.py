@@ -62,18 +62,16 @@ def order_basis(table: pd.DataFrame) -> str:
 
 def in_time_order(table: pd.DataFrame, groups: Sequence[str] = ("subject",)) -> pd.DataFrame:
     """The rows of ``table`` grouped by ``groups`` (natural order) and, within a group, by age
-    when every row has one (:func:`has_ages`), then by session id (:func:`session_key`)."""
-    by_age = has_ages(table)
-
-    def key(i) -> tuple:
-        age = float(table.at[i, "age"]) if by_age else 0.0
-        return (
-            *(session_key(table.at[i, g]) for g in groups),
-            age,
-            session_key(table.at[i, "session"]),
+    when every row has one (:func:`has_ages`), then by session id (:func:`session_key`); the
+    index is kept as it is (duplicates too)."""
+    ages = pd.to_numeric(table["age"]).to_numpy(float) if has_ages(table) else np.zeros(len(table))
+    keys = [
+        (*(session_key(g) for g in group), age, session_key(session))
+        for *group, age, session in zip(
+            *(table[g] for g in groups), ages, table["session"], strict=True
         )
-
-    return table.loc[sorted(table.index, key=key)]
+    ]
+    return table.iloc[sorted(range(len(table)), key=keys.__getitem__)]
 
 
 def consecutive_pairs(

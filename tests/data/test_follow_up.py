@@ -65,3 +65,14 @@ def test_a_session_twice_or_a_missing_column_is_named():
         consecutive_pairs(_table(subject=["a", "a"], session=["ses-1", "ses-1"]))
     with pytest.raises(LoesError, match=r"lacks the column.*loes_score"):
         consecutive_pairs(_table(subject=["a"], session=["ses-1"]), ["loes_score"])
+
+
+def test_a_table_with_a_repeated_index_pairs_as_a_fresh_one():
+    table = _table(
+        subject=["a", "a", "b", "b"], session=["ses-2", "ses-1", "ses-1", "ses-2"], x=[3, 1, 5, 6]
+    )
+    glued = pd.concat([table.iloc[:2], table.iloc[2:]]).set_axis([0, 1, 0, 1])  # no ignore_index
+    pairs, _ = consecutive_pairs(glued, ["x"])
+    expected, _ = consecutive_pairs(table, ["x"])
+    pd.testing.assert_frame_equal(pairs, expected)
+    assert pairs["x_change"].tolist() == [2.0, 1.0]
