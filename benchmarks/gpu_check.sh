@@ -12,7 +12,8 @@
 #
 # PYTHON: the Python with CUDA PyTorch (default python3). WHEELHOUSE: the wheels (default
 # wheelhouse/ of this checkout). LOES_GPU_CHECK_DIR: where the environment goes (default
-# .gpu-check/ of this checkout, rebuilt each time). LOES_GPU_CHECK_DEVICE=cpu rehearses the
+# .gpu-check/ of this checkout, rebuilt each time; a folder that exists and was not made by this
+# script is refused, never deleted). LOES_GPU_CHECK_DEVICE=cpu rehearses the
 # whole check on a CPU (smaller), e.g. on a machine without a GPU from a wheelhouse built for
 # its own Python (scripts/wheelhouse.sh 3.11).
 set -euo pipefail
@@ -40,11 +41,23 @@ fi
     echo "gpu_check: $python has no PyTorch; PYTHON= the Python with the CUDA build" >&2
     exit 2
 }
+if ! "$python" -m pip install --help 2>/dev/null | grep -q -- --python; then
+    echo "gpu_check: the pip of $python is missing or older than 22.3 (no --python option);" \
+        "bring a newer pip wheel in the wheelhouse and install it first" >&2
+    exit 2
+fi
+if [ -e "$dir" ] && [ ! -e "$dir/.made-by-gpu-check" ]; then
+    echo "gpu_check: $dir exists and was not made by this script; LOES_GPU_CHECK_DIR= a new" \
+        "folder (it is deleted and rebuilt on every run)" >&2
+    exit 2
+fi
 
 # a fresh environment holding the wheels; the rest (torch, numpy, ...) is $python's own: its
 # package folders as plain lines of a .pth file (no other .pth runs, so nothing installed
 # there in development mode shadows the wheels), after the environment's own folder
 rm -rf "$dir"
+mkdir -p "$dir"
+touch "$dir/.made-by-gpu-check"
 "$python" -m venv --without-pip "$dir/venv"
 env_python="$dir/venv/bin/python"
 "$python" -c 'import site, sys; print("\n".join(p for p in site.getsitepackages() + [site.getusersitepackages()] if p))' \

@@ -238,8 +238,13 @@ class RandBatchAugmentation(torch.nn.Module):
         device and memory layout."""
         if not isinstance(images, torch.Tensor) or not torch.is_floating_point(images):
             raise TypeError(
-                f"RandBatchAugmentation needs a floating-point torch tensor, got "
-                f"{getattr(images, 'dtype', type(images).__name__)}."
+                "RandBatchAugmentation needs a floating-point torch tensor, got "
+                + (
+                    f"a {images.dtype} tensor."
+                    if isinstance(images, torch.Tensor)
+                    else f"a {type(images).__module__}.{type(images).__name__} (convert it with "
+                    "torch.as_tensor)."
+                )
             )
         if images.dim() != 5:
             raise ValueError(

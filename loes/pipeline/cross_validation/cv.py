@@ -31,7 +31,7 @@ from loes.pipeline.predict.run_profile import write_profile
 from loes.pipeline.report import write_report
 from loes.pipeline.run.config import Config
 from loes.pipeline.run.data import load_table, preprocessing_for
-from loes.pipeline.run.device import configure_backends, configure_cpu, resolve_device
+from loes.pipeline.run.device import compiles, configure_backends, configure_cpu, resolve_device
 from loes.pipeline.run.effective import write_run_config
 from loes.pipeline.run.folder import (
     FINISHED_MARKER,
@@ -72,6 +72,7 @@ def check_config(config: Config) -> torch.device:
             "use preprocessing.cache=memory or disk."
         )
     check_settings(config)
+    compiles(device, config.training.compile, config.training.deterministic)  # a compiler?
     return device
 
 

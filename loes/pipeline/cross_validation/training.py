@@ -31,6 +31,7 @@ from torch.optim.swa_utils import update_bn
 from torch.utils.data import Dataset, Subset
 from tqdm.auto import tqdm
 
+from loes.errors import LoesError
 from loes.io import remove_temporaries
 from loes.models import LoesModel
 from loes.pipeline.cluster import distributed
@@ -337,9 +338,25 @@ def train_fold(
         seed_everything(seed * 1000 + epoch)  # the same batches and augmentations after a resume
         if aug is not None:
             aug.set_random_state(seed * 1000 + epoch)
-        stats = _train_epoch(
-            trainer, model, augmented, weights, optimizer, scheduler, scaler, config, device, aug
-        )
+        try:
+            stats = _train_epoch(
+                trainer,
+                model,
+                augmented,
+                weights,
+                optimizer,
+                scheduler,
+                scaler,
+                config,
+                device,
+                aug,
+            )
+        except torch._dynamo.exc.BackendCompilerFailed as error:  # training.compile
+            raise LoesError(
+                f"torch.compile failed ({str(error).strip().splitlines()[-1][:200]}); set "
+                "training.compile=off, or delete inductor's cache (TORCHINDUCTOR_CACHE_DIR, by "
+                "default /tmp/torchinductor_$USER) if a run killed while compiling broke it."
+            ) from None
         stats["train_loss"] = distributed.mean(stats["train_loss"])
         stats["batchnorm_seconds"] = recompute_batchnorm(model, bn_scans, config, device)
         watch = Stopwatch(device)

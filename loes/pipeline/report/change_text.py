@@ -29,8 +29,8 @@ CHANGE_TITLE = "Change between sessions"
 def _counts(change: dict[str, Any]) -> str:
     return (
         f"{plural(change['n_pairs'], 'pair')} of consecutive sessions of "
-        f"{plural(change['n_subjects'], 'subject')}, {change['n_progressions']} with "
-        f"progression"
+        f"{plural(change['n_subjects'], 'subject')}, {change['n_progressions']} of the pairs "
+        f"with progression"
     )
 
 

@@ -124,11 +124,18 @@ def effective_values(
             "why": f"the layout measured fastest on {kind}",
         }
     if kind is not None and lookup(settings, "augmentation.where") == "auto":
-        batch = kind == "cuda" and not lookup(settings, "augmentation.elastic")
+        elastic = bool(lookup(settings, "augmentation.elastic"))
+        batch = kind == "cuda" and not elastic
         found["augmentation.where"] = {
             "setting": "auto",
             "effective": "batch" if batch else "loader",
-            "why": "on the GPU, batched" if batch else f"the loader on {kind} (or with elastic)",
+            "why": (
+                "batched on the GPU"
+                if batch
+                else "the elastic deformation has no batch version"
+                if elastic
+                else f"measured no faster batched on {kind}"
+            ),
         }
     if kind is not None and lookup(settings, "training.compile") == "auto":
         found["training.compile"] = _compile_in_effect(

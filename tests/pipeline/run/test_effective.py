@@ -30,6 +30,7 @@ def test_a_cpu_run_comments_amp_dropout_layout_and_device():
         "memory_format: auto": "  memory_format: auto  # in effect: channels_last (the layout "
         "measured fastest on cpu)",
         "compile: auto": "  compile: auto  # in effect: 'off' (measured no faster on cpu)",
+        "where: auto": "  where: auto  # in effect: loader (measured no faster batched on cpu)",
     }
     assert yaml.safe_load(text) == config.to_dict()  # the same settings
 
@@ -40,12 +41,19 @@ def test_on_cuda_amp_is_in_effect_and_before_a_device_only_dropout_is_known():
     assert "training.amp" not in on_gpu
     assert on_gpu["training.memory_format"]["effective"] == "contiguous"
     assert on_gpu["model.dropout"]["effective"] == 0.5
+    assert on_gpu["augmentation.where"]["effective"] == "batch"
+    elastic = load_config(overrides=["augmentation.elastic=true"])
+    assert effective_values(elastic, "cuda")["augmentation.where"]["effective"] == "loader"
     # loes slurm on a login node: the jobs' device is not known yet
     assert set(effective_values(config, None)) == {"model.dropout"}
     assert annotated_yaml(config, None).count("# in effect") == 1
     # a value given is the value in effect: nothing to say
     given = load_config(overrides=["model.dropout=0.1", "training.amp=false", "device=cpu"])
-    assert set(effective_values(given, "cpu")) == {"training.memory_format", "training.compile"}
+    assert set(effective_values(given, "cpu")) == {
+        "training.memory_format",
+        "training.compile",
+        "augmentation.where",
+    }
 
 
 def test_network_dropout_reads_the_built_network():
