@@ -148,6 +148,10 @@ def change_column_definitions(coverage: float, n: int) -> dict[str, str]:
     return columns
 
 
+#: the BIDS entities of a protocol, as a flag names them
+_ENTITY_NAMES = {"ce": "contrast", "acq": "acquisition", "rec": "reconstruction"}
+
+
 def _protocol(image: str) -> dict[str, str]:
     """What a BIDS-like file name says of the acquisition: its ``acq-``, ``ce-`` and ``rec-``
     entities and its suffix (``T1w``); empty for a name without ``sub-``."""
@@ -175,7 +179,8 @@ def _pair_flags(earlier: pd.Series, later: pd.Series) -> list[str]:
     if all(protocols) and protocols[0] != protocols[1]:
         keys = sorted(set(protocols[0]) | set(protocols[1]))
         told = [
-            f"{k} {protocols[0].get(k) or 'none'}, then {protocols[1].get(k) or 'none'}"
+            f"{_ENTITY_NAMES.get(k, k)}: {protocols[0].get(k) or 'none'}, then "
+            f"{protocols[1].get(k) or 'none'}"
             for k in keys
             if protocols[0].get(k) != protocols[1].get(k)
         ]

@@ -101,8 +101,13 @@ def _print_changes(changes: pd.DataFrame, coverage: float, path: Path) -> None:
         print(f"changes: none (no subject has two scored sessions); {path} holds no row")
         return
     for row in changes.itertuples(index=False):
-        years = "" if pd.isna(row.years) else f", {row.years:g} years"
+        years = (
+            ""
+            if pd.isna(row.years)
+            else f", {row.years:g} " + ("year" if row.years == 1 else "years")
+        )
         unsure = " (not sure: flagged)" if row.flags and row.call != "cannot tell" else ""
+        unsure += f"; flags: {row.flags}" if row.flags else ""
         print(
             f"{row.subject} {row.from_session} -> {row.to_session}{years}: "
             f"{row.predicted_change:+.1f} ({coverage:.0%} interval {row.change_low:+.1f} to "
