@@ -45,6 +45,17 @@ def test_on_without_a_compiler_says_what_to_install():
     assert "install gcc" in out.stdout
 
 
+def test_each_instruction_set_gets_its_own_kernel_cache(monkeypatch):
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    if c_compiler(CPU) is None:
+        pytest.skip("torch.compile needs a C++ compiler")
+    compiled(torch.nn.Linear(2, 1), CPU, "on")
+    folder = os.environ["TORCHINDUCTOR_CACHE_DIR"]
+    assert folder.endswith("-" + torch.backends.cpu.get_cpu_capability())
+    compiled(torch.nn.Linear(2, 1), CPU, "on")
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == folder  # set once, kept
+
+
 def test_the_compiled_module_trains_the_models_own_parameters():
     model = get_network("alexnet3d", (72, 88, 72))
     fused = compiled(model, CPU, "on") if c_compiler(CPU) else model
