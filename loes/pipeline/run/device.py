@@ -294,17 +294,18 @@ def compiled(
     seed draws the same masks compiled or not. Source: PyTorch's ``torch.compile`` (Ansel et
     al. 2024, "PyTorch 2", ASPLOS).
 
-    Unless ``TORCHINDUCTOR_CACHE_DIR`` is set, inductor's kernel cache gets one folder per CPU
-    instruction set (``/tmp/torchinductor_USER-AVX512``, ``-AVX2``, as
+    Unless ``TORCHINDUCTOR_CACHE_DIR`` names another folder than inductor's default, its cache
+    gets one folder per CPU instruction set (``/tmp/torchinductor_USER-AVX512``, ``-AVX2``, as
     ``torch.backends.cpu.get_cpu_capability`` says): kernels cached under one
     (``ATEN_CPU_CAPABILITY``, or another CPU sharing the folder) crashed a run under the other."""
     if not compiles(device, setting, deterministic):
         return module
-    if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
-        from torch._inductor.runtime.runtime_utils import default_cache_dir
+    from torch._inductor.runtime.runtime_utils import default_cache_dir
 
+    default = os.path.abspath(default_cache_dir())  # what importing torch._dynamo sets
+    if os.environ.get("TORCHINDUCTOR_CACHE_DIR", default) == default:
         capability = torch.backends.cpu.get_cpu_capability()
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{default_cache_dir()}-{capability}"
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{default}-{capability}"
     return torch.compile(module, options={"fallback_random": True})
 
 
