@@ -38,10 +38,18 @@ from loes.transforms.skull_strip import (
     SkullStripDict,
     is_skull_stripped,
 )
+from loes.transforms.subtraction import (
+    SESSION_TRANSFORM_KEY,
+    RegisteredSubtractionD,
+    RegisteredSubtractiond,
+    RegisteredSubtractionDict,
+    registered_subtraction,
+)
 
 __all__ = [
     "MAX_BRAIN_ML",
     "NORMALIZE_MODES",
+    "SESSION_TRANSFORM_KEY",
     "TEMPLATE_TRANSFORM_KEY",
     "BrainForeground",
     "N4BiasFieldCorrection",
@@ -54,6 +62,9 @@ __all__ = [
     "RegisterToTemplateD",
     "RegisterToTemplateDict",
     "RegisterToTemplated",
+    "RegisteredSubtractionD",
+    "RegisteredSubtractionDict",
+    "RegisteredSubtractiond",
     "ScanReader",
     "SkullStrip",
     "SkullStripD",
@@ -63,5 +74,6 @@ __all__ = [
     "is_skull_stripped",
     "load_template",
     "preprocessing",
+    "registered_subtraction",
     "template_grid",
 ]

@@ -23,10 +23,49 @@ __all__ = [
     "RegisterToTemplateD",
     "RegisterToTemplateDict",
     "RegisterToTemplated",
+    "optimise",
 ]
 
 TEMPLATE_TRANSFORM_KEY = "template_transform"
 TRANSFORM_TYPES = ("rigid", "affine")
+
+
+def optimise(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    transform: sitk.Transform,
+    *,
+    histogram_bins: int,
+    sampling_percentage: float,
+    seed: int,
+    iterations: int,
+    shrink_factors: Sequence[int],
+    smoothing_sigmas: Sequence[float],
+    deterministic: bool = True,
+) -> None:
+    """Fit ``transform`` (in place; it maps ``fixed`` points to ``moving`` points) by SimpleITK's
+    multi-resolution registration: Mattes mutual information on a random sample of voxels,
+    regular-step gradient descent with scales from physical shifts, smoothing in mm."""
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=histogram_bins)
+    method.SetMetricSamplingStrategy(method.RANDOM)
+    method.SetMetricSamplingPercentage(sampling_percentage, seed)
+    method.SetInterpolator(sitk.sitkLinear)
+    method.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=2.0,
+        minStep=1e-3,
+        numberOfIterations=iterations,
+        relaxationFactor=0.5,
+        gradientMagnitudeTolerance=1e-6,
+    )
+    method.SetOptimizerScalesFromPhysicalShift()
+    method.SetShrinkFactorsPerLevel(list(shrink_factors))
+    method.SetSmoothingSigmasPerLevel(list(smoothing_sigmas))
+    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    method.SetInitialTransform(transform, inPlace=True)
+    if deterministic:
+        method.SetNumberOfThreads(1)
+    method.Execute(fixed, moving)
 
 
 class RegisterToTemplate(InvertibleTransform):
@@ -146,26 +185,18 @@ class RegisterToTemplate(InvertibleTransform):
         return itk_affine_to_ras(transform)
 
     def _optimise(self, fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform) -> None:
-        method = sitk.ImageRegistrationMethod()
-        method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=self.histogram_bins)
-        method.SetMetricSamplingStrategy(method.RANDOM)
-        method.SetMetricSamplingPercentage(self.sampling_percentage, self.seed)
-        method.SetInterpolator(sitk.sitkLinear)
-        method.SetOptimizerAsRegularStepGradientDescent(
-            learningRate=2.0,
-            minStep=1e-3,
-            numberOfIterations=self.iterations,
-            relaxationFactor=0.5,
-            gradientMagnitudeTolerance=1e-6,
+        optimise(
+            fixed,
+            moving,
+            transform,
+            histogram_bins=self.histogram_bins,
+            sampling_percentage=self.sampling_percentage,
+            seed=self.seed,
+            iterations=self.iterations,
+            shrink_factors=self.shrink_factors,
+            smoothing_sigmas=self.smoothing_sigmas,
+            deterministic=self.deterministic,
         )
-        method.SetOptimizerScalesFromPhysicalShift()
-        method.SetShrinkFactorsPerLevel(list(self.shrink_factors))
-        method.SetSmoothingSigmasPerLevel(list(self.smoothing_sigmas))
-        method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-        method.SetInitialTransform(transform, inPlace=True)
-        if self.deterministic:
-            method.SetNumberOfThreads(1)
-        method.Execute(fixed, moving)
 
     def __call__(
         self,

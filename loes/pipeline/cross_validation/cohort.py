@@ -82,12 +82,17 @@ class PreprocessedCohort:
     """Every scan preprocessed once, shared by every fold.
 
     ``cache[i]`` is the MONAI item of ``table`` row ``i`` (``image``: (1, D, H, W) float32
-    MetaTensor); ``features[i]`` the ridge baseline's inputs of that scan.
+    MetaTensor); ``features[i]`` the ridge baseline's inputs of that scan. With the paired
+    change model, ``pairs`` lists every pair of sessions of a subject and ``pair_images[k]``
+    is pair ``k``'s registered subtraction
+    (:mod:`loes.pipeline.cross_validation.change_model`); both are None otherwise.
     """
 
     table: pd.DataFrame
     cache: Dataset
     features: np.ndarray
+    pairs: pd.DataFrame | None = None
+    pair_images: Dataset | None = None
 
     def indices(self, subjects: list[str]) -> list[int]:
         """Row positions of every scan of ``subjects``."""

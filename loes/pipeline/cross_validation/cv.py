@@ -11,6 +11,7 @@ Under ``torchrun`` every process runs these functions, and rank 0 alone writes
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from loes.data import Fold, Splits, make_folds
 from loes.errors import LoesError
 from loes.io import check_writable
 from loes.pipeline.cluster import distributed
+from loes.pipeline.cross_validation.change_model import preprocess_pairs, session_pairs
 from loes.pipeline.cross_validation.cohort import augmentation_for, preprocess_cohort
 from loes.pipeline.cross_validation.fold import run_fold
 from loes.pipeline.cross_validation.optimization import schedule_warning
@@ -222,7 +224,13 @@ def _cohort(table: pd.DataFrame, config: Config, device: torch.device):
     configure_backends(device, config.training.deterministic)  # cuDNN autotuning or determinism
     # rank 0 fills a disk cache first, and the other ranks read it
     with distributed.main_first(config.preprocessing.cache == "disk"):
-        return preprocess_cohort(table, config, device)
+        cohort = preprocess_cohort(table, config, device)
+    if config.change.model != "paired":
+        return cohort
+    pairs = session_pairs(cohort.table)
+    return dataclasses.replace(
+        cohort, pairs=pairs, pair_images=preprocess_pairs(pairs, cohort.cache)
+    )
 
 
 def cross_validate(config: Config) -> dict | None:

@@ -20,11 +20,12 @@ from loes.errors import LoesError
 from loes.io import csv_text, write_json, write_text
 from loes.pipeline.cluster import distributed
 from loes.pipeline.cross_validation.baselines import median_baseline, ridge_baseline
+from loes.pipeline.cross_validation.change_model import train_change_model
 from loes.pipeline.cross_validation.cohort import PreprocessedCohort, augmentation_for
 from loes.pipeline.cross_validation.training import FoldData, loader, train_fold
 from loes.pipeline.run.config import Config
 from loes.pipeline.run.device import memory_format
-from loes.pipeline.run.folder import FINISHED_MARKER
+from loes.pipeline.run.folder import CHANGE_FOLDER, FINISHED_MARKER
 from loes.pipeline.run.inference import left_right_axis, predict
 from loes.pipeline.run.messages import note
 from loes.pipeline.run.metrics import regression_metrics
@@ -45,14 +46,18 @@ def run_fold(
 
     Writes ``best.pt``, ``last.pt`` and ``history.csv`` (training), ``predictions.csv`` (long:
     ``repeat, fold, subject, session, loes_score, predicted, model`` for the network and the
-    median and ridge baselines) and, last, ``metrics.json``, so a folder holding that file is
-    finished. A fold interrupted before then resumes from ``last.pt``.
+    median and ridge baselines), with the paired change model (``cohort.pairs`` set) its
+    ``change/best.pt`` and ``change/last.pt`` and ``changes.csv`` (its change per consecutive
+    test pair, :func:`~loes.pipeline.cross_validation.change_model.train_change_model`), and,
+    last, ``metrics.json``, so a folder holding that file is finished. A fold interrupted
+    before then resumes from ``last.pt`` (and ``change/last.pt``).
 
     Under ``torchrun`` every rank calls it and trains; rank 0 alone predicts, scores and
     writes, and the other ranks return an empty dict.
 
     Raises:
-        LoesError: when the fold has no training or no validation subjects.
+        LoesError: when the fold has no training or no validation subjects (or pairs of
+            sessions, for the paired change model).
     """
     table = cohort.table
     train, val, test = (cohort.indices(s) for s in (fold.train, fold.val, fold.test))
@@ -75,6 +80,18 @@ def run_fold(
     model, history = train_fold(
         config, data, folder, device, seed=fold_seed(config, fold), label=label
     )
+    changes = None
+    if cohort.pairs is not None:  # change.model: paired
+        changes = train_change_model(
+            cohort.pairs,
+            cohort.pair_images,
+            fold,
+            config,
+            folder / CHANGE_FOLDER,
+            device,
+            seed=fold_seed(config, fold),
+            label=label,
+        )
     if not distributed.is_main():
         return {}
     test_loader = loader(data.test, config, False, device)
@@ -110,12 +127,24 @@ def run_fold(
     metrics["epochs_trained"] = len(history)
     metrics["subjects"] = {"train": fold.train, "val": fold.val, "test": fold.test}
 
+    if changes is not None:
+        metrics["change"] = {
+            "n_pairs": len(changes),
+            "mae": float((changes["predicted_change"] - changes["loes_score_change"]).abs().mean()),
+        }
+        write_text(folder / "changes.csv", csv_text(changes))
     write_text(folder / "history.csv", csv_text(history))
     write_text(folder / "predictions.csv", csv_text(predictions))
     write_json(folder / FINISHED_MARKER, metrics)  # last: marks the fold as finished
     note(
         f"{label}: MAE network {metrics['network']['mae']:.2f}, median "
         f"{metrics['median']['mae']:.2f}, ridge {metrics['ridge']['mae']:.2f} (best epoch "
-        f"{metrics['best_epoch']}/{len(history)}, {time.perf_counter() - start:.0f} s)",
+        f"{metrics['best_epoch']}/{len(history)}, {time.perf_counter() - start:.0f} s)"
+        + (
+            f"; change MAE paired network {metrics['change']['mae']:.2f} on "
+            f"{plural(len(changes), 'consecutive pair')}"
+            if changes is not None
+            else ""
+        ),
     )
     return metrics

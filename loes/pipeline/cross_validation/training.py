@@ -31,6 +31,7 @@ from torch.optim.swa_utils import update_bn
 from torch.utils.data import Dataset, Subset
 from tqdm.auto import tqdm
 
+from loes.data.loes_items import MAX_LOES_SCORE
 from loes.errors import LoesError
 from loes.io import remove_temporaries
 from loes.models import LoesModel
@@ -77,6 +78,9 @@ class FoldData:
     test: Dataset
     train_scores: np.ndarray
     augment: Callable | None = None
+    value_range: tuple[float, float] = (0.0, MAX_LOES_SCORE)
+    """Range of the targets (Loes points) that predictions are clipped to: a change model's
+    is [-34, 34]."""
 
 
 def seed_everything(seed: int) -> None:
@@ -360,8 +364,9 @@ def train_fold(
         stats["train_loss"] = distributed.mean(stats["train_loss"])
         stats["batchnorm_seconds"] = recompute_batchnorm(model, bn_scans, config, device)
         watch = Stopwatch(device)
+        val_loader = loader(data.val, config, False, device)
         val = predict(
-            model, loader(data.val, config, False, device), device, t.mixed_precision, layout
+            model, val_loader, device, t.mixed_precision, layout, value_range=data.value_range
         )
         stats["validation_seconds"] = watch.seconds()
         val_mae = float(np.abs(val["predicted"] - val["loes_score"]).mean())

@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from loes.data.follow_up import PROGRESSION, consecutive_pairs, session_key
-from loes.data.loes_items import MAX_LOES_SCORE
 from loes.errors import LoesError
 from loes.io import csv_text, write_json, write_text
 from loes.pipeline.predict.conformal import ConformalCalibration
 from loes.pipeline.predict.table import DECIMALS
+from loes.pipeline.run.predictions import CHANGE_RANGE
 
 __all__ = [
     "CALLS",
@@ -48,15 +49,13 @@ __all__ = [
     "change_metrics",
     "change_table",
     "changes_path",
+    "half_width",
     "oof_change_calibration",
     "write_changes",
 ]
 
 #: the calls of a change: progressed, no progression, cannot tell
 CALLS = ("progressed", "no progression", "cannot tell")
-#: the lowest and highest change possible between two scores, Loes points
-CHANGE_RANGE = (-MAX_LOES_SCORE, MAX_LOES_SCORE)
-
 #: each column of the change table and what it means ({coverage}, {n}, {progression} filled in)
 CHANGE_COLUMNS = {
     "subject": "the subject, from the table or the BIDS file name",
@@ -138,6 +137,13 @@ def oof_change_calibration(oof: pd.DataFrame) -> ConformalCalibration | None:
     return change_calibration(pairs["loes_score_change"], pairs["predicted_change"])
 
 
+def half_width(calibration: ConformalCalibration | None, coverage: float) -> float | None:
+    """Half the width of the change interval (Loes points), or None when there is none."""
+    if calibration is None or calibration.too_small(coverage):
+        return None
+    return float(calibration.interval([0.0], coverage)[1][0])
+
+
 def change_column_definitions(coverage: float, n: int) -> dict[str, str]:
     """:data:`CHANGE_COLUMNS` with the coverage, calibration size and progression filled in."""
     values = {"coverage": f"{coverage:.0%}", "n": n, "progression": f"{PROGRESSION:g}"}
@@ -205,6 +211,7 @@ def change_table(
     predictions: pd.DataFrame,
     calibration: ConformalCalibration | None,
     coverage: float = 0.9,
+    pair_change: Callable[[pd.Series, pd.Series], float] | None = None,
 ) -> pd.DataFrame:
     """The change between each pair of consecutive scored sessions of each subject.
 
@@ -217,6 +224,9 @@ def change_table(
         calibration: :func:`change_calibration` of the run's out-of-fold pairs, or None when
             the run has none (every interval is then the whole -34 to 34 range, and flagged).
         coverage: the share of true changes the interval should hold, in (0, 1).
+        pair_change: ``pair_change(earlier, later)``, the predicted change of a pair from its
+            two rows (e.g. :class:`~loes.pipeline.predict.paired.PairedChange`); None: the
+            later ``predicted`` minus the earlier.
 
     Returns:
         One row per consecutive pair, subjects in natural order (columns and their meaning:
@@ -292,7 +302,12 @@ def change_table(
                     "to_session": pair.to_session,
                     "years": round(pair.years, 2) if np.isfinite(pair.years) else np.nan,
                     "given_change": round(pair.loes_score_change, DECIMALS),
-                    "predicted_change": round(pair.predicted_change, DECIMALS),
+                    "predicted_change": round(
+                        pair.predicted_change
+                        if pair_change is None
+                        else pair_change(earlier, later),
+                        DECIMALS,
+                    ),
                     "flags": _unique(flags),
                 }
             )

@@ -33,8 +33,9 @@ from loes.data.scan_sources import read_scans
 from loes.errors import LoesError
 from loes.io import write_json
 from loes.models import LoesModel
-from loes.pipeline.predict.changes import change_column_definitions, change_table
+from loes.pipeline.predict.changes import change_column_definitions, change_table, half_width
 from loes.pipeline.predict.conformal import ConformalCalibration
+from loes.pipeline.predict.paired import PairedChange
 from loes.pipeline.predict.preprocessed import PreprocessedScans, single_item
 from loes.pipeline.predict.provenance import RunCard
 from loes.pipeline.predict.scan_profile import TrainingProfile
@@ -59,12 +60,14 @@ TTA_MODES = ("flip", "none")
 
 @dataclass
 class Member:
-    """One fold model: ``name`` (``fold_2``, or ``repeat_1_fold_2``), its repeat and fold."""
+    """One fold model: ``name`` (``fold_2``, or ``repeat_1_fold_2``), its repeat and fold, and
+    the fold's paired change model when the run trained one (``change.model: paired``)."""
 
     name: str
     model: LoesModel
     repeat: int
     fold: int
+    change_model: LoesModel | None = None
 
 
 @dataclass
@@ -260,7 +263,10 @@ class FoldEnsemble:
         if coverage is None:
             given = pd.to_numeric(predictions.get("coverage", pd.Series()), errors="coerce")
             coverage = float(given.dropna().iloc[0]) if given.notna().any() else 0.9
-        changes = change_table(predictions, self.change_calibration, coverage)
+        paired = any(m.change_model is not None for m in self.members)
+        tta = (predictions.attrs.get("provenance") or {}).get("tta", "flip")
+        pairs = PairedChange(self, tta) if paired else None  # else: subtraction of the scores
+        changes = change_table(predictions, self.change_calibration, coverage, pairs)
         calibration = self.change_calibration
         n = 0 if calibration is None else calibration.n
         provenance = predictions.attrs.get("provenance") or self.provenance("unknown", coverage)
@@ -268,13 +274,10 @@ class FoldEnsemble:
             **{k: v for k, v in provenance.items() if k != "columns"},
             "coverage": coverage,
             "order": changes.attrs["order"],
+            "method": "paired" if paired else "subtraction",
             "progression": PROGRESSION,
             "calibration_pairs": n,
-            "half_width": (
-                None
-                if calibration is None or calibration.too_small(coverage)
-                else float(calibration.interval([0.0], coverage)[1][0])
-            ),
+            "half_width": half_width(calibration, coverage),
             "left_out": changes.attrs["left_out"],
             "columns": change_column_definitions(coverage, n),
         }
@@ -384,7 +387,8 @@ class FoldEnsemble:
         return {index: values[i] for i, (index, _) in enumerate(pending)}
 
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write every member (``<name>.pt``, :meth:`LoesModel.save`) and ``ensemble.json``
+        """Write every member (``<name>.pt``, :meth:`LoesModel.save`; its paired change model as
+        ``<name>_change.pt``) and ``ensemble.json``
         (members, calibration, threshold, score range, profile, run card, and the true and
         predicted changes of the run's out-of-fold consecutive pairs that calibrate change
         intervals) into ``folder``;
@@ -392,9 +396,12 @@ class FoldEnsemble:
         folder = Path(folder)
         for member in self.members:
             member.model.save(folder / f"{member.name}.pt")
+            if member.change_model is not None:
+                member.change_model.save(folder / f"{member.name}_change.pt")
         description = {
             "members": [
                 {"name": m.name, "file": f"{m.name}.pt", "repeat": m.repeat, "fold": m.fold}
+                | ({} if m.change_model is None else {"change_file": f"{m.name}_change.pt"})
                 for m in self.members
             ],
             "calibration": {"y_true": self.calibration.y_true, "y_pred": self.calibration.y_pred},

@@ -17,8 +17,8 @@ from loes.pipeline.predict.provenance import RunCard, read_run_card
 from loes.pipeline.predict.run_profile import run_profile
 from loes.pipeline.predict.scan_profile import TrainingProfile
 from loes.pipeline.run.checkpoints import load_fold_model
-from loes.pipeline.run.collect import collect_predictions
-from loes.pipeline.run.folder import CONFIG_FILE, is_finished, load_run_config
+from loes.pipeline.run.collect import collect_changes, collect_predictions
+from loes.pipeline.run.folder import CHANGE_FOLDER, CONFIG_FILE, is_finished, load_run_config
 from loes.pipeline.run.messages import note
 from loes.pipeline.run.predictions import NETWORK
 
@@ -35,7 +35,9 @@ def fold_members(run_dir: Path) -> list[Member]:
             repeat, fold = int(match[1] or 0), int(match[2])
             model, _ = load_fold_model(folder)
             name = folder.relative_to(run_dir).as_posix().replace("/", "_")
-            members.append(Member(name, model.eval(), repeat, fold))
+            change = folder / CHANGE_FOLDER / "best.pt"
+            change_model = LoesModel.load(change)[0].eval() if change.is_file() else None
+            members.append(Member(name, model.eval(), repeat, fold, change_model))
     return sorted(members, key=lambda m: (m.repeat, m.fold))
 
 
@@ -61,10 +63,21 @@ def _from_run(run_dir: Path) -> FoldEnsemble:
         include_gd=bool(config.data.include_gd),
         source=str(run_dir),
         card=read_run_card(run_dir),
-        change_calibration=oof_change_calibration(oof),
+        change_calibration=_change_calibration(run_dir, oof),
     )
     ensemble.profile = run_profile(run_dir, ensemble)
     return ensemble
+
+
+def _change_calibration(run_dir: Path, oof) -> ConformalCalibration | None:
+    """The calibration of change intervals: on the paired network's out-of-fold changes when
+    the run trained it, else on the differences of the network's out-of-fold scores."""
+    paired = collect_changes(run_dir)
+    if paired is None:
+        return oof_change_calibration(oof)
+    if paired.empty:
+        return None
+    return change_calibration(paired["loes_score_change"], paired["predicted_change"])
 
 
 def _from_description(path: Path) -> FoldEnsemble:
@@ -72,7 +85,11 @@ def _from_description(path: Path) -> FoldEnsemble:
         data = json.loads(path.read_text())
         members = [
             Member(
-                m["name"], LoesModel.load(path.parent / m["file"])[0].eval(), m["repeat"], m["fold"]
+                m["name"],
+                LoesModel.load(path.parent / m["file"])[0].eval(),
+                m["repeat"],
+                m["fold"],
+                _change_model(path.parent, m.get("change_file")),
             )
             for m in data["members"]
         ]
@@ -97,6 +114,10 @@ def _from_description(path: Path) -> FoldEnsemble:
         card=card,
         change_calibration=changes,
     )
+
+
+def _change_model(folder: Path, file: str | None) -> LoesModel | None:
+    return None if file is None else LoesModel.load(folder / file)[0].eval()
 
 
 def load_ensemble(path: str | os.PathLike) -> FoldEnsemble:

@@ -7,10 +7,15 @@ consecutive sessions of a subject (:func:`loes.data.follow_up.consecutive_pairs`
 scan when every scan has one, else by session id) this module compares the true change (later
 score minus earlier score) with each predictor's change:
 
-- the network's: the difference of its two out-of-fold predictions. Folds keep subjects whole,
-  so both sessions of a pair are in the same test fold and both predictions come from the one
-  model that never saw the subject (checked: a pair whose sessions sit in different folds, as a
-  hand-made table could have, is left out and counted);
+- the network's: with the paired change model (``change.model: paired``, the default), the
+  paired network's out-of-fold change read from the two registered sessions
+  (:mod:`loes.pipeline.cross_validation.change_model`), and beside it
+  ``"subtraction"`` (:data:`SUBTRACTION`), the difference of the network's two out-of-fold
+  scores; without it (``change.model: subtraction``, or a run from before it), that difference
+  is the network's change. Folds keep subjects whole, so both sessions of a pair are in the
+  same test fold and both predictions come from the one model that never saw the subject
+  (checked: a pair whose sessions sit in different folds, as a hand-made table could have, is
+  left out and counted);
 - ``"no change"`` (:data:`NO_CHANGE`): 0 for every pair, the baseline a change must beat;
 - each baseline's difference (ridge's). A baseline whose change is 0 on every pair (the median
   baseline predicts one score per fold) is the same as no change and is not shown twice.
@@ -49,6 +54,7 @@ from loes.pipeline.run.predictions import NETWORK, PREDICTED_PREFIX, model_order
 __all__ = [
     "CHANGE_METRICS",
     "NO_CHANGE",
+    "SUBTRACTION",
     "ChangePairs",
     "change_pairs",
     "summarize_change",
@@ -56,6 +62,9 @@ __all__ = [
 
 #: The predictor that says nothing changed: 0 for every pair.
 NO_CHANGE = "no change"
+
+#: The difference of the network's two scores, shown beside the paired network's change.
+SUBTRACTION = "subtraction"
 
 #: Metrics of a predicted change, each with a subject-bootstrap interval.
 CHANGE_METRICS = ("mae", "pearson_r", "sensitivity", "specificity", "roc_auc")
@@ -69,7 +78,9 @@ class ChangePairs(NamedTuple):
     ``pairs``: one row per consecutive pair per repeat, columns ``repeat, fold, subject,
     from_session, to_session, years`` (age difference, NaN without ages), ``true_from,
     true_to, true_change`` and ``change_<model>`` per model of the table (``change_network``,
-    ``change_median``, ``change_ridge``; Loes points, later minus earlier). ``order``:
+    ``change_median``, ``change_ridge``; Loes points, later minus earlier); with the paired
+    network's changes, ``change_network`` is its change (NaN for a pair it did not predict)
+    and ``change_subtraction`` the difference of the network's scores. ``order``:
     ``"age"`` or ``"session id"``. ``n_across_folds``: pairs left out because their sessions
     were in different test folds (0 for any ``loes cv`` run).
     """
@@ -83,7 +94,7 @@ def _model(column: str) -> str:
     return NETWORK if column == "predicted" else column[len(PREDICTED_PREFIX) :]
 
 
-def change_pairs(predictions: pd.DataFrame) -> ChangePairs:
+def change_pairs(predictions: pd.DataFrame, paired: pd.DataFrame | None = None) -> ChangePairs:
     """Every pair of consecutive sessions of a subject with the true and predicted changes.
 
     ``predictions`` is the long out-of-fold table (``repeat, fold, subject, session,
@@ -91,7 +102,9 @@ def change_pairs(predictions: pd.DataFrame) -> ChangePairs:
     :func:`loes.pipeline.run.predictions.read_predictions` returns it. Sessions are ordered
     within each subject and repeat by :func:`loes.data.follow_up.consecutive_pairs`. Pairs whose
     two sessions are in different test folds are left out (their change would mix two models)
-    and counted. See :class:`ChangePairs` for the result.
+    and counted. ``paired``: the paired network's out-of-fold changes
+    (:func:`loes.pipeline.run.collect.collect_changes`), or None. See :class:`ChangePairs` for
+    the result.
 
     Raises :class:`LoesError` for an inconsistent table (:func:`to_wide`) or a session of a
     subject predicted twice in one repeat.
@@ -117,6 +130,17 @@ def change_pairs(predictions: pd.DataFrame) -> ChangePairs:
         }
     )
     pairs = pairs[same_fold.to_numpy()].reset_index(drop=True)
+    if paired is not None:
+        keys = ["repeat", "fold", "subject", "from_session", "to_session"]
+        own = paired[[*keys, "predicted_change"]].astype(
+            {"repeat": int, "fold": int, "subject": str, "from_session": str, "to_session": str}
+        )
+        pairs = pairs.rename(columns={f"change_{NETWORK}": f"change_{SUBTRACTION}"}).merge(
+            own.rename(columns={"predicted_change": f"change_{NETWORK}"}),
+            on=keys,
+            how="left",
+            validate="1:1",
+        )
     return ChangePairs(pairs, order, int((~same_fold).sum()))
 
 
@@ -124,6 +148,7 @@ def _predictors(pairs: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
     """The predictors shown (the network, no change, then the baselines) and those not shown,
     with why."""
     models = model_order([c[len("change_") :] for c in pairs.columns if c.startswith("change_")])
+    models = sorted(models, key=lambda m: (m != NETWORK, m != SUBTRACTION))  # stable otherwise
     shown, hidden = [], {}
     for model in models:
         if model != NETWORK and len(pairs) and (pairs[f"change_{model}"] == 0).all():
@@ -133,7 +158,7 @@ def _predictors(pairs: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
             )
         else:
             shown.append(model)
-    at = 1 if NETWORK in shown else 0
+    at = sum(m in shown for m in (NETWORK, SUBTRACTION))
     return [*shown[:at], NO_CHANGE, *shown[at:]], hidden
 
 
@@ -221,23 +246,26 @@ def _auc_statistic(long: pd.DataFrame, predictors: list[str], progression: float
 
 def summarize_change(
     predictions: pd.DataFrame,
+    paired: pd.DataFrame | None = None,
     progression: float = PROGRESSION,
     n_resamples: int = N_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
     confidence_level: float = CONFIDENCE_LEVEL,
 ) -> dict[str, Any]:
     """The change section of the report (``report.json["change"]``) from the long out-of-fold
-    predictions (see :func:`change_pairs`; Loes points).
+    predictions and, when the run trained one, the paired network's changes (see
+    :func:`change_pairs`; Loes points).
 
     Returns::
 
-        {"progression": 0.5,            # a true rise of at least this is progression
+        {"method": "paired" | "subtraction",  # what the network's change is
+         "progression": 0.5,            # a true rise of at least this is progression
          "order": "age" | "session id", # what put the sessions of a subject in order
          "n_pairs", "n_subjects",       # distinct consecutive pairs, subjects with a pair
          "n_progressions",              # distinct pairs with a true rise >= progression
          "n_repeats", "n_across_folds", # pairs left out: sessions in different test folds
          "mean_abs_true_change",        # mean |true change| (the no-change MAE), Loes points
-         "predictors": ["network", "no change", "ridge"],
+         "predictors": ["network", "subtraction", "no change", "ridge"],
          "not_shown": {"median": "why"},  # baselines whose change is always 0
          "metrics": {predictor: {metric: value}},          # each of CHANGE_METRICS
          "intervals": {predictor: {metric: {"low", "high"}}},
@@ -260,13 +288,14 @@ def summarize_change(
         >>> metrics["network"]["roc_auc"], metrics["no change"]["mae"]  # doctest: +SKIP
         (0.76, 0.54)
     """
-    found = change_pairs(predictions)
+    found = change_pairs(predictions, paired)
     pairs = found.pairs
     predictors, hidden = _predictors(pairs)
     changes = [f"change_{p}" for p in predictors if p != NO_CHANGE]
     pairs = pairs.dropna(subset=changes) if changes else pairs
     distinct = pairs.drop_duplicates(["subject", "from_session", "to_session"])
     result: dict[str, Any] = {
+        "method": "subtraction" if paired is None else "paired",
         "progression": float(progression),
         "order": found.order,
         "n_pairs": len(distinct),

@@ -54,8 +54,13 @@ def change_sentence(change: dict[str, Any] | None) -> str:
     ci_mae = interval_text(intervals[main]["mae"])
     ci_auc = interval_text(intervals[main]["roc_auc"])
     opening = (
-        f"Over {_counts(change)} (a rise of {change['progression']:g} or more), the {main}'s "
-        f"predicted change is off by {number(mae)} Loes points on average"
+        f"Over {_counts(change)} (a rise of {change['progression']:g} or more), the "
+        + (
+            "paired network's"
+            if change.get("method") == "paired" and main == NETWORK
+            else f"{main}'s"
+        )
+        + f" predicted change is off by {number(mae)} Loes points on average"
         + (f" (95% CI {ci_mae})" if ci_mae != "–" else "")
     )
     versus = change["differences"].get(NO_CHANGE, {})
@@ -91,7 +96,14 @@ def _note(change: dict[str, Any]) -> str:
         f"Change = the later session's score minus the earlier's (Loes points), for each of "
         f"{_counts(change)}; sessions are ordered {order}.",
         "Both sessions of every pair were in the same test fold (folds keep subjects whole), so "
-        "a predicted change is the difference of two out-of-fold predictions of one model.",
+        "a predicted change comes from the fold's models that never saw the subject.",
+        (
+            "The network's change is the paired network's: it reads the later session "
+            "registered onto the earlier one and subtracted; subtraction is the difference of "
+            "the network's two out-of-fold scores."
+            if change.get("method") == "paired"
+            else "The network's change is the difference of its two out-of-fold scores."
+        ),
     ]
     if change.get("n_across_folds"):
         parts.append(

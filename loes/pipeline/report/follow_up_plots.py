@@ -9,7 +9,7 @@ from matplotlib import rc_context
 from matplotlib.figure import Figure
 
 from loes.data.follow_up import PROGRESSION, has_ages, in_time_order, session_key
-from loes.pipeline.report.change import change_pairs
+from loes.pipeline.report.change import SUBTRACTION, change_pairs
 from loes.pipeline.report.plots import (
     NETWORK_COLOUR,
     STYLE,
@@ -102,28 +102,36 @@ def _padded(*arrays) -> tuple[float, float]:
     return float(values.min()) - pad, float(values.max()) + pad
 
 
-def plot_change(predictions: pd.DataFrame, progression: float = PROGRESSION) -> Figure | None:
+def plot_change(
+    predictions: pd.DataFrame,
+    progression: float = PROGRESSION,
+    paired: pd.DataFrame | None = None,
+) -> Figure | None:
     """Predicted against true change between consecutive sessions, one panel per model.
 
-    Pairs come from :func:`loes.pipeline.report.change.change_pairs` (first repeat); a change
-    is the later session's score minus the earlier's, in Loes points. Panels: the network,
-    then each baseline whose change is not 0 on every pair (the median baseline's always is).
+    Pairs come from :func:`loes.pipeline.report.change.change_pairs` (first repeat; with the
+    paired network's changes ``paired``, the network's panel is its change and a
+    ``subtraction`` panel the difference of the network's scores); a change is the later
+    session's score minus the earlier's, in Loes points. Panels: the network, then each
+    baseline whose change is not 0 on every pair (the median baseline's always is).
     Each panel draws the identity line and the ``progression`` rise on both axes: points
     right of the vertical line progressed, points above the horizontal one are called
     progression, so the lower-right quadrant holds the missed progressions and the upper-left
     the false alarms. Returns ``None`` when no subject has two sessions.
     """
-    pairs = change_pairs(predictions).pairs
+    pairs = change_pairs(predictions, paired).pairs
     pairs = pairs[pairs["repeat"] == pairs["repeat"].min()] if len(pairs) else pairs
     models = [
         c[len("change_") :]
         for c in pairs.columns
         if c.startswith("change_") and pairs[c].notna().any() and (pairs[c] != 0).any()
     ]
-    models = sorted(models, key=lambda m: (m != NETWORK, m))
+    models = sorted(models, key=lambda m: (m != NETWORK, m != SUBTRACTION, m))
     if pairs.empty or not models:
         return None
     colours = model_colours(model_order(predictions["model"].unique()))  # as in every figure
+    colours[SUBTRACTION] = colours.get(SUBTRACTION, "#7f7f7f")
+    pairs = pairs.dropna(subset=[f"change_{m}" for m in models])
     true = pairs["true_change"].to_numpy(float)
     predicted = [pairs[f"change_{m}"].to_numpy(float) for m in models]
     x_limits = _padded(true, [0.0, 2 * progression])

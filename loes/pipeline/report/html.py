@@ -151,13 +151,17 @@ def _figures(
     return {"grid": grid, "full_width": full_width, "trajectories": trajectory}
 
 
-def _change(report: dict[str, Any], predictions: pd.DataFrame) -> dict[str, Any]:
+def _change(
+    report: dict[str, Any], predictions: pd.DataFrame, paired: pd.DataFrame | None
+) -> dict[str, Any]:
     """The change section: its title, the verdict in one sentence, the table (``None`` without
     pairs) and the plot of predicted against true change (``None`` without pairs)."""
     change = report.get("change")
     table = change_table(change)
     figure = (
-        None if table is None else follow_up_plots.plot_change(predictions, change["progression"])
+        None
+        if table is None
+        else follow_up_plots.plot_change(predictions, change["progression"], paired)
     )
     repeat_note = " (first repeat)" if report["n_repeats"] > 1 else ""
     image = None
@@ -167,8 +171,15 @@ def _change(report: dict[str, Any], predictions: pd.DataFrame) -> dict[str, Any]
             figure,
             "predicted vs true change",
             f"Each point is a pair of consecutive sessions of one subject{repeat_note}: the "
-            "true change against the model's (the difference of its two out-of-fold "
-            f"predictions). Points on the grey identity line are exact; red dotted lines mark "
+            "true change against the model's ("
+            + (
+                "the network's: the paired network's, read from the two sessions registered "
+                "and subtracted; subtraction's: the difference of the network's two "
+                "out-of-fold scores"
+                if change.get("method") == "paired"
+                else "the difference of its two out-of-fold predictions"
+            )
+            + f"). Points on the grey identity line are exact; red dotted lines mark "
             f"a rise of {p}: points right of the vertical one progressed; the lower-right "
             "quadrant holds the progressions the model missed, the upper-left its false alarms.",
         )
@@ -184,6 +195,7 @@ def render_html(
     report: dict[str, Any],
     predictions: pd.DataFrame,
     histories: dict[tuple[int, int], pd.DataFrame] | None = None,
+    changes: pd.DataFrame | None = None,
 ) -> str:
     """The text of ``report.html``: what was run, the warnings, headline cards, every table, the
     plots, the change between sessions (verdict, table and plot) and the configuration.
@@ -191,7 +203,9 @@ def render_html(
     ``report`` is the dict written to ``report.json``; ``predictions`` the long table it was
     computed from (``repeat, fold, subject, session, loes_score, predicted, model``; Loes
     points); ``histories`` maps ``(repeat, fold)`` to a fold's ``history.csv`` (``epoch,
-    train_loss, val_mae, lr``): without them the page has no learning curves. The page is one
+    train_loss, val_mae, lr``): without them the page has no learning curves; ``changes`` the
+    paired network's out-of-fold changes (:func:`~loes.pipeline.run.collect.collect_changes`),
+    or None. The page is one
     file with inline CSS and base64 PNG plots: no scripts and no external links. Every value is
     HTML-escaped. The configuration is shown as given, with the values in effect
     (``report["run"]["effective"]``) above it.
@@ -210,7 +224,7 @@ def render_html(
         network=NETWORK,
         figures=_figures(report, predictions, histories or {}),
         has_histories=bool(histories),
-        change=_change(report, predictions),
+        change=_change(report, predictions, changes),
         undefined_note=UNDEFINED_NOTE,
         config=None if config is None else json.dumps(config, indent=2, default=str),
         effective=[

@@ -25,6 +25,7 @@ from loes.pipeline.report.scan_lists import worst_predictions
 from loes.pipeline.report.summary import summarize
 from loes.pipeline.report.tables import headline
 from loes.pipeline.run.collect import (
+    collect_changes,
     collect_histories,
     collect_predictions,
     fold_status,
@@ -53,7 +54,7 @@ def _threshold(threshold: float | None, config: dict[str, Any] | None) -> float:
     return value
 
 
-REPORT_FILES = ("predictions.csv", "report.json", "report.md", "report.html")
+REPORT_FILES = ("predictions.csv", "changes.csv", "report.json", "report.md", "report.html")
 
 
 def write_report(
@@ -63,21 +64,23 @@ def write_report(
     config: dict[str, Any] | None = None,
     threshold: float | None = None,
 ) -> dict[str, Any]:
-    """Write ``predictions.csv`` and ``report.json``/``.md``/``.html`` into ``run_dir``.
+    """Write ``predictions.csv`` (with the paired change model, ``changes.csv``: its
+    out-of-fold changes) and ``report.json``/``.md``/``.html`` into ``run_dir``.
 
     ``predictions`` is the long out-of-fold table (columns ``repeat, fold, subject, session,
     loes_score, predicted, model``; scores in Loes points; see
     :func:`loes.pipeline.run.metrics.summarize`); ``histories`` maps ``(repeat, fold)`` to a
     DataFrame with ``epoch, train_loss, val_mae, lr``. Either, when ``None``, is collected from
-    the finished fold folders of ``run_dir``. ``config`` is the run's configuration as a plain
-    dict (``Config.to_dict()``); when ``None`` it is read from ``run_dir/config.yaml`` if there
-    is one. ``threshold`` (Loes points) overrides the configuration's ``report.threshold``
-    (default 9): the report's copy of the configuration then shows the threshold it used. The
-    report says what was run (from the configuration and ``environment.json``), whether folds
-    are missing (against ``splits.json``), what the run set aside and why (``set_aside.csv``
-    beside ``scans.csv``), which scans the network predicted worst, and warns about the
-    network (:func:`model_flags`); its verdict weighs the threshold metrics beside the MAE.
-    Its change section (``report.json["change"]``,
+    the finished fold folders of ``run_dir``, and so are the paired network's changes
+    (:func:`~loes.pipeline.run.collect.collect_changes`) when ``predictions`` is. ``config`` is
+    the run's configuration as a plain dict (``Config.to_dict()``); when ``None`` it is read
+    from ``run_dir/config.yaml`` if there is one. ``threshold`` (Loes points) overrides the
+    configuration's ``report.threshold`` (default 9): the report's copy of the configuration
+    then shows the threshold it used. The report says what was run (from the configuration and
+    ``environment.json``), whether folds are missing (against ``splits.json``), what the run set
+    aside and why (``set_aside.csv`` beside ``scans.csv``), which scans the network predicted
+    worst, and warns about the network (:func:`model_flags`); its verdict weighs the threshold
+    metrics beside the MAE. Its change section (``report.json["change"]``,
     :func:`~loes.pipeline.report.change.summarize_change`) compares true and predicted change
     between consecutive sessions of each subject.
     Every file is written atomically. Returns the report as written to ``report.json``
@@ -98,8 +101,10 @@ def write_report(
     if config is not None and not isinstance(config, dict):
         raise TypeError(f"config must be a dict (Config.to_dict()), not {type(config).__name__}.")
     run_dir = Path(run_dir)
+    changes = None
     if predictions is None:
         predictions = collect_predictions(run_dir)
+        changes = collect_changes(run_dir)
     if histories is None:
         histories = collect_histories(run_dir) if run_dir.is_dir() else {}
     if config is None and (run_dir / CONFIG_FILE).is_file():
@@ -125,14 +130,16 @@ def write_report(
             **summary,
             "set_aside": set_aside_summary(run_dir, summary["n_scans"]),
             "worst": worst_predictions(long, threshold),
-            "change": summarize_change(long),
+            "change": summarize_change(long, changes),
             "config": config,
         }
     )
     report["verdict"] = headline(report)[0]
     remove_temporaries(run_dir, list(REPORT_FILES))  # a killed report's half-written files
     write_text(run_dir / "predictions.csv", csv_text(wide))
+    if changes is not None:
+        write_text(run_dir / "changes.csv", csv_text(changes))
     write_json(run_dir / "report.json", report)
     write_text(run_dir / "report.md", render_markdown(report))
-    write_text(run_dir / "report.html", render_html(report, long, histories))
+    write_text(run_dir / "report.html", render_html(report, long, histories, changes))
     return report

@@ -24,12 +24,20 @@ from loes.io import read_csv
 from loes.pipeline.run.folder import FINISHED_MARKER, fold_dir, is_finished
 from loes.pipeline.run.predictions import (
     NETWORK,
+    OOF_CHANGE_COLUMNS,
     OPTIONAL_COLUMNS,
     PREDICTION_COLUMNS,
     read_predictions,
 )
 
-__all__ = ["check_run_dir", "collect_histories", "collect_predictions", "fold_name", "fold_status"]
+__all__ = [
+    "check_run_dir",
+    "collect_changes",
+    "collect_histories",
+    "collect_predictions",
+    "fold_name",
+    "fold_status",
+]
 
 _FOLD_DIR = re.compile(r"^fold_(\d+)$")
 _REPEAT_DIR = re.compile(r"^repeat_(\d+)$")
@@ -80,9 +88,11 @@ def _finished_files(run_dir: Path, filename: str) -> list[tuple[Path, int, int]]
     ]
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(path: Path, text: tuple[str, ...] = ("subject", "session")) -> pd.DataFrame:
+    """``path`` read with the ``text`` columns (identifiers such as ``ses-01`` or ``01``) kept
+    as written."""
     try:
-        return read_csv(path, dtype={"subject": str, "session": str})
+        return read_csv(path, dtype=dict.fromkeys(text, str))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise LoesError(f"{path} is not a readable CSV file ({error}); re-run that fold.") from None
 
@@ -94,29 +104,36 @@ def _redo(path: Path) -> str:
     )
 
 
-def _check_fold_predictions(path: Path, table: pd.DataFrame, repeat: int, fold: int) -> None:
+def _check_fold_predictions(
+    path: Path,
+    table: pd.DataFrame,
+    repeat: int,
+    fold: int,
+    columns: tuple[str, ...] = PREDICTION_COLUMNS,
+    numeric: tuple[str, ...] = _NUMERIC,
+) -> None:
     """Raise :class:`LoesError` naming ``path`` and its first bad line if a fold's predictions are
     incomplete (a truncated file), not numbers where numbers belong, or of another fold."""
-    missing = [c for c in PREDICTION_COLUMNS if c not in table]
+    missing = [c for c in columns if c not in table]
     if missing:
         raise LoesError(
-            f"{path} lacks the column(s) {', '.join(missing)}; each fold's predictions.csv "
-            f"needs {', '.join(PREDICTION_COLUMNS)}."
+            f"{path} lacks the column(s) {', '.join(missing)}; each fold's {path.name} "
+            f"needs {', '.join(columns)}."
         )
     if table.empty:
         raise LoesError(f"{path} holds no predictions; {_redo(path)}")
-    for column in PREDICTION_COLUMNS:
+    for column in columns:
         empty = table[column].isna()
         if empty.any():
             line = int(empty.to_numpy().argmax()) + 2  # 1-based, after the header line
             why = "the file looks truncated or edited"
             if (
-                column == "predicted"
-                and not table.drop(columns="predicted").iloc[line - 2].isna().any()
+                column.startswith("predicted")
+                and not table.drop(columns=column).iloc[line - 2].isna().any()
             ):
                 why = "a prediction that is not a number (did training diverge?)"
             raise LoesError(f"{path} line {line} has no {column} value: {why}; {_redo(path)}")
-    for column in _NUMERIC:
+    for column in numeric:
         values = pd.to_numeric(table[column], errors="coerce")
         bad = values.isna()
         if bad.any():
@@ -175,6 +192,34 @@ def collect_predictions(run_dir: str | os.PathLike) -> pd.DataFrame:
         f"No predictions in {run_dir}: expected fold_K/predictions.csv (or "
         "repeat_R/fold_K/predictions.csv) from `loes cv`; has any fold finished?"
     )
+
+
+def collect_changes(run_dir: str | os.PathLike) -> pd.DataFrame | None:
+    """The paired change model's out-of-fold changes of every finished fold in ``run_dir``
+    (each fold's ``changes.csv``, columns :data:`~loes.pipeline.run.predictions.OOF_CHANGE_COLUMNS`,
+    Loes points), concatenated; None when no finished fold has one (``change.model:
+    subtraction``, or a run from before the paired model). A run folder without fold folders
+    falls back to its report's ``changes.csv``.
+
+    Raises :class:`LoesError` naming the file and line, as :func:`collect_predictions` does.
+    """
+    run_dir = check_run_dir(run_dir)
+    tables = []
+    for path, repeat, fold in _finished_files(run_dir, "changes.csv"):
+        table = _read_csv(path, ("subject", "from_session", "to_session"))
+        numeric = ("repeat", "fold", "loes_score_change", "predicted_change")
+        _check_fold_predictions(path, table, repeat, fold, OOF_CHANGE_COLUMNS, numeric)
+        tables.append(table[list(OOF_CHANGE_COLUMNS)])
+    if tables:
+        return pd.concat(tables, ignore_index=True)
+    if not _fold_folders(run_dir) and (run_dir / "changes.csv").is_file():  # a report's copy
+        path = run_dir / "changes.csv"
+        table = _read_csv(path, ("subject", "from_session", "to_session"))
+        missing = [c for c in OOF_CHANGE_COLUMNS if c not in table]
+        if missing:
+            raise LoesError(f"{path} lacks the column(s) {', '.join(missing)}.")
+        return table[list(OOF_CHANGE_COLUMNS)]
+    return None
 
 
 def collect_histories(run_dir: str | os.PathLike) -> dict[tuple[int, int], pd.DataFrame]:

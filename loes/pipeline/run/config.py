@@ -345,6 +345,15 @@ class CrossValidationConfig(_Section):
     ``none``."""
 
 
+class ChangeConfig(_Section):
+    """How the change of the score between two sessions of a subject is predicted."""
+
+    model: Literal["paired", "subtraction"] = "paired"
+    """``paired``: each fold also trains a paired network on the registered subtraction of two
+    sessions of a subject (later minus earlier after rigid registration) and predicts the
+    change from it; ``subtraction``: the difference of the network's two scores."""
+
+
 class ReportConfig(_Section):
     """How the report reads the results; never part of a run's identity, so ``loes report
     --threshold`` can re-read a finished run."""
@@ -374,6 +383,7 @@ class Config(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     cv: CrossValidationConfig = Field(default_factory=CrossValidationConfig)
+    change: ChangeConfig = Field(default_factory=ChangeConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     """How the report reads the results (not part of the run's identity)."""
 

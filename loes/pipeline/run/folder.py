@@ -27,6 +27,7 @@ from loes.pipeline.run.config_loading import read_yaml
 from loes.pipeline.run.device import available_cpus
 
 __all__ = [
+    "CHANGE_FOLDER",
     "CONFIG_FILE",
     "FINISHED_MARKER",
     "check_run_folder",
@@ -47,6 +48,8 @@ SCANS_FILE = "scans.csv"
 _SCAN_COLUMNS = ["subject", "session", "loes_score"]
 #: the file a fold writes last; a fold folder holding it is finished
 FINISHED_MARKER = "metrics.json"
+#: The paired change model's folder inside a fold's folder (``best.pt``, ``last.pt``, ...).
+CHANGE_FOLDER = "change"
 _PACKAGES = ("loes", "torch", "monai", "numpy", "scikit-learn", "SimpleITK", "nibabel", "nilearn")
 
 

@@ -134,8 +134,10 @@ def predict(
     amp: bool = True,
     memory_format: torch.memory_format = torch.contiguous_format,
     flip_axis: int | None = None,
+    value_range: tuple[float, float] = (0.0, MAX_LOES_SCORE),
 ):
-    """Scores for every scan ``loader`` yields, clipped to the scale's range [0, 34].
+    """Scores for every scan ``loader`` yields, clipped to ``value_range`` (the scale's range
+    [0, 34]; a change model's: [-34, 34]).
 
     Items need ``image``, ``loes_score``, ``subject`` and ``session``. The model is put into
     ``memory_format`` (see :func:`loes.pipeline.run.device.memory_format`), as are the batches.
@@ -153,7 +155,7 @@ def predict(
         predicted = []
         for view in views:
             with autocast(device, amp):
-                predicted.append(model(view).float().clamp(0.0, MAX_LOES_SCORE).double())
+                predicted.append(model(view).float().clamp(*value_range).double())
         predicted = torch.stack(predicted).mean(dim=0)
         for subject, session, true, pred in zip(
             batch["subject"], batch["session"], scores.tolist(), predicted.tolist(), strict=True

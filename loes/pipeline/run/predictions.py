@@ -16,12 +16,15 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from loes.data.loes_items import MAX_LOES_SCORE
 from loes.errors import LoesError
 from loes.io import read_csv
 
 __all__ = [
+    "CHANGE_RANGE",
     "ID_COLUMNS",
     "NETWORK",
+    "OOF_CHANGE_COLUMNS",
     "OPTIONAL_COLUMNS",
     "PREDICTED_PREFIX",
     "PREDICTION_COLUMNS",
@@ -37,6 +40,22 @@ NETWORK = "network"
 
 #: Columns of the long out-of-fold predictions table (what the report's ``summarize`` reads).
 PREDICTION_COLUMNS = ("repeat", "fold", "subject", "session", "loes_score", "predicted", "model")
+
+#: Range of a change of the Loes score between two sessions, Loes points.
+CHANGE_RANGE = (-MAX_LOES_SCORE, MAX_LOES_SCORE)
+
+#: Columns of a fold's ``changes.csv``: the paired change model's out-of-fold change per
+#: consecutive pair of test sessions (``loes_score_change`` true, ``predicted_change``
+#: predicted; Loes points, later minus earlier).
+OOF_CHANGE_COLUMNS = (
+    "repeat",
+    "fold",
+    "subject",
+    "from_session",
+    "to_session",
+    "loes_score_change",
+    "predicted_change",
+)
 
 
 def model_order(models: Sequence[str]) -> list[str]:
