@@ -3,8 +3,9 @@
 ``python -m benchmarks.change_coverage RUN COHORT [--out DIR] [--coverage 0.9] [--device cpu]``
 
 RUN is a finished ``loes cv`` run folder; it is read, never written: the files an ensemble
-loads (config, splits, report, training profile, each fold's ``best.pt``, ``metrics.json`` and
-out-of-fold ``predictions.csv``) are copied into ``OUT/run`` first. COHORT is what ``loes
+loads (config, splits, report, training profile, each fold's ``best.pt``, ``metrics.json``,
+out-of-fold ``predictions.csv`` and, with the paired change model, ``change/best.pt`` and
+``changes.csv``) are copied into ``OUT/run`` first. COHORT is what ``loes
 predict`` reads with the scores and ages of its scans: the ``manifest.csv`` of a synthetic
 cohort (``loes synth --seed 1``, or the cache folder of ``data.synthetic_seed=1``), whose
 post-contrast scans are set aside as the run's were. The script runs ``loes predict`` (all fold
@@ -30,7 +31,7 @@ from pathlib import Path
 
 #: what an ensemble loads from a run folder (the rest, ``last.pt`` and logs, stays behind)
 _RUN_FILES = ("config.yaml", "splits.json", "report.json", "training_profile.json", "scans.csv")
-_FOLD_FILES = ("best.pt", "metrics.json", "predictions.csv")
+_FOLD_FILES = ("best.pt", "metrics.json", "predictions.csv", "changes.csv", "change/best.pt")
 
 
 def copy_run(run: Path, to: Path) -> Path:
@@ -42,9 +43,9 @@ def copy_run(run: Path, to: Path) -> Path:
             shutil.copy2(run / name, to / name)
     for folder in [*run.glob("fold_*"), *run.glob("repeat_*/fold_*")]:
         target = to / folder.relative_to(run)
-        target.mkdir(parents=True)
         for name in _FOLD_FILES:
             if (folder / name).is_file():
+                (target / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(folder / name, target / name)
     return to
 

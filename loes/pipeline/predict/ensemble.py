@@ -265,7 +265,7 @@ class FoldEnsemble:
             coverage = float(given.dropna().iloc[0]) if given.notna().any() else 0.9
         paired = any(m.change_model is not None for m in self.members)
         tta = (predictions.attrs.get("provenance") or {}).get("tta", "flip")
-        pairs = PairedChange(self, tta) if paired else None  # else: subtraction of the scores
+        pairs = PairedChange(self, tta) if paired else None  # None: subtraction of the scores
         changes = change_table(predictions, self.change_calibration, coverage, pairs)
         calibration = self.change_calibration
         n = 0 if calibration is None else calibration.n
@@ -288,9 +288,8 @@ class FoldEnsemble:
         scans: pd.DataFrame | str | os.PathLike | Sequence[str | os.PathLike],
         **options,
     ) -> pd.DataFrame:
-        """Score the scans (:meth:`predict`, with its ``options``) and return the change
-        between consecutive sessions of each subject (:meth:`changes`); to keep the scores as
-        well, call the two in turn.
+        """Score the scans (:meth:`predict`, with its ``options``) and return the change between
+        consecutive sessions of each subject (:meth:`changes`); call the two to keep the scores.
 
         Raises:
             LoesError: as :meth:`predict` and :meth:`changes`.

@@ -384,6 +384,7 @@ class Config(_Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     cv: CrossValidationConfig = Field(default_factory=CrossValidationConfig)
     change: ChangeConfig = Field(default_factory=ChangeConfig)
+    """How the change between two sessions of a subject is predicted."""
     report: ReportConfig = Field(default_factory=ReportConfig)
     """How the report reads the results (not part of the run's identity)."""
 

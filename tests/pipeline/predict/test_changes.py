@@ -19,8 +19,10 @@ from loes.pipeline.predict.changes import (
     change_metrics,
     change_table,
     changes_path,
+    oof_change_calibration,
     write_changes,
 )
+from loes.pipeline.predict.paired import PairedChange
 
 #: |true - predicted| of 0.1 .. 2.5: the 90% finite-sample quantile is the
 #: ceil((25 + 1) * 0.9) = 24th smallest, 2.4 points
@@ -287,14 +289,21 @@ def ensemble(tiny_run):
 
 @pytest.mark.slow
 def test_the_ensemble_calibrates_on_the_runs_out_of_fold_consecutive_pairs(ensemble, tiny_run):
+    # the run trained the paired change model: its out-of-fold changes calibrate
+    paired = pd.read_csv(tiny_run / "changes.csv", dtype={"subject": str})
+    assert ensemble.change_calibration.n == len(paired) > 0
+    np.testing.assert_allclose(ensemble.change_calibration.y_true, paired["loes_score_change"])
+    np.testing.assert_allclose(ensemble.change_calibration.y_pred, paired["predicted_change"])
+    # without it (change.model: subtraction), the differences of the out-of-fold scores do
     run = pd.read_csv(tiny_run / "predictions.csv", dtype={"subject": str, "session": str})
     true, predicted = [], []
     for _, series in run.sort_values(["subject", "age", "session"]).groupby("subject"):
         true += np.diff(series["loes_score"]).tolist()
         predicted += np.diff(series["predicted"]).tolist()
-    assert ensemble.change_calibration.n == len(true) > 0
-    np.testing.assert_allclose(ensemble.change_calibration.y_true, true, atol=1e-9)
-    np.testing.assert_allclose(ensemble.change_calibration.y_pred, predicted, rtol=1e-9, atol=1e-9)
+    subtraction = oof_change_calibration(run)
+    assert subtraction.n == len(true) > 0
+    np.testing.assert_allclose(subtraction.y_true, true, atol=1e-9)
+    np.testing.assert_allclose(subtraction.y_pred, predicted, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.slow
@@ -310,11 +319,23 @@ def test_predict_changes_on_the_tiny_cohort(ensemble, tiny_manifest, tmp_path):
     assert ("sub-007", "ses-01", "ses-03") in pairs
     assert not {"sub-003", "sub-006"} & set(changes["subject"])
     assert len(changes) == sum(max(0, n - 1) for n in table.groupby("subject").size())
-    scored = predictions.set_index(["subject", "session"])["predicted"]
+    rows = predictions.set_index(["subject", "session"])
+    paired = PairedChange(ensemble)  # the run trained the paired change model
     for row in changes.itertuples():
-        expected = scored[(row.subject, row.to_session)] - scored[(row.subject, row.from_session)]
-        assert row.predicted_change == pytest.approx(expected, abs=1e-9)
+        earlier, later = (
+            rows.loc[(row.subject, row.from_session)],
+            rows.loc[(row.subject, row.to_session)],
+        )
+        assert row.predicted_change == pytest.approx(paired(earlier, later), abs=0.05 + 1e-9)
         assert row.change_low <= row.predicted_change <= row.change_high
+    # without a paired model: the later predicted score minus the earlier
+    subtraction = change_table(predictions, ensemble.change_calibration)
+    for row in subtraction.itertuples():
+        expected = (
+            rows.loc[(row.subject, row.to_session), "predicted"]
+            - rows.loc[(row.subject, row.from_session), "predicted"]
+        )
+        assert row.predicted_change == pytest.approx(expected, abs=1e-9)
     sub7 = changes[changes["subject"] == "sub-007"].iloc[0]
     assert "sessions from different sites (site-B, then site-C)" in sub7["flags"]
     assert sub7["years"] == pytest.approx(1.6)

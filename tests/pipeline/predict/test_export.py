@@ -71,7 +71,12 @@ def test_the_metadata_has_what_the_bundle_schema_requires(bundle):
 
 def test_every_weight_file_loads_with_weights_only(bundle):
     files = sorted((bundle / "models").glob("*.pt"))
-    assert [f.name for f in files] == ["fold_0.pt", "fold_1.pt"]
+    assert [f.name for f in files] == [
+        "fold_0.pt",
+        "fold_0_change.pt",
+        "fold_1.pt",
+        "fold_1_change.pt",
+    ]  # the scan models and the paired change models
     for path in files:
         assert set(torch.load(path, weights_only=True)) == {"spec", "model"}
 

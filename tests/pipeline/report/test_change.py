@@ -125,17 +125,22 @@ def averaged(pairs: pd.DataFrame, predictor: str) -> dict[str, float]:
         }
 
 
-def naive_intervals(pairs: pd.DataFrame, seed: int = 0, resamples: int = RESAMPLES):
+def naive_intervals(
+    pairs: pd.DataFrame,
+    seed: int = 0,
+    resamples: int = RESAMPLES,
+    predictors: tuple[str, ...] = ("network", NO_CHANGE, "ridge"),
+):
     """Percentile intervals of every metric (and the network's MAE minus each other's) over
     resamples of subjects drawn with replacement, each bringing all his pairs."""
     subjects = np.sort(pairs["subject"].unique())
     rows_of = {s: np.flatnonzero(pairs["subject"].to_numpy() == s) for s in subjects}
     drawn = np.random.default_rng(seed).integers(0, len(subjects), (resamples, len(subjects)))
-    values = {(p, m): [] for p in ("network", NO_CHANGE, "ridge") for m in CHANGE_METRICS}
-    differences = {NO_CHANGE: [], "ridge": []}
+    values = {(p, m): [] for p in predictors for m in CHANGE_METRICS}
+    differences = {p: [] for p in predictors if p != "network"}
     for draw in drawn:
         resample = pairs.iloc[np.concatenate([rows_of[subjects[i]] for i in draw])]
-        found = {p: averaged(resample, p) for p in ("network", NO_CHANGE, "ridge")}
+        found = {p: averaged(resample, p) for p in predictors}
         for (p, m), kept in values.items():
             kept.append(found[p][m])
         for other, kept in differences.items():
@@ -159,6 +164,58 @@ def assert_close(found, expected):
         assert found is None or np.isnan(found)
     else:
         assert found == pytest.approx(expected, rel=1e-7, abs=1e-9)
+
+
+def paired_changes(table: pd.DataFrame, seed: int = 1) -> pd.DataFrame:
+    """A run's changes.csv: a paired network's change for each consecutive pair, the true
+    change plus a small error."""
+    pairs = expected_pairs(table, by_age=True)
+    fold = table.drop_duplicates("subject").set_index("subject")["fold"]
+    error = np.random.default_rng(seed).normal(0, 0.3, len(pairs))
+    return pd.DataFrame(
+        {
+            "repeat": pairs["repeat"],
+            "fold": pairs["subject"].map(fold),
+            "subject": pairs["subject"],
+            "from_session": pairs["from_session"],
+            "to_session": pairs["to_session"],
+            "loes_score_change": pairs["true"],
+            "predicted_change": pairs["true"] + error,
+        }
+    ).sample(frac=1, random_state=seed)
+
+
+def test_the_paired_networks_change_is_the_networks_and_subtraction_stands_beside_it(tmp_path):
+    table = cohort()
+    paired = paired_changes(table)
+    change = summarize_change(written_csv(tmp_path, table), paired, n_resamples=RESAMPLES)
+    pairs = expected_pairs(table, by_age=True).rename(columns={"network": "subtraction"})
+    pairs = pairs.merge(
+        paired.rename(columns={"predicted_change": "network"}),
+        on=["repeat", "subject", "from_session", "to_session"],
+    )
+    assert change["method"] == "paired"
+    predictors = ("network", "subtraction", NO_CHANGE, "ridge")
+    assert change["predictors"] == list(predictors)
+    intervals, differences = naive_intervals(pairs, predictors=predictors)
+    for predictor in predictors:
+        expected = averaged(pairs, predictor)
+        for metric in CHANGE_METRICS:
+            assert_close(change["metrics"][predictor][metric], expected[metric])
+            low, high = intervals[(predictor, metric)]
+            assert_close(change["intervals"][predictor][metric]["low"], low)
+            assert_close(change["intervals"][predictor][metric]["high"], high)
+    assert change["metrics"]["network"]["mae"] < change["metrics"]["subtraction"]["mae"]
+    for other, (low, high) in differences.items():
+        found = change["differences"][other]
+        assert_close(found["low"], low)
+        assert_close(found["high"], high)
+    assert "paired network's predicted change" in change_sentence(change)
+    # a pair the paired network did not predict is left out of every predictor's metrics
+    fewer = summarize_change(written_csv(tmp_path, table), paired.iloc[1:], n_resamples=0)
+    assert fewer["n_pairs"] == change["n_pairs"] - 1
+    figure = follow_up_plots.plot_change(written_csv(tmp_path, table), paired=paired)
+    assert [a.get_title() for a in figure.axes][:2] == ["Change: network", "Change: subtraction"]
 
 
 @pytest.fixture(scope="module")
