@@ -66,7 +66,7 @@ def test_an_unknown_section_names_the_sections(capsys):
     assert main(["settings", "trainig"]) == 2
     err = capsys.readouterr().err
     assert "no setting or section 'trainig'" in err
-    assert "augmentation, cv, data, model, preprocessing, report, training" in err
+    assert "augmentation, change, cv, data, model, preprocessing, report, training" in err
 
 
 @pytest.mark.parametrize("command", ["cv", "slurm"])

@@ -15,7 +15,7 @@ Pairs, each side from its own subjects (folds keep subjects whole):
 
 - training: every pair (earlier, later) of sessions of each training subject, not only
   consecutive ones (on the main job 2.6 times as many pairs as consecutive ones);
-- model selection: every pair of the inner validation subjects;
+- model selection: every pair of the inner validation subjects (none: the last epoch is kept);
 - test: the consecutive pairs of the test subjects, the ones the report and ``loes predict``
   judge.
 
@@ -26,107 +26,31 @@ invent.
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from monai.data import CacheDataset, Dataset
-from monai.transforms import Compose, DeleteItemsd
+from monai.data import Dataset
 from torch.utils.data import Subset
 
 from loes.data import Fold
-from loes.data.follow_up import in_time_order
 from loes.data.problems import plural
 from loes.errors import LoesError
 from loes.pipeline.cluster import distributed
 from loes.pipeline.cross_validation.cohort import augmentation_for
 from loes.pipeline.cross_validation.training import FoldData, loader, train_fold
 from loes.pipeline.run.config import Config
-from loes.pipeline.run.device import available_cpus, memory_format
+from loes.pipeline.run.device import memory_format
 from loes.pipeline.run.inference import left_right_axis, predict
 from loes.pipeline.run.messages import note
 from loes.pipeline.run.predictions import CHANGE_RANGE, OOF_CHANGE_COLUMNS
-from loes.transforms import RegisteredSubtractiond
 
 __all__ = [
     "change_training_config",
-    "preprocess_pairs",
-    "session_pairs",
+    "check_fold_pairs",
     "train_change_model",
 ]
-
-
-def session_pairs(table: pd.DataFrame) -> pd.DataFrame:
-    """Every pair (earlier, later) of sessions of each subject of a scan table.
-
-    Args:
-        table: one row per scan, ``subject, session, loes_score`` (and ``age``); sessions are
-            put in time order by :func:`loes.data.follow_up.in_time_order`.
-
-    Returns:
-        One row per pair: ``earlier``, ``later`` (positions of the two rows in ``table``),
-        ``subject, from_session, to_session``, ``consecutive`` (no session between them) and
-        ``loes_score_change`` (later minus earlier, Loes points); a subject with one session
-        gives no row.
-    """
-    ordered = in_time_order(table.reset_index(drop=True))
-    rows = []
-    for subject, sessions in ordered.groupby("subject", sort=False):
-        positions = list(sessions.index)
-        for a, earlier in enumerate(positions):
-            for b in range(a + 1, len(positions)):
-                later = positions[b]
-                rows.append(
-                    {
-                        "earlier": earlier,
-                        "later": later,
-                        "subject": str(subject),
-                        "from_session": str(ordered.at[earlier, "session"]),
-                        "to_session": str(ordered.at[later, "session"]),
-                        "consecutive": b == a + 1,
-                        "loes_score_change": float(
-                            ordered.at[later, "loes_score"] - ordered.at[earlier, "loes_score"]
-                        ),
-                    }
-                )
-    columns = ["earlier", "later", "subject", "from_session", "to_session", "consecutive"]
-    return pd.DataFrame(rows, columns=[*columns, "loes_score_change"])
-
-
-def preprocess_pairs(pairs: pd.DataFrame, scans: torch.utils.data.Dataset) -> Dataset:
-    """The registered subtraction of every pair, computed once (a MONAI ``CacheDataset``).
-
-    ``scans[i]["image"]`` is the preprocessed (1, D, H, W) MetaTensor of table row ``i``;
-    item ``k`` of the result is ``{"image"``: the subtraction image of pair ``k`` on its
-    earlier scan's grid, ``"loes_score"``: the true change, ``"subject"``, ``"session"``: the
-    later session``}``.
-    """
-    items = [
-        {
-            "earlier": scans[row.earlier]["image"],
-            "later": scans[row.later]["image"],
-            "loes_score": row.loes_score_change,
-            "subject": row.subject,
-            "session": row.to_session,
-        }
-        for row in pairs.itertuples()
-    ]
-    transform = Compose(
-        [RegisteredSubtractiond("earlier", "later", "image"), DeleteItemsd(["earlier", "later"])]
-    )
-    start = time.perf_counter()
-    cache = CacheDataset(
-        items, transform, num_workers=available_cpus(), progress=sys.stderr.isatty()
-    )
-    if items:
-        note(
-            f"registered and subtracted {plural(len(items), 'pair')} of sessions once for every "
-            f"fold ({time.perf_counter() - start:.0f} s)"
-        )
-    return cache
 
 
 def change_training_config(config: Config) -> Config:
@@ -146,6 +70,19 @@ def _positions(pairs: pd.DataFrame, subjects: list[str], consecutive: bool = Fal
     return np.flatnonzero(chosen.to_numpy()).tolist()
 
 
+def check_fold_pairs(pairs: pd.DataFrame, fold: Fold) -> None:
+    """Raise :class:`LoesError` naming ``fold`` unless its training subjects have 2 pairs of
+    sessions or more (``pairs``: :func:`~loes.pipeline.cross_validation.cohort.session_pairs`)."""
+    train = _positions(pairs, fold.train)
+    if len(train) < 2:
+        raise LoesError(
+            f"{fold.name}: the paired change model needs training subjects with two sessions "
+            f"or more, but they have {plural(len(train), 'pair')} of sessions; set "
+            "change.model=subtraction (the change is then the difference of the network's two "
+            "scores), or use more subjects."
+        )
+
+
 def train_change_model(
     pairs: pd.DataFrame,
     images: Dataset,
@@ -160,26 +97,28 @@ def train_change_model(
     ``last.pt``) and predict its test subjects' consecutive pairs.
 
     Args:
-        pairs, images: :func:`session_pairs` of the run's table and their
-            :func:`preprocess_pairs`.
+        pairs, images: the cohort's pairs of sessions and their registered subtractions
+            (:class:`~loes.pipeline.cross_validation.cohort.PreprocessedCohort`'s ``pairs`` and
+            ``pair_images``).
 
     Returns:
         The :data:`~loes.pipeline.run.predictions.OOF_CHANGE_COLUMNS` table of the test pairs
         (Loes points; flip test-time augmentation when ``cv.tta`` says so); None on ranks
         other than 0 under ``torchrun``.
 
+    A fold whose validation subjects have no pair keeps the last epoch (no selection).
+
     Raises:
-        LoesError: when the fold's training subjects have fewer than 2 pairs of sessions or
-            its validation subjects none (``change.model=subtraction`` needs no pairs).
+        LoesError: when the fold's training subjects have fewer than 2 pairs of sessions
+            (``change.model=subtraction`` needs no pairs).
     """
+    check_fold_pairs(pairs, fold)
     train, val = _positions(pairs, fold.train), _positions(pairs, fold.val)
     test = _positions(pairs, fold.test, consecutive=True)
-    if len(train) < 2 or not val:
-        raise LoesError(
-            f"{fold.name}: the paired change model needs subjects with two sessions or more on "
-            f"each side, but its training subjects have {plural(len(train), 'pair')} of sessions "
-            f"and its validation subjects {len(val)}; set change.model=subtraction (the change "
-            "is then the difference of the network's two scores), or use more subjects."
+    if not val:
+        note(
+            f"{label} change: no validation subject has two sessions, so the paired network "
+            "keeps its last epoch (no model selection)"
         )
     pair_config = change_training_config(config)
     data = FoldData(

@@ -1,6 +1,8 @@
 """The cohort of a run, preprocessed once: every scan of the validated table
 (:func:`loes.pipeline.run.data.load_table`) through the preprocessing in one MONAI cache that
-serves every fold, the training augmentation, and the baselines' image features."""
+serves every fold, the training augmentation, the baselines' image features and, for the paired
+change model (:mod:`loes.pipeline.cross_validation.change_model`), every pair of sessions of a
+subject registered and subtracted once."""
 
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ import numpy as np
 import pandas as pd
 import torch
 from monai.data import CacheDataset, Dataset
-from monai.transforms import Compose, ToDeviced
+from monai.transforms import Compose, DeleteItemsd, ToDeviced
 from tqdm.auto import tqdm
 
+from loes.data.follow_up import in_time_order
+from loes.data.problems import plural
 from loes.errors import LoesError
 from loes.pipeline.cluster.disk_cache import SharedPersistentDataset
 from loes.pipeline.cross_validation.baselines import downsampled_features
@@ -25,13 +29,15 @@ from loes.pipeline.run.config import Config
 from loes.pipeline.run.data import preprocessing_for, scan_items
 from loes.pipeline.run.device import available_cpus
 from loes.pipeline.run.messages import note
-from loes.transforms import RandBatchAugmentation, augmentation
+from loes.transforms import RandBatchAugmentation, RegisteredSubtractiond, augmentation
 
 __all__ = [
     "PreprocessedCohort",
     "augmentation_for",
     "augmentation_where",
     "preprocess_cohort",
+    "preprocess_pairs",
+    "session_pairs",
 ]
 
 
@@ -77,15 +83,85 @@ def augmentation_for(
         raise LoesError(f"augmentation: {error}") from None
 
 
+def session_pairs(table: pd.DataFrame) -> pd.DataFrame:
+    """Every pair (earlier, later) of sessions of each subject of a scan table.
+
+    Args:
+        table: one row per scan, ``subject, session, loes_score`` (and ``age``); sessions are
+            put in time order by :func:`loes.data.follow_up.in_time_order`.
+
+    Returns:
+        One row per pair: ``earlier``, ``later`` (positions of the two rows in ``table``),
+        ``subject, from_session, to_session``, ``consecutive`` (no session between them) and
+        ``loes_score_change`` (later minus earlier, Loes points); a subject with one session
+        gives no row.
+    """
+    ordered = in_time_order(table.reset_index(drop=True))
+    rows = []
+    for subject, sessions in ordered.groupby("subject", sort=False):
+        positions = list(sessions.index)
+        for a, earlier in enumerate(positions):
+            for b in range(a + 1, len(positions)):
+                later = positions[b]
+                rows.append(
+                    {
+                        "earlier": earlier,
+                        "later": later,
+                        "subject": str(subject),
+                        "from_session": str(ordered.at[earlier, "session"]),
+                        "to_session": str(ordered.at[later, "session"]),
+                        "consecutive": b == a + 1,
+                        "loes_score_change": float(
+                            ordered.at[later, "loes_score"] - ordered.at[earlier, "loes_score"]
+                        ),
+                    }
+                )
+    columns = ["earlier", "later", "subject", "from_session", "to_session", "consecutive"]
+    return pd.DataFrame(rows, columns=[*columns, "loes_score_change"])
+
+
+def preprocess_pairs(pairs: pd.DataFrame, scans: torch.utils.data.Dataset) -> Dataset:
+    """The registered subtraction of every pair, computed once (a MONAI ``CacheDataset``).
+
+    ``scans[i]["image"]`` is the preprocessed (1, D, H, W) MetaTensor of table row ``i``;
+    item ``k`` of the result is ``{"image"``: the subtraction image of pair ``k`` on its
+    earlier scan's grid, ``"loes_score"``: the true change, ``"subject"``, ``"session"``: the
+    later session``}``.
+    """
+    items = [
+        {
+            "earlier": scans[row.earlier]["image"],
+            "later": scans[row.later]["image"],
+            "loes_score": row.loes_score_change,
+            "subject": row.subject,
+            "session": row.to_session,
+        }
+        for row in pairs.itertuples()
+    ]
+    transform = Compose(
+        [RegisteredSubtractiond("earlier", "later", "image"), DeleteItemsd(["earlier", "later"])]
+    )
+    start = time.perf_counter()
+    cache = CacheDataset(
+        items, transform, num_workers=available_cpus(), progress=sys.stderr.isatty()
+    )
+    if items:
+        note(
+            f"registered and subtracted {plural(len(items), 'pair')} of sessions once for every "
+            f"fold ({time.perf_counter() - start:.0f} s)"
+        )
+    return cache
+
+
 @dataclass
 class PreprocessedCohort:
     """Every scan preprocessed once, shared by every fold.
 
     ``cache[i]`` is the MONAI item of ``table`` row ``i`` (``image``: (1, D, H, W) float32
     MetaTensor); ``features[i]`` the ridge baseline's inputs of that scan. With the paired
-    change model, ``pairs`` lists every pair of sessions of a subject and ``pair_images[k]``
-    is pair ``k``'s registered subtraction
-    (:mod:`loes.pipeline.cross_validation.change_model`); both are None otherwise.
+    change model (``change.model: paired``), ``pairs`` lists every pair of sessions of a subject
+    (:func:`session_pairs`) and ``pair_images[k]`` is pair ``k``'s registered subtraction
+    (:func:`preprocess_pairs`); both are None otherwise.
     """
 
     table: pd.DataFrame
@@ -102,7 +178,8 @@ class PreprocessedCohort:
 def preprocess_cohort(
     table: pd.DataFrame, config: Config, device: torch.device
 ) -> PreprocessedCohort:
-    """Run the preprocessing once per scan into the cache ``preprocessing.cache`` names.
+    """Run the preprocessing once per scan into the cache ``preprocessing.cache`` names, and,
+    with the paired change model, register and subtract every pair of sessions once.
 
     ``memory``: a MONAI ``CacheDataset``; ``gpu``: the same, moved to ``device``; ``disk``: a
     ``PersistentDataset`` under ``data.cache_dir/persistent/<hash of the preprocessing
@@ -134,4 +211,9 @@ def preprocess_cohort(
         f"preprocessed {len(items)} scans once for every fold ({p.cache} cache, "
         f"{time.perf_counter() - start:.0f} s)",
     )
-    return PreprocessedCohort(table=table, cache=cache, features=features)
+    if config.change.model != "paired":
+        return PreprocessedCohort(table=table, cache=cache, features=features)
+    pairs = session_pairs(table)
+    # the registration needs each scan's affine, which a disk cache does not keep
+    scans = [transform(i) for i in items] if p.cache == "disk" and len(pairs) else cache
+    return PreprocessedCohort(table, cache, features, pairs, preprocess_pairs(pairs, scans))

@@ -11,7 +11,6 @@ Under ``torchrun`` every process runs these functions, and rank 0 alone writes
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -23,8 +22,12 @@ from loes.data import Fold, Splits, make_folds
 from loes.errors import LoesError
 from loes.io import check_writable
 from loes.pipeline.cluster import distributed
-from loes.pipeline.cross_validation.change_model import preprocess_pairs, session_pairs
-from loes.pipeline.cross_validation.cohort import augmentation_for, preprocess_cohort
+from loes.pipeline.cross_validation.change_model import check_fold_pairs
+from loes.pipeline.cross_validation.cohort import (
+    augmentation_for,
+    preprocess_cohort,
+    session_pairs,
+)
 from loes.pipeline.cross_validation.fold import run_fold
 from loes.pipeline.cross_validation.optimization import schedule_warning
 from loes.pipeline.cross_validation.training import build_model
@@ -196,6 +199,10 @@ def prepare_run(
     splits = run_splits(config, table)
     if chosen is not None:
         check_fold(splits, fold=chosen[1], repeat=chosen[0])
+    if config.change.model == "paired":  # before any training: every fold needs pairs
+        pairs = session_pairs(table)
+        for fold in splits.folds:
+            check_fold_pairs(pairs, fold)
     warning = schedule_warning(config.training)
     if warning:
         note(f"warning: {warning}")
@@ -224,13 +231,7 @@ def _cohort(table: pd.DataFrame, config: Config, device: torch.device):
     configure_backends(device, config.training.deterministic)  # cuDNN autotuning or determinism
     # rank 0 fills a disk cache first, and the other ranks read it
     with distributed.main_first(config.preprocessing.cache == "disk"):
-        cohort = preprocess_cohort(table, config, device)
-    if config.change.model != "paired":
-        return cohort
-    pairs = session_pairs(cohort.table)
-    return dataclasses.replace(
-        cohort, pairs=pairs, pair_images=preprocess_pairs(pairs, cohort.cache)
-    )
+        return preprocess_cohort(table, config, device)
 
 
 def cross_validate(config: Config) -> dict | None:

@@ -258,8 +258,9 @@ def _early_stopping(
     state: dict, model: LoesModel, fold_dir: Path, epoch: int, val_mae: float
 ) -> None:
     """Model selection on the validation subjects: a better ``val_mae`` (Loes points) saves
-    ``best.pt`` (rank 0) and resets the count of stale epochs, any other adds one to it."""
-    if val_mae < state["best_val_mae"]:
+    ``best.pt`` (rank 0) and resets the count of stale epochs, any other adds one to it; a NaN
+    (nothing to validate on) saves every epoch, so the last one is kept."""
+    if val_mae < state["best_val_mae"] or np.isnan(val_mae):
         state.update(best_val_mae=val_mae, best_epoch=epoch, stale=0)
         if distributed.is_main():
             model.save(fold_dir / "best.pt", epoch=epoch, val_mae=val_mae)
@@ -289,7 +290,8 @@ def _log_epoch(board, row: dict, epoch: int) -> None:
 def train_fold(
     config: Config, data: FoldData, fold_dir: Path, device: torch.device, seed: int, label: str = ""
 ) -> tuple[LoesModel, pd.DataFrame]:
-    """Train on ``data.train``, choose the epoch on ``data.val``; return the best model and the
+    """Train on ``data.train``, choose the epoch on ``data.val`` (the last epoch when
+    ``data.val`` is empty: only the paired change model allows that); return the best model and the
     history (one row per epoch: ``epoch, val_mae`` in Loes points, ``lr``, ``train_loss``,
     ``samples``, and seconds spent waiting for data, computing, recomputing BatchNorm and
     validating).
@@ -364,14 +366,16 @@ def train_fold(
         stats["train_loss"] = distributed.mean(stats["train_loss"])
         stats["batchnorm_seconds"] = recompute_batchnorm(model, bn_scans, config, device)
         watch = Stopwatch(device)
-        val_loader = loader(data.val, config, False, device)
-        val = predict(
-            model, val_loader, device, t.mixed_precision, layout, value_range=data.value_range
-        )
+        val_mae = float("nan")  # no validation items: every epoch is kept, the last one wins
+        if len(data.val):
+            val_loader = loader(data.val, config, False, device)
+            val = predict(
+                model, val_loader, device, t.mixed_precision, layout, value_range=data.value_range
+            )
+            val_mae = float(np.abs(val["predicted"] - val["loes_score"]).mean())
         stats["validation_seconds"] = watch.seconds()
-        val_mae = float(np.abs(val["predicted"] - val["loes_score"]).mean())
         val_mae = distributed.broadcast(val_mae)  # one decision for every rank
-        if scheduler is not None and t.scheduler == "plateau":
+        if scheduler is not None and t.scheduler == "plateau" and np.isfinite(val_mae):
             scheduler.step(val_mae)
         lr = optimizer.param_groups[0]["lr"]
         state["history"].append({"epoch": epoch + 1, "val_mae": val_mae, "lr": lr, **stats})

@@ -15,7 +15,8 @@ from loes.errors import LoesError
 from loes.models import LoesModel
 from loes.pipeline import cross_validate, load_ensemble
 from loes.pipeline.cross_validation import training as training_module
-from loes.pipeline.cross_validation.change_model import session_pairs, train_change_model
+from loes.pipeline.cross_validation.change_model import check_fold_pairs, train_change_model
+from loes.pipeline.cross_validation.cohort import session_pairs
 from loes.pipeline.predict.paired import PairedChange
 from loes.pipeline.run.collect import collect_changes
 
@@ -81,7 +82,7 @@ def test_each_fold_predicts_its_test_subjects_consecutive_pairs(run):
         model, extra = LoesModel.load(folder / "best.pt")  # weights_only inside
         assert extra["epoch"] in (1, 2)
         assert model.spec["network"] == "sfcn"  # the run's network, one input channel
-        assert model(torch.zeros(1, 1, 32, 40, 32)).shape == (1,)
+        assert model.eval()(torch.zeros(1, 1, 32, 40, 32)).shape == (1,)
         assert (folder / "last.pt").is_file()
         metrics = json.loads((run / f"fold_{fold}" / "metrics.json").read_text())
         mine = found[found["fold"] == fold]
@@ -175,7 +176,7 @@ def test_a_run_killed_while_training_the_change_model_resumes_it(
     )
 
 
-def test_a_fold_without_pairs_on_a_side_is_named():
+def test_a_fold_without_training_pairs_is_named():
     pairs = pd.DataFrame(
         {
             "earlier": [0, 2],
@@ -187,6 +188,7 @@ def test_a_fold_without_pairs_on_a_side_is_named():
             "loes_score_change": [0.0, 1.0],
         }
     )
-    fold = Fold(repeat=0, fold=1, train=["a", "b"], val=["c"], test=["d"])
-    with pytest.raises(LoesError, match=r"fold 1.*validation subjects 0.*change.model=subtraction"):
+    check_fold_pairs(pairs, Fold(repeat=0, fold=1, train=["a", "b"], val=["c"], test=["d"]))
+    fold = Fold(repeat=0, fold=1, train=["a", "c"], val=["b"], test=["d"])
+    with pytest.raises(LoesError, match=r"fold 1.*1 pair of sessions.*change.model=subtraction"):
         train_change_model(pairs, None, fold, None, None, torch.device("cpu"), seed=1)

@@ -62,6 +62,33 @@ def test_early_stopping_uses_patience(tmp_path):
 
 
 @pytest.mark.slow
+def test_without_validation_items_the_last_epoch_is_kept(tmp_path):
+    import torch
+
+    from loes.pipeline.cross_validation.training import train_fold
+    from loes.pipeline.run.config_loading import load_config
+
+    config = load_config(
+        overrides=[
+            "model.name=sfcn",
+            "preprocessing.spatial_size=[32, 32, 32]",
+            "training.epochs=3",
+        ]
+    )
+    fold = _random_fold()
+    fold.val = []  # the paired change model of a fold whose validation subjects have no pair
+    model, history = train_fold(config, fold, tmp_path, torch.device("cpu"), seed=0)
+    assert len(history) == 3
+    assert history["val_mae"].isna().all()
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert best["epoch"] == 3
+    last = torch.load(tmp_path / "last.pt", weights_only=True)["model"]
+    for key, value in best["model"].items():
+        assert torch.equal(value, last[key])
+        assert torch.equal(value, model.state_dict()[key])  # the model returned is the last
+
+
+@pytest.mark.slow
 def test_tensorboard_logs_every_epoch(tmp_path):
     pytest.importorskip("tensorboard")
     import torch
