@@ -166,6 +166,17 @@ def assert_close(found, expected):
         assert found == pytest.approx(expected, rel=1e-7, abs=1e-9)
 
 
+def assert_metrics_and_intervals(change: dict, pairs: pd.DataFrame, intervals: dict) -> None:
+    """Every predictor's metrics and their intervals equal those recomputed on ``pairs``."""
+    for predictor in change["predictors"]:
+        expected = averaged(pairs, predictor)
+        for metric in CHANGE_METRICS:
+            assert_close(change["metrics"][predictor][metric], expected[metric])
+            low, high = intervals[(predictor, metric)]
+            assert_close(change["intervals"][predictor][metric]["low"], low)
+            assert_close(change["intervals"][predictor][metric]["high"], high)
+
+
 def paired_changes(table: pd.DataFrame, seed: int = 1) -> pd.DataFrame:
     """A run's changes.csv: a paired network's change for each consecutive pair, the true
     change plus a small error."""
@@ -198,13 +209,7 @@ def test_the_paired_networks_change_is_the_networks_and_subtraction_stands_besid
     predictors = ("network", "subtraction", NO_CHANGE, "ridge")
     assert change["predictors"] == list(predictors)
     intervals, differences = naive_intervals(pairs, predictors=predictors)
-    for predictor in predictors:
-        expected = averaged(pairs, predictor)
-        for metric in CHANGE_METRICS:
-            assert_close(change["metrics"][predictor][metric], expected[metric])
-            low, high = intervals[(predictor, metric)]
-            assert_close(change["intervals"][predictor][metric]["low"], low)
-            assert_close(change["intervals"][predictor][metric]["high"], high)
+    assert_metrics_and_intervals(change, pairs, intervals)
     assert change["metrics"]["network"]["mae"] < change["metrics"]["subtraction"]["mae"]
     for other, (low, high) in differences.items():
         found = change["differences"][other]
@@ -239,13 +244,7 @@ def test_every_number_of_the_change_section_is_recomputed_from_predictions_csv(t
     assert change["predictors"] == ["network", NO_CHANGE, "ridge"]
     assert list(change["not_shown"]) == ["median"]  # constant within a fold: change always 0
     intervals, differences = naive_intervals(pairs)
-    for predictor in change["predictors"]:
-        expected = averaged(pairs, predictor)
-        for metric in CHANGE_METRICS:
-            assert_close(change["metrics"][predictor][metric], expected[metric])
-            low, high = intervals[(predictor, metric)]
-            assert_close(change["intervals"][predictor][metric]["low"], low)
-            assert_close(change["intervals"][predictor][metric]["high"], high)
+    assert_metrics_and_intervals(change, pairs, intervals)
     assert change["metrics"][NO_CHANGE]["roc_auc"] == 0.5
     assert np.isnan(change["metrics"][NO_CHANGE]["pearson_r"])
     for other, (low, high) in differences.items():
