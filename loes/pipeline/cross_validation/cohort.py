@@ -141,6 +141,8 @@ def preprocess_pairs(pairs: pd.DataFrame, scans: torch.utils.data.Dataset) -> Da
     transform = Compose(
         [RegisteredSubtractiond("earlier", "later", "image"), DeleteItemsd(["earlier", "later"])]
     )
+    if items:  # minutes for a few hundred pairs: say so before
+        note(f"registering {plural(len(items), 'pair')} of sessions for the paired change model")
     start = time.perf_counter()
     cache = CacheDataset(
         items, transform, num_workers=available_cpus(), progress=sys.stderr.isatty()

@@ -67,8 +67,7 @@ CHANGE_COLUMNS = {
     "scans; empty when they are not known)",
     "given_change": "the later given score minus the earlier, Loes points (empty unless both "
     "scans came with a score)",
-    "predicted_change": "the later session's predicted score minus the earlier's, as the "
-    "predictions table shows them, Loes points",
+    "predicted_change": "{predicted_change}, Loes points",
     "change_low": "the lower end of the change interval, Loes points",
     "change_high": "the upper end of the change interval, Loes points",
     "call": "'progressed' when the whole interval lies at or above +{progression} (a rise of "
@@ -78,8 +77,20 @@ CHANGE_COLUMNS = {
     "raised; false means: do not act on the call without a reading",
     "flags": "reasons to distrust the change, separated by '; ': sessions from different sites "
     "or protocols, the scans' own flags (prefixed by the session when only one of the two has "
-    "it), a session of the subject between them that could not be scored",
+    "it), a session of the subject between them that could not be scored, a paired change "
+    "that the two predicted scores contradict",
 }
+#: what ``predicted_change`` is, by the run's ``change.model``
+_PREDICTED_CHANGE = {
+    "paired": "the mean over the fold models of their paired networks' reading of the later "
+    "scan rigidly registered onto the earlier one and subtracted",
+    "subtraction": "the later session's predicted score minus the earlier's, as the predictions "
+    "table shows them",
+}
+#: a paired change and the difference of the two predicted scores further apart than this
+#: (Loes points) is flagged: on the main job 90% of the scores' differences were within 2.5
+#: points of the true change, so a gap of 3 points says the scans or their order need a look
+DISAGREEMENT = 3.0
 #: what the interval is, for the sidecar ({coverage}, {n} filled in)
 _INTERVAL = (
     "a {coverage} split-conformal interval for the change, from the run's {n} out-of-fold "
@@ -144,9 +155,17 @@ def half_width(calibration: ConformalCalibration | None, coverage: float) -> flo
     return float(calibration.interval([0.0], coverage)[1][0])
 
 
-def change_column_definitions(coverage: float, n: int) -> dict[str, str]:
-    """:data:`CHANGE_COLUMNS` with the coverage, calibration size and progression filled in."""
-    values = {"coverage": f"{coverage:.0%}", "n": n, "progression": f"{PROGRESSION:g}"}
+def change_column_definitions(
+    coverage: float, n: int, method: str = "subtraction"
+) -> dict[str, str]:
+    """:data:`CHANGE_COLUMNS` with the coverage, calibration size, progression and what the
+    predicted change is (``method``: ``"paired"`` or ``"subtraction"``) filled in."""
+    values = {
+        "coverage": f"{coverage:.0%}",
+        "n": n,
+        "progression": f"{PROGRESSION:g}",
+        "predicted_change": _PREDICTED_CHANGE[method],
+    }
     columns = {name: text.format(**values) for name, text in CHANGE_COLUMNS.items()}
     interval = _INTERVAL.format(**values)
     for end in ("change_low", "change_high"):
@@ -289,6 +308,14 @@ def change_table(
         for pair in pairs.itertuples(index=False):
             earlier, later = by_session.loc[pair.from_session], by_session.loc[pair.to_session]
             flags = _pair_flags(earlier, later) + shared
+            change = pair.predicted_change
+            if pair_change is not None:
+                change = pair_change(earlier, later)
+                if abs(change - pair.predicted_change) > DISAGREEMENT:
+                    flags.append(
+                        f"the predicted scores changed by {pair.predicted_change:+.1f} but the "
+                        f"paired networks read {change:+.1f}: check the scans and their order"
+                    )
             between = _between(unscored, earlier, later, basis)
             if between:
                 flags.append(
@@ -301,13 +328,8 @@ def change_table(
                     "from_session": pair.from_session,
                     "to_session": pair.to_session,
                     "years": round(pair.years, 2) if np.isfinite(pair.years) else np.nan,
-                    "given_change": round(pair.loes_score_change, DECIMALS),
-                    "predicted_change": round(
-                        pair.predicted_change
-                        if pair_change is None
-                        else pair_change(earlier, later),
-                        DECIMALS,
-                    ),
+                    "given_change": round(pair.loes_score_change, DECIMALS) + 0.0,
+                    "predicted_change": round(change, DECIMALS) + 0.0,  # never -0.0
                     "flags": _unique(flags),
                 }
             )

@@ -94,10 +94,9 @@ class FoldEnsemble:
             when not, a scan whose file name has a BIDS ``ce-`` entity is flagged.
         card: the run's provenance and quality (its data, accuracy and warnings), or None when
             the run has no report: every prediction then says its accuracy is unknown.
-        change_calibration: the conformal calibration of change intervals on the run's
-            out-of-fold consecutive pairs
-            (:func:`~loes.pipeline.predict.changes.change_calibration`), or None when the run
-            has none: :meth:`changes` then gives the whole -34 to 34 range, flagged.
+        change_calibration: the calibration of change intervals on the run's out-of-fold
+            consecutive pairs (:func:`~loes.pipeline.predict.changes.change_calibration`), or
+            None: :meth:`changes` then gives -34 to 34, flagged.
 
     Raises:
         LoesError: when there is no member, or members differ in preprocessing or input size.
@@ -264,22 +263,23 @@ class FoldEnsemble:
             given = pd.to_numeric(predictions.get("coverage", pd.Series()), errors="coerce")
             coverage = float(given.dropna().iloc[0]) if given.notna().any() else 0.9
         paired = any(m.change_model is not None for m in self.members)
+        method = "paired" if paired else "subtraction"
         tta = (predictions.attrs.get("provenance") or {}).get("tta", "flip")
-        pairs = PairedChange(self, tta) if paired else None  # None: subtraction of the scores
+        pairs = PairedChange(self, tta) if paired else None  # None: the scores' difference
         changes = change_table(predictions, self.change_calibration, coverage, pairs)
         calibration = self.change_calibration
         n = 0 if calibration is None else calibration.n
         provenance = predictions.attrs.get("provenance") or self.provenance("unknown", coverage)
-        changes.attrs["provenance"] = {
+        changes.attrs["provenance"] = {  # the table's, less its columns, and the change's
             **{k: v for k, v in provenance.items() if k != "columns"},
             "coverage": coverage,
             "order": changes.attrs["order"],
-            "method": "paired" if paired else "subtraction",
+            "method": method,
             "progression": PROGRESSION,
             "calibration_pairs": n,
             "half_width": half_width(calibration, coverage),
             "left_out": changes.attrs["left_out"],
-            "columns": change_column_definitions(coverage, n),
+            "columns": change_column_definitions(coverage, n, method),
         }
         return changes
 

@@ -16,6 +16,7 @@ from loes.pipeline.predict.changes import (
     CHANGE_COLUMNS,
     calibration_pairs,
     change_calibration,
+    change_column_definitions,
     change_metrics,
     change_table,
     changes_path,
@@ -122,6 +123,24 @@ def test_interval_and_call():
         "no progression",
     ]
     assert changes["call_sure"].tolist() == [True, False, False, False, True]
+
+
+def test_a_paired_change_replaces_the_difference_and_a_contradiction_is_flagged():
+    table = scans(("s", "ses-1", 5.4), ("s", "ses-2", 1.1), ("s", "ses-3", 1.3))
+    read = {"ses-2": 0.8, "ses-3": -1e-9}  # what paired networks read, per later session
+
+    changes = change_table(table, CALIBRATION, pair_change=lambda a, b: read[b.name])
+    assert changes["predicted_change"].tolist() == [0.8, 0.0]
+    assert str(changes["predicted_change"].iloc[1]) == "0.0"  # never -0.0
+    # the scores fell by 4.3 but the pair reads +0.8: more than DISAGREEMENT apart
+    assert "the predicted scores changed by -4.3 but the paired networks read +0.8" in (
+        changes["flags"].iloc[0]
+    )
+    assert changes["flags"].iloc[1] == ""  # 0.2 against 0.0: no contradiction
+    assert not changes["call_sure"].iloc[0]
+    definitions = change_column_definitions(0.9, 25, "paired")
+    assert "paired networks' reading of the later scan" in definitions["predicted_change"]
+    assert "predicted score minus" in change_column_definitions(0.9, 25)["predicted_change"]
 
 
 def test_sessions_from_two_sites_or_protocols_are_flagged_and_never_sure():
