@@ -133,8 +133,9 @@ def test_a_paired_change_replaces_the_difference_and_a_contradiction_is_flagged(
     assert changes["predicted_change"].tolist() == [0.8, 0.0]
     assert str(changes["predicted_change"].iloc[1]) == "0.0"  # never -0.0
     # the scores fell by 4.3 but the pair reads +0.8: more than DISAGREEMENT apart
-    assert "the predicted scores changed by -4.3 but the paired networks read +0.8" in (
-        changes["flags"].iloc[0]
+    assert (
+        "the predicted scores changed by -4.3 but the paired networks read +0.8"
+        in (changes["flags"].iloc[0])
     )
     assert changes["flags"].iloc[1] == ""  # 0.2 against 0.0: no contradiction
     assert not changes["call_sure"].iloc[0]
