@@ -35,8 +35,8 @@ def fold_members(run_dir: Path) -> list[Member]:
             repeat, fold = int(match[1] or 0), int(match[2])
             model, _ = load_fold_model(folder)
             name = folder.relative_to(run_dir).as_posix().replace("/", "_")
-            change = folder / CHANGE_FOLDER / "best.pt"
-            change_model = LoesModel.load(change)[0].eval() if change.is_file() else None
+            change = folder / CHANGE_FOLDER / "best.pt"  # the paired change model, if trained
+            change_model = _change_model(change.parent, change.name if change.is_file() else None)
             members.append(Member(name, model.eval(), repeat, fold, change_model))
     return sorted(members, key=lambda m: (m.repeat, m.fold))
 
