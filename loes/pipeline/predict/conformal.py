@@ -87,6 +87,11 @@ class ConformalCalibration:
         """The number of calibration scans."""
         return len(self.y_true)
 
+    def to_dict(self) -> dict[str, list[float]]:
+        """``y_true`` and ``y_pred`` (Loes points), what a saved ensemble keeps of it
+        (:func:`~loes.pipeline.predict.load_ensemble` sets the range and bins again)."""
+        return {"y_true": list(self.y_true), "y_pred": list(self.y_pred)}
+
     @property
     def bin_edges(self) -> list[float]:
         """The predicted scores (Loes points) that separate the Mondrian bins; empty for one."""

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 from monai.data import DataLoader
+from monai.transforms import Compose
 from tqdm.auto import tqdm
 
 from loes import __version__
@@ -97,6 +98,8 @@ class FoldEnsemble:
         change_calibration: the calibration of change intervals on the run's out-of-fold
             consecutive pairs (:func:`~loes.pipeline.predict.changes.change_calibration`), or
             None: :meth:`changes` then gives -34 to 34, flagged.
+        preprocessing: the members' MONAI ``Compose`` from ``{"image": path}`` to the model
+            input (not an argument: the first member's, which every member shares).
 
     Raises:
         LoesError: when there is no member, or members differ in preprocessing or input size.
@@ -115,7 +118,7 @@ class FoldEnsemble:
     source: str = ""
     card: RunCard | None = None
     change_calibration: ConformalCalibration | None = None
-    _transform: object = field(init=False, repr=False)
+    preprocessing: Compose = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.members:
@@ -131,7 +134,7 @@ class FoldEnsemble:
                     f"{self.source}: {member.name} was trained with other preprocessing or input "
                     f"size than {self.members[0].name}; an ensemble needs one."
                 )
-        self._transform = self.members[0].model.preprocessing()
+        self.preprocessing = self.members[0].model.preprocessing()
 
     @property
     def spec(self) -> dict:
@@ -328,7 +331,7 @@ class FoldEnsemble:
         """Preprocess each item (a bad scan keeps its ``error``) and score the good ones in
         batches: ``(items as preprocessed, {index: (n_members,) predictions}, seconds)``."""
         dataset = PreprocessedScans(
-            items, self._transform, self.spec["preprocessing"].get("pixdim")
+            items, self.preprocessing, self.spec["preprocessing"].get("pixdim")
         )
         loader = DataLoader(dataset, batch_size=1, collate_fn=single_item, num_workers=workers)
         done: list[dict] = []
@@ -403,7 +406,7 @@ class FoldEnsemble:
                 | ({} if m.change_model is None else {"change_file": f"{m.name}_change.pt"})
                 for m in self.members
             ],
-            "calibration": {"y_true": self.calibration.y_true, "y_pred": self.calibration.y_pred},
+            "calibration": self.calibration.to_dict(),
             "threshold": self.threshold,
             "score_range": list(self.score_range),
             "profile": None if self.profile is None else self.profile.to_dict(),
@@ -414,12 +417,7 @@ class FoldEnsemble:
             "include_gd": self.include_gd,
             "card": None if self.card is None else self.card.to_dict(),
             "change_calibration": (
-                None
-                if self.change_calibration is None
-                else {
-                    "y_true": self.change_calibration.y_true,
-                    "y_pred": self.change_calibration.y_pred,
-                }
+                None if self.change_calibration is None else self.change_calibration.to_dict()
             ),
         }
         write_json(folder / ENSEMBLE_FILE, description)

@@ -41,7 +41,7 @@ class PairedChange:
         self.models = [m.change_model for m in ensemble.members if m.change_model is not None]
         if not self.models:
             raise LoesError(f"{ensemble.source}: no fold has a paired change model.")
-        self.transform = ensemble._transform
+        self.transform = ensemble.preprocessing
         self.flip_axis = ensemble.lr_axis if tta == "flip" else None
         self.device = resolve_device(device) if isinstance(device, str) else device
         self._images: dict[str, torch.Tensor] = {}

@@ -106,7 +106,7 @@ def _measured_here(run_dir: Path, ensemble: FoldEnsemble) -> TrainingProfile | N
     except Exception:  # an unreadable source: said below
         table = None
     pixdim = ensemble.spec["preprocessing"].get("pixdim")
-    profile = None if table is None else measure_profile(table, ensemble._transform, pixdim)
+    profile = None if table is None else measure_profile(table, ensemble.preprocessing, pixdim)
     if profile is None:
         note(
             f"warning: {run_dir} has no {PROFILE_FILE} and its scans are not readable here; "
@@ -131,7 +131,7 @@ def run_profile(run_dir: Path, ensemble: FoldEnsemble) -> TrainingProfile | None
     images = [p for p in profile.scans or [] if Path(p).exists()]
     if profile.spread_p95 is None and len(ensemble.members) > 1 and images:
         pixdim = ensemble.spec["preprocessing"].get("pixdim")
-        spreads = _member_spreads(_prepared(images, ensemble._transform, pixdim), ensemble)
+        spreads = _member_spreads(_prepared(images, ensemble.preprocessing, pixdim), ensemble)
         profile = dataclasses.replace(profile, spread_p95=float(np.percentile(spreads, 95)))
     if profile is not before or not path.is_file():
         with contextlib.suppress(OSError):  # a read-only run folder: measured again next time
