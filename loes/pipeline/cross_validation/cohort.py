@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 from monai.data import CacheDataset, Dataset
-from monai.transforms import Compose, DeleteItemsd, ToDeviced
+from monai.transforms import Compose, DeleteItemsd, MapTransform, ToDeviced
 from tqdm.auto import tqdm
 
 from loes.data.follow_up import in_time_order
@@ -32,6 +32,7 @@ from loes.pipeline.run.messages import note
 from loes.transforms import RandBatchAugmentation, RegisteredSubtractiond, augmentation
 
 __all__ = [
+    "PAIRS_FOLDER",
     "PreprocessedCohort",
     "augmentation_for",
     "augmentation_where",
@@ -39,6 +40,12 @@ __all__ = [
     "preprocess_pairs",
     "session_pairs",
 ]
+
+
+#: With ``preprocessing.cache: disk``, the registered subtractions of the pairs of sessions sit
+#: in this folder of the scans' cache folder (one file per pair, named by MONAI's hash of the
+#: pair: its two image paths, its change, subject and session).
+PAIRS_FOLDER = "pairs"
 
 
 def augmentation_where(config: Config, device: torch.device | None = None) -> str:
@@ -120,38 +127,81 @@ def session_pairs(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*columns, "loes_score_change"])
 
 
-def preprocess_pairs(pairs: pd.DataFrame, scans: torch.utils.data.Dataset) -> Dataset:
-    """The registered subtraction of every pair, computed once (a MONAI ``CacheDataset``).
+class _PreprocessSessions(MapTransform):
+    """The scan preprocessing (a ``Compose`` on ``"image"``) applied to the path under each of
+    ``keys`` on its own (each session its own crop), each path once in this process;
+    ``pairs`` counts the items it was called for."""
 
-    ``scans[i]["image"]`` is the preprocessed (1, D, H, W) MetaTensor of table row ``i``;
-    item ``k`` of the result is ``{"image"``: the subtraction image of pair ``k`` on its
-    earlier scan's grid, ``"loes_score"``: the true change, ``"subject"``, ``"session"``: the
-    later session``}``.
+    def __init__(self, transform: Compose, keys: tuple[str, ...] = ("earlier", "later")):
+        super().__init__(keys)
+        self.transform, self.done, self.pairs = transform, {}, 0
+
+    def __call__(self, data: dict) -> dict:
+        self.pairs += 1
+        d = dict(data)
+        for key in self.key_iterator(d):
+            if d[key] not in self.done:
+                self.done[d[key]] = self.transform({"image": d[key]})["image"]
+            d[key] = self.done[d[key]]
+        return d
+
+
+def preprocess_pairs(
+    pairs: pd.DataFrame,
+    scans: torch.utils.data.Dataset | list[str],
+    preprocessing: Compose | None = None,
+    cache_dir: Path | None = None,
+) -> Dataset:
+    """The registered subtraction of every pair, computed once: a MONAI ``CacheDataset`` in
+    memory or, with ``cache_dir``, a ``PersistentDataset`` there that later runs and one-fold
+    jobs with the same preprocessing read instead of registering again.
+
+    Args:
+        pairs: :func:`session_pairs` of a table.
+        scans: ``scans[i]["image"]``, the preprocessed (1, D, H, W) MetaTensor of table row
+            ``i``; with ``cache_dir``, the image path of row ``i`` instead, each preprocessed
+            by ``preprocessing`` when a pair of it is not in the cache yet.
+
+    Returns:
+        A dataset whose item ``k`` is ``{"image"``: the subtraction image of pair ``k`` on its
+        earlier scan's grid, ``"loes_score"``: the true change, ``"subject"``, ``"session"``:
+        the later session``}``.
     """
     items = [
         {
-            "earlier": scans[row.earlier]["image"],
-            "later": scans[row.later]["image"],
+            "earlier": scans[row.earlier] if cache_dir else scans[row.earlier]["image"],
+            "later": scans[row.later] if cache_dir else scans[row.later]["image"],
             "loes_score": row.loes_score_change,
             "subject": row.subject,
             "session": row.to_session,
         }
         for row in pairs.itertuples()
     ]
-    transform = Compose(
-        [RegisteredSubtractiond("earlier", "later", "image"), DeleteItemsd(["earlier", "later"])]
+    steps = [
+        RegisteredSubtractiond("earlier", "later", "image"),
+        DeleteItemsd(["earlier", "later"]),
+    ]
+    if not items:
+        return CacheDataset(items, Compose(steps))
+    n = plural(len(items), "pair")  # minutes for a few hundred pairs: say so before
+    note(
+        f"registering {n} of sessions for the paired change model"
+        + ("" if cache_dir is None else f" (or reading them from the disk cache {cache_dir})")
     )
-    if items:  # minutes for a few hundred pairs: say so before
-        note(f"registering {plural(len(items), 'pair')} of sessions for the paired change model")
     start = time.perf_counter()
-    cache = CacheDataset(
-        items, transform, num_workers=available_cpus(), progress=sys.stderr.isatty()
-    )
-    if items:
-        note(
-            f"registered and subtracted {plural(len(items), 'pair')} of sessions once for every "
-            f"fold ({time.perf_counter() - start:.0f} s)"
+    if cache_dir is None:
+        cache = CacheDataset(
+            items, Compose(steps), num_workers=available_cpus(), progress=sys.stderr.isatty()
         )
+        done = f"registered and subtracted {n} of sessions once for every fold"
+    else:  # the registration needs each scan's affine, which the scans' disk cache drops
+        sessions = _PreprocessSessions(preprocessing)
+        cache = SharedPersistentDataset(items, Compose([sessions, *steps]), cache_dir=cache_dir)
+        for i in tqdm(range(len(items)), desc="pairs", leave=False, disable=None):
+            cache[i]  # computed and written once, read back by later runs and fold jobs
+        sessions.done.clear()
+        done = f"{n} of sessions ready: {sessions.pairs} registered now, the others read back"
+    note(f"{done} ({time.perf_counter() - start:.0f} s)")
     return cache
 
 
@@ -194,6 +244,7 @@ def preprocess_cohort(
     items = scan_items(table)
     workers = available_cpus()
     start = time.perf_counter()
+    folder = None
     if p.cache == "disk":
         key = json.dumps(p.model_dump(mode="json", exclude={"cache"}), sort_keys=True).encode()
         folder = Path(config.data.cache_dir) / "persistent" / hashlib.sha1(key).hexdigest()[:16]
@@ -216,6 +267,8 @@ def preprocess_cohort(
     if config.change.model != "paired":
         return PreprocessedCohort(table=table, cache=cache, features=features)
     pairs = session_pairs(table)
-    # the registration needs each scan's affine, which a disk cache does not keep
-    scans = [transform(i) for i in items] if p.cache == "disk" and len(pairs) else cache
-    return PreprocessedCohort(table, cache, features, pairs, preprocess_pairs(pairs, scans))
+    if folder is None:
+        return PreprocessedCohort(table, cache, features, pairs, preprocess_pairs(pairs, cache))
+    paths = [item["image"] for item in items]
+    pair_images = preprocess_pairs(pairs, paths, transform, folder / PAIRS_FOLDER)
+    return PreprocessedCohort(table, cache, features, pairs, pair_images)

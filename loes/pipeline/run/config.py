@@ -172,7 +172,9 @@ with warnings.catch_warnings():  # the preset's `register` shadows nothing pydan
         scan on a 2-core CPU. Saved with the models, so predict, explain and bundles strip as
         the run did."""
         cache: Literal["memory", "disk", "gpu"] = "memory"
-        """Where preprocessed scans are kept: RAM, files under ``data.cache_dir``, or the GPU."""
+        """Where preprocessed scans are kept: RAM, files under ``data.cache_dir``, or the GPU;
+        ``disk`` also keeps the paired change model's registered pairs, so that later runs and
+        one-fold jobs read them instead of registering again."""
 
         def preset_kwargs(self) -> dict[str, Any]:
             """The arguments of :func:`loes.transforms.preprocessing`: every field but ``cache``."""

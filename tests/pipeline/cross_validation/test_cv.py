@@ -22,7 +22,7 @@ from loes.io import WriteError, jsonable
 from loes.pipeline import cross_validate, regression_metrics, run_fold
 from loes.pipeline.cross_validation import cv as cross_validation_module
 from loes.pipeline.cross_validation import training as training_module
-from loes.pipeline.cross_validation.cohort import preprocess_cohort
+from loes.pipeline.cross_validation.cohort import PAIRS_FOLDER, preprocess_cohort, session_pairs
 from loes.pipeline.run.checkpoints import load_fold_model
 from loes.pipeline.run.data import load_table
 from loes.pipeline.run.folder import fold_dir, load_run_config
@@ -348,21 +348,32 @@ def test_cli_reports_bad_configuration_clearly(manifest, tmp_path, capsys):
 
 
 def test_disk_cache_gives_the_same_result_and_is_reused(
-    finished_run, manifest, tmp_path, tiny_config
+    finished_run, manifest, tmp_path, tiny_config, capsys
 ):
     out, _ = finished_run
     cache = tmp_path / "cache"
     extra = ["preprocessing.cache=disk", f"data.cache_dir={cache}"]
-    cross_validate(tiny_config(tmp_path / "disk", *extra))
-    files = sorted((cache / "persistent").rglob("*.pt"))
-    assert len(files) == len(load_dataset(manifest))  # one preprocessed file per scan
-    pd.testing.assert_frame_equal(
-        pd.read_csv(out / "predictions.csv"), pd.read_csv(tmp_path / "disk" / "predictions.csv")
-    )
+    disk = tiny_config(tmp_path / "disk", *extra)
+    cross_validate(disk)
+    (folder,) = (cache / "persistent").iterdir()
+    scans = len(load_dataset(manifest))
+    assert len(list(folder.glob("*.pt"))) == scans  # one preprocessed file per scan
+    pairs = session_pairs(load_table(disk))
+    assert len(list((folder / PAIRS_FOLDER).glob("*.pt"))) == len(pairs) > 0  # one per pair
+    for name in ("predictions.csv", "changes.csv"):  # the paired networks read the same pairs
+        pd.testing.assert_frame_equal(
+            pd.read_csv(out / name), pd.read_csv(tmp_path / "disk" / name)
+        )
+    files = sorted(folder.rglob("*.pt"))
     stamps = [f.stat().st_mtime_ns for f in files]
     config = tiny_config(tmp_path / "disk-again", *extra)
-    preprocess_cohort(load_table(config), config, torch.device("cpu"))
-    assert [f.stat().st_mtime_ns for f in sorted((cache / "persistent").rglob("*.pt"))] == stamps
+    capsys.readouterr()
+    again = preprocess_cohort(load_table(config), config, torch.device("cpu"))
+    assert [f.stat().st_mtime_ns for f in sorted(folder.rglob("*.pt"))] == stamps
+    assert f"{len(pairs)} pairs of sessions ready: 0 registered now" in capsys.readouterr().err
+    first = again.pair_images[0]
+    assert first["image"].shape[0] == 1
+    assert first["loes_score"] == pairs["loes_score_change"].iloc[0]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only messages")

@@ -5,13 +5,14 @@ import os
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import torch
 
 from loes.cli import main
 from loes.pipeline import cross_validate_fold
 from loes.pipeline.cluster import disk_cache as disk_cache_module
-from loes.pipeline.cross_validation.cohort import preprocess_cohort
+from loes.pipeline.cross_validation.cohort import PAIRS_FOLDER, preprocess_cohort
 from loes.pipeline.run.data import load_table
 
 pytestmark = pytest.mark.slow
@@ -53,7 +54,14 @@ def test_two_fold_jobs_at_once_share_a_run_folder_and_a_disk_cache(
         one_thread_run / "predictions.csv"
     ).read_bytes()
     cached = list((cache / "persistent").rglob("*"))
-    assert len([p for p in cached if p.suffix == ".pt" and not p.name.startswith(".")]) == 15
+    (folder,) = (cache / "persistent").iterdir()
+    assert len(list(folder.glob("*.pt"))) == 15  # the scans
+    pairs = pd.read_csv(one_thread_run / "changes.csv")  # consecutive pairs of test subjects
+    assert len(list((folder / PAIRS_FOLDER).glob("*.pt"))) >= len(pairs) > 0  # every pair
+    for fold in (0, 1):  # the paired networks read the pairs back from the cache: the same
+        assert (run / f"fold_{fold}" / "changes.csv").read_bytes() == (
+            one_thread_run / f"fold_{fold}" / "changes.csv"
+        ).read_bytes()
     assert not [p for p in cached if p.name.startswith(".")]  # no temporary left
     assert not [p for p in run.rglob(".*") if p.is_file()]
 
@@ -116,7 +124,9 @@ def test_a_cache_file_is_written_beside_its_name_and_appears_whole(
     config = tiny_config(tmp_path / "run", "preprocessing.cache=disk", f"data.cache_dir={tmp_path}")
     cohort = preprocess_cohort(load_table(config), config, torch.device("cpu"))
     folder = next((tmp_path / "persistent").iterdir())
-    assert len(writes) == len(cohort.table) == 15
-    assert all(parent == folder for parent, _ in writes)
+    pairs = folder / PAIRS_FOLDER  # the registered subtractions of the paired change model
+    assert len(writes) == len(cohort.table) + len(cohort.pairs) == 15 + len(cohort.pairs)
+    assert [parent for parent, _ in writes] == [folder] * 15 + [pairs] * len(cohort.pairs)
     assert not any(existed for _, existed in writes)  # the name appears only once whole
-    assert sorted(p.name.startswith(".") for p in folder.iterdir()) == [False] * 15
+    files = [*folder.glob("*.pt"), *pairs.iterdir()]
+    assert [p.name.startswith(".") for p in files] == [False] * len(writes)
