@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,10 +136,11 @@ class _PreprocessSessions(MapTransform):
 
     def __init__(self, transform: Compose, keys: tuple[str, ...] = ("earlier", "later")):
         super().__init__(keys)
-        self.transform, self.done, self.pairs = transform, {}, 0
+        self.transform, self.done, self.pairs, self._lock = transform, {}, 0, threading.Lock()
 
     def __call__(self, data: dict) -> dict:
-        self.pairs += 1
+        with self._lock:
+            self.pairs += 1
         d = dict(data)
         for key in self.key_iterator(d):
             if d[key] not in self.done:
@@ -196,11 +199,16 @@ def preprocess_pairs(
         done = f"registered and subtracted {n} of sessions once for every fold"
     else:  # the registration needs each scan's affine, which the scans' disk cache drops
         sessions = _PreprocessSessions(preprocessing)
-        cache = SharedPersistentDataset(items, Compose([sessions, *steps]), cache_dir=cache_dir)
-        for i in tqdm(range(len(items)), desc="pairs", leave=False, disable=None):
-            cache[i]  # computed and written once, read back by later runs and fold jobs
+        cache = SharedPersistentDataset(
+            items, Compose([sessions, *steps]), cache_dir, file_keys=("earlier", "later")
+        )
+        with ThreadPoolExecutor(available_cpus()) as pool:  # computed and written once
+            ready = pool.map(cache.__getitem__, range(len(items)))
+            for _ in tqdm(ready, total=len(items), desc="pairs", leave=False, disable=None):
+                pass
         sessions.done.clear()
-        done = f"{n} of sessions ready: {sessions.pairs} registered now, the others read back"
+        read = len(items) - sessions.pairs
+        done = f"{n} of sessions ready ({sessions.pairs} registered now, {read} read from disk)"
     note(f"{done} ({time.perf_counter() - start:.0f} s)")
     return cache
 

@@ -120,7 +120,8 @@ class DataConfig(_Section):
     (pydeface's mean head warped with each subject), each with its brain mask, instead of
     skull-stripped brains."""
     cache_dir: str = ".cache/loes"
-    """Folder of the generated synthetic cohort and of the disk cache of preprocessed scans."""
+    """Folder of the generated synthetic cohort and of the disk cache
+    (``preprocessing.cache: disk``) of preprocessed scans and registered pairs of sessions."""
 
     @field_validator("source", "images_dir", "cache_dir")
     @classmethod

@@ -370,7 +370,8 @@ def test_disk_cache_gives_the_same_result_and_is_reused(
     capsys.readouterr()
     again = preprocess_cohort(load_table(config), config, torch.device("cpu"))
     assert [f.stat().st_mtime_ns for f in sorted(folder.rglob("*.pt"))] == stamps
-    assert f"{len(pairs)} pairs of sessions ready: 0 registered now" in capsys.readouterr().err
+    ready = f"{len(pairs)} pairs of sessions ready (0 registered now, {len(pairs)} read from disk)"
+    assert ready in capsys.readouterr().err
     first = again.pair_images[0]
     assert first["image"].shape[0] == 1
     assert first["loes_score"] == pairs["loes_score_change"].iloc[0]
