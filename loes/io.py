@@ -12,6 +12,7 @@ import re
 import resource
 import secrets
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -186,14 +187,23 @@ def is_temporary(path: str | os.PathLike) -> bool:
     return _TEMPORARY.fullmatch(Path(path).name) is not None
 
 
-def remove_temporaries(folder: str | os.PathLike, names: list[str] | None = None) -> list[Path]:
+def remove_temporaries(
+    folder: str | os.PathLike, names: list[str] | None = None, older_than: float | None = None
+) -> list[Path]:
     """Remove what :func:`atomic_path` left in ``folder`` when its process was killed mid-write
     (of ``names`` only, when given); returns the removed paths. Call it only on a folder that
-    no other process is writing to."""
+    no other process is writing to, or with ``older_than`` (seconds since the temporary was
+    last written), which spares what other processes are writing now."""
     removed = []
+    now = time.time()
     for tmp in Path(folder).glob(".*"):
         match = _TEMPORARY.fullmatch(tmp.name)
-        if match and tmp.is_file() and (names is None or match["name"] in names):
+        if (
+            match
+            and tmp.is_file()
+            and (names is None or match["name"] in names)
+            and (older_than is None or now - tmp.stat().st_mtime > older_than)
+        ):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed

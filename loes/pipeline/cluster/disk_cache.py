@@ -28,9 +28,13 @@ from monai.data import PersistentDataset
 from monai.data.utils import SUPPORTED_PICKLE_MOD, pickle_hashing
 from monai.utils import convert_to_tensor, look_up_option
 
-from loes.io import atomic_path, write_error
+from loes.io import atomic_path, remove_temporaries, write_error
 
-__all__ = ["SharedPersistentDataset", "stamped_hash"]
+__all__ = ["STALE_SECONDS", "SharedPersistentDataset", "stamped_hash"]
+
+#: A temporary cache file untouched this long (seconds) was left by a killed process, and is
+#: removed when a dataset opens the folder; younger ones may be another job's, being written.
+STALE_SECONDS = 3600
 
 
 def _stamp(path: str) -> tuple | None:
@@ -77,6 +81,8 @@ class SharedPersistentDataset(PersistentDataset):
             )
         except OSError as error:  # MONAI makes the folder
             raise write_error(cache_dir, error) from None
+        # a cache file is written in seconds: an hour-old temporary is a killed process's
+        remove_temporaries(cache_dir, older_than=STALE_SECONDS)
 
     def _cachecheck(self, item_transformed):
         if self.cache_dir is None:

@@ -2,6 +2,7 @@
 and a cache folder that cannot be made is named."""
 
 import os
+import time
 
 import nibabel as nib
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from monai.transforms import Compose, LoadImaged
 
 from loes.errors import WriteError
-from loes.pipeline.cluster.disk_cache import SharedPersistentDataset, stamped_hash
+from loes.pipeline.cluster.disk_cache import STALE_SECONDS, SharedPersistentDataset, stamped_hash
 
 
 def _scan(path, value: float):
@@ -66,3 +67,17 @@ def test_a_file_in_the_way_of_the_cache_folder_is_named(tmp_path):
     (tmp_path / "cache").write_text("not a folder")
     with pytest.raises(WriteError, match=f"cannot write {tmp_path / 'cache' / 'sub'}"):
         SharedPersistentDataset([], Compose([]), tmp_path / "cache" / "sub")
+
+
+def test_a_temporary_left_by_a_killed_process_is_removed_and_a_fresh_one_kept(tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    stale = cache / ".0123abcd.pt.1a2b3c4d.pt"  # atomic_path's temporary of 0123abcd.pt
+    fresh = cache / ".4567ef01.pt.5e6f7a8b.pt"  # another job writing right now
+    for path in (stale, fresh):
+        path.write_bytes(b"")
+    hour_ago = time.time() - STALE_SECONDS - 60
+    os.utime(stale, (hour_ago, hour_ago))
+    (cache / "0123abcd.pt").write_bytes(b"kept")  # finished files are never touched
+    SharedPersistentDataset([], Compose([]), cache)
+    assert sorted(p.name for p in cache.iterdir()) == [fresh.name, "0123abcd.pt"]
