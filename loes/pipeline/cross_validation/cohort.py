@@ -45,8 +45,9 @@ __all__ = [
 
 
 #: With ``preprocessing.cache: disk``, the registered subtractions of the pairs of sessions sit
-#: in this folder of the scans' cache folder (one file per pair, named by MONAI's hash of the
-#: pair: its two image paths, its change, subject and session).
+#: in this folder of the scans' cache folder (one file per pair, named by a hash of the pair,
+#: its change, subject and session and of its two scan files' paths, sizes and modification
+#: times: :func:`~loes.pipeline.cluster.disk_cache.stamped_hash`).
 PAIRS_FOLDER = "pairs"
 
 
@@ -196,17 +197,20 @@ def preprocess_pairs(
         cache = CacheDataset(
             items, Compose(steps), num_workers=available_cpus(), progress=sys.stderr.isatty()
         )
-        done = f"registered and subtracted {n} of sessions once for every fold"
+        done = f"registered and subtracted {n} of sessions"
     else:  # the registration needs each scan's affine, which the scans' disk cache drops
         sessions = _PreprocessSessions(preprocessing)
         cache = SharedPersistentDataset(
             items, Compose([sessions, *steps]), cache_dir, file_keys=("earlier", "later")
         )
-        with ThreadPoolExecutor(available_cpus()) as pool:  # computed and written once
+        pool = ThreadPoolExecutor(available_cpus())  # each pair computed and written once
+        try:
             ready = pool.map(cache.__getitem__, range(len(items)))
             for _ in tqdm(ready, total=len(items), desc="pairs", leave=False, disable=None):
                 pass
-        sessions.done.clear()
+        finally:  # interrupted: the pairs not started yet are not waited for
+            pool.shutdown(cancel_futures=True)
+            sessions.done.clear()
         read = len(items) - sessions.pairs
         done = f"{n} of sessions ready ({sessions.pairs} registered now, {read} read from disk)"
     note(f"{done} ({time.perf_counter() - start:.0f} s)")
@@ -269,8 +273,7 @@ def preprocess_cohort(
         ]
     )
     note(
-        f"preprocessed {len(items)} scans once for every fold ({p.cache} cache, "
-        f"{time.perf_counter() - start:.0f} s)",
+        f"preprocessed {len(items)} scans ({p.cache} cache, {time.perf_counter() - start:.0f} s)",
     )
     if config.change.model != "paired":
         return PreprocessedCohort(table=table, cache=cache, features=features)
