@@ -198,12 +198,12 @@ def remove_temporaries(
     now = time.time()
     for tmp in Path(folder).glob(".*"):
         match = _TEMPORARY.fullmatch(tmp.name)
-        if (
-            match
-            and tmp.is_file()
-            and (names is None or match["name"] in names)
-            and (older_than is None or now - tmp.stat().st_mtime > older_than)
-        ):
+        if match and tmp.is_file() and (names is None or match["name"] in names):
+            try:  # another process may rename its temporary away meanwhile
+                if older_than is not None and now - tmp.stat().st_mtime <= older_than:
+                    continue
+            except FileNotFoundError:
+                continue
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed

@@ -139,3 +139,23 @@ def test_every_text_cell_reads_back_unchanged(cells, tmp_path_factory):
     assert back["subject"].tolist() == cells
     raw = pd.read_csv(path, dtype=str, keep_default_na=False)["subject"]
     assert not raw.str.startswith(FORMULA_START).any()
+
+
+def test_a_temporary_renamed_away_while_looking_is_left_alone(tmp_path, monkeypatch):
+    from loes.io import remove_temporaries
+
+    gone = tmp_path / ".0123abcd.pt.1a2b3c4d.pt"  # another job renames it into place meanwhile
+    gone.write_bytes(b"")
+    real_stat, calls = type(gone).stat, []
+
+    def stat(self, *args, **kwargs):  # seen by is_file(), gone when its age is asked
+        if self.name == gone.name:
+            calls.append(self)
+            if len(calls) == 2:
+                raise FileNotFoundError(self)
+        return real_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(gone), "stat", stat)
+    assert remove_temporaries(tmp_path, older_than=3600) == []
+    monkeypatch.undo()
+    assert gone.exists()  # not unlinked
