@@ -132,21 +132,34 @@ def session_pairs(table: pd.DataFrame) -> pd.DataFrame:
 
 class _PreprocessSessions(MapTransform):
     """The scan preprocessing (a ``Compose`` on ``"image"``) applied to the path under each of
-    ``keys`` on its own (each session its own crop), each path once in this process;
+    ``keys`` on its own (each session its own crop), each path once in this process, even
+    when threads ask for it at once;
     ``pairs`` counts the items it was called for."""
 
     def __init__(self, transform: Compose, keys: tuple[str, ...] = ("earlier", "later")):
         super().__init__(keys)
-        self.transform, self.done, self.pairs, self._lock = transform, {}, 0, threading.Lock()
+        self.transform, self.done, self.pairs = transform, {}, 0
+        self._lock, self._scan_locks = threading.Lock(), {}
+
+    def _scan(self, path: str) -> torch.Tensor:
+        with self._lock:
+            scan_lock = self._scan_locks.setdefault(path, threading.Lock())
+        with scan_lock:  # another thread's pair may need the same session at the same time
+            if path not in self.done:
+                self.done[path] = self.transform({"image": path})["image"]
+        return self.done[path]
+
+    def clear(self) -> None:
+        """Forget the preprocessed scans (their memory is freed)."""
+        self.done.clear()
+        self._scan_locks.clear()
 
     def __call__(self, data: dict) -> dict:
         with self._lock:
             self.pairs += 1
         d = dict(data)
         for key in self.key_iterator(d):
-            if d[key] not in self.done:
-                self.done[d[key]] = self.transform({"image": d[key]})["image"]
-            d[key] = self.done[d[key]]
+            d[key] = self._scan(d[key])
         return d
 
 
@@ -210,7 +223,7 @@ def preprocess_pairs(
                 pass
         finally:  # interrupted: the pairs not started yet are not waited for
             pool.shutdown(cancel_futures=True)
-            sessions.done.clear()
+            sessions.clear()
         read = len(items) - sessions.pairs
         done = f"{n} of sessions ready ({sessions.pairs} registered now, {read} read from disk)"
     note(f"{done} ({time.perf_counter() - start:.0f} s)")

@@ -3,6 +3,9 @@ pairs, its folders and files, what the report and loes predict read from it, res
 errors. The expected pairs are made here from scans.csv and splits.json by hand."""
 
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -16,7 +19,7 @@ from loes.models import LoesModel
 from loes.pipeline import cross_validate, load_ensemble
 from loes.pipeline.cross_validation import training as training_module
 from loes.pipeline.cross_validation.change_model import check_fold_pairs, train_change_model
-from loes.pipeline.cross_validation.cohort import session_pairs
+from loes.pipeline.cross_validation.cohort import _PreprocessSessions, session_pairs
 from loes.pipeline.predict.paired import PairedChange
 from loes.pipeline.run.collect import collect_changes
 
@@ -67,6 +70,31 @@ def test_session_pairs_are_every_pair_in_time_order():
     assert pairs["consecutive"].tolist() == [True, False, True]
     assert pairs["loes_score_change"].tolist() == [0.5, 4.0, 3.5]
     assert pairs[["earlier", "later"]].values.tolist() == [[2, 3], [2, 1], [3, 1]]  # rows
+
+
+def test_threads_preprocess_each_session_once():
+    """Pairs registered on several threads share sessions: each scan is preprocessed once."""
+    calls, gate = [], threading.Barrier(4)
+
+    def slow_preprocessing(data):
+        calls.append(data["image"])
+        time.sleep(0.05)  # long enough for the other threads to ask for the same scan
+        return {"image": torch.full((1, 2, 2, 2), float(len(data["image"])))}
+
+    sessions = _PreprocessSessions(slow_preprocessing)
+
+    def pair(i):
+        gate.wait()
+        return sessions({"earlier": "ses-01", "later": f"ses-0{2 + i % 2}", "other": i})
+
+    with ThreadPoolExecutor(4) as pool:
+        out = list(pool.map(pair, range(4)))
+    assert sorted(calls) == ["ses-01", "ses-02", "ses-03"]
+    assert sessions.pairs == 4
+    assert [d["other"] for d in out] == [0, 1, 2, 3]
+    assert all(d["earlier"] is out[0]["earlier"] for d in out)
+    sessions.clear()
+    assert sessions.done == {}
 
 
 def test_each_fold_predicts_its_test_subjects_consecutive_pairs(run):
