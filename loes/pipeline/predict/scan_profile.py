@@ -35,7 +35,9 @@ __all__ = [
     "FEATURES",
     "MIN_SD_FRACTION",
     "MIN_SPREAD",
+    "SLICE",
     "STRIPPED",
+    "THICKER",
     "TrainingProfile",
     "scan_features",
     "scan_fingerprint",
@@ -54,6 +56,13 @@ MIN_SD_FRACTION = 0.05
 #: the feature that says whether a scan is skull-stripped (1) or a whole head (0), decided by
 #: :func:`loes.transforms.is_skull_stripped` on the scan as given
 STRIPPED = "skull_stripped"
+#: the feature of a scan's thickest voxel side in mm (its slice thickness, for a 2D acquisition),
+#: from the header
+SLICE = "slice_mm"
+#: a scan's slices are "far thicker" than the training scans' beyond this multiple of the
+#: thickest of theirs: on the synthetic cohorts the paired change model detected progression
+#: with ROC AUC 0.80-0.92 on pairs with a scan of slices over 3.5 mm, 0.93-0.98 on the others
+THICKER = 1.5
 #: a scan's members disagree "far more" than on the run's scans when their SD exceeds this
 #: multiple of the 95th percentile of the SDs on the profile's scans, and :data:`MIN_SPREAD`
 FAR_SPREAD = 4.0
@@ -66,7 +75,8 @@ def scan_features(scan: str | os.PathLike | SpatialImage, image: torch.Tensor) -
     :func:`~loes.data.readers.scans.load_scan` gave (its header: voxel sizes x matrix, sorted,
     in mm), and ``image``, its preprocessed input (C, D, H, W); the head is every nonzero
     voxel; :data:`STRIPPED` is 1.0 for a skull-stripped scan, 0.0 for a whole head
-    (:func:`loes.transforms.is_skull_stripped` on the scan as given)."""
+    (:func:`loes.transforms.is_skull_stripped` on the scan as given); :data:`SLICE` is its
+    thickest voxel side in mm."""
     scan = _loaded(scan)
     header = scan.header
     fov = sorted(
@@ -83,6 +93,7 @@ def scan_features(scan: str | os.PathLike | SpatialImage, image: torch.Tensor) -
         "intensity_median": float(median),
         "intensity_p99": float(p99),
         STRIPPED: float(is_skull_stripped(scan.get_fdata(dtype=np.float32)[None], scan.affine)),
+        SLICE: float(max(header.get_zooms()[:3])),
     }
 
 
@@ -106,7 +117,7 @@ def scan_fingerprint(scan: str | os.PathLike | SpatialImage) -> str | None:
 
 
 #: what a profile written by an older loes lacks, with what it means
-_OPTIONAL = ("stripped", "spread_p95", "template", "fingerprints", "scans")
+_OPTIONAL = ("stripped", "spread_p95", "template", "fingerprints", "scans", "slice_max")
 
 
 @dataclass(frozen=True)
@@ -117,8 +128,9 @@ class TrainingProfile:
     points); ``template``, their mean coarse picture (nested lists of
     :data:`~loes.pipeline.predict.orientation.COARSE_SHAPE`); ``fingerprints``, the
     :func:`scan_fingerprint` of every scan of the run with its subject and session; ``scans``,
-    the image paths the profile was measured on. Each optional one is None in a profile written
-    before it was measured, and its screen is then skipped."""
+    the image paths the profile was measured on; ``slice_max``, the thickest of their voxel sides
+    (mm). Each optional one is None in a profile written before it was measured, and its screen
+    is then skipped."""
 
     n: int
     mean: Mapping[str, float]
@@ -130,6 +142,7 @@ class TrainingProfile:
     template: list | None = field(default=None, repr=False)
     fingerprints: Mapping[str, str] | None = field(default=None, repr=False)
     scans: list[str] | None = field(default=None, repr=False)
+    slice_max: float | None = None
 
     @classmethod
     def from_features(
@@ -159,6 +172,7 @@ class TrainingProfile:
             low={k: float(np.nanmin(v)) for k, v in table.items()},
             high={k: float(np.nanmax(v)) for k, v in table.items()},
             stripped=float(np.mean([r[STRIPPED] for r in rows])) if STRIPPED in rows[0] else None,
+            slice_max=float(max(r[SLICE] for r in rows)) if SLICE in rows[0] else None,
             spread_p95=float(np.percentile(spreads, 95)) if spreads else None,
             template=np.round(np.mean(pictures, axis=0), 4).tolist() if pictures else None,
             **known,
@@ -225,6 +239,18 @@ class TrainingProfile:
                 "made with preprocessing.skull_strip: auto, or give the scan as acquired"
             )
         return None
+
+    def slice_flag(self, features: Mapping[str, float]) -> str | None:
+        """Why a scan's slices are far thicker (:data:`THICKER` times) than the thickest of the
+        training scans' voxels, or None (also when the profile does not know them)."""
+        value = features.get(SLICE)
+        if self.slice_max is None or value is None or value <= THICKER * self.slice_max:
+            return None
+        return (
+            f"slices of {value:.1f} mm, far thicker than the training scans' (at most "
+            f"{self.slice_max:.1f} mm): small lesions, and small changes since another session, "
+            "may not show"
+        )
 
     def spread_flag(self, spread: float) -> str | None:
         """Why the fold models' SD on a scan (Loes points) is far above theirs on the run's

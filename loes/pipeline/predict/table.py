@@ -126,6 +126,7 @@ def _scan_flags(ensemble: FoldEnsemble, item: dict, predicted: float, spread: fl
         found = (
             profile.orientation_flag(item.get("picture"), axes),
             profile.skull_flag(item["features"], ensemble.spec["preprocessing"].get("skull_strip")),
+            profile.slice_flag(item["features"]),
             profile.spread_flag(spread),
             profile.in_sample_flag(item.get("fingerprint")),
         )

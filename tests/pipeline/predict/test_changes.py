@@ -3,6 +3,7 @@ flags, coverage, files, and `loes predict` writing them for a tiny run."""
 
 import json
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
@@ -396,3 +397,25 @@ def test_loes_predict_writes_changes_csv_and_the_page_shows_trajectories(
     page = out.with_suffix(".html").read_text()
     assert page.count('aria-label="predicted scores of ') == subjects
     assert page.count("<h3>sub-") == subjects
+
+
+@pytest.mark.slow
+def test_a_follow_up_with_far_thicker_slices_is_flagged_and_never_sure(
+    ensemble, tiny_manifest, tmp_path
+):
+    table = load_dataset(tiny_manifest)
+    sub7 = table[table["subject"] == "sub-007"].sort_values("age").iloc[:2]
+    later = nib.load(sub7["image"].iloc[1])
+    step = int(np.ceil(1.6 * ensemble.profile.slice_max / later.header.get_zooms()[2]))
+    affine = later.affine.copy()
+    affine[:3, 2] *= step  # every step-th slice: the same head, slices step times as thick
+    thick = tmp_path / "sub-007_ses-03_T1w.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(later.dataobj)[:, :, ::step], affine), thick)
+    sub7.loc[sub7.index[1], "image"] = str(thick)
+    predictions = ensemble.predict(sub7, device="cpu")
+    flagged = predictions["flags"].iloc[1]
+    assert f"slices of {later.header.get_zooms()[2] * step:.1f} mm, far thicker" in flagged
+    assert "slices of" not in predictions["flags"].iloc[0]
+    (change,) = ensemble.changes(predictions).itertuples()
+    assert "ses-03: slices of" in change.flags
+    assert not change.call_sure

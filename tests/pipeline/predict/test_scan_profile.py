@@ -7,11 +7,18 @@ import torch
 
 from benchmarks.bench_skull_strip import robex_atlas
 from loes.pipeline import load_ensemble
-from loes.pipeline.predict.scan_profile import FEATURES, STRIPPED, TrainingProfile, scan_features
+from loes.pipeline.predict.scan_profile import (
+    FEATURES,
+    SLICE,
+    STRIPPED,
+    TrainingProfile,
+    scan_features,
+)
 
 
-def _features(fov=180.0, median=0.5, stripped=1.0):
+def _features(fov=180.0, median=0.5, stripped=1.0, slice_mm=1.0):
     return {
+        SLICE: slice_mm,
         "fov_min_mm": fov,
         "fov_max_mm": fov + 30,
         "head_fraction": 0.6,
@@ -55,7 +62,8 @@ def test_features_of_a_scan(tmp_path):
     image = torch.zeros(1, 10, 10, 10)
     image[0, :5] = torch.linspace(-1, 3, 500).reshape(5, 10, 10)
     features = scan_features(path, image)
-    assert set(features) == {*FEATURES, STRIPPED}
+    assert set(features) == {*FEATURES, STRIPPED, SLICE}
+    assert features[SLICE] == pytest.approx(3.0)  # the thickest voxel side
     assert features[STRIPPED] == 1.0  # constant background, no head at all: nothing to strip
     assert features["fov_min_mm"] == pytest.approx(100.0)
     assert features["fov_max_mm"] == pytest.approx(180.0)
@@ -91,11 +99,26 @@ def test_fold_models_that_disagree_far_more_than_on_the_runs_scans_are_flagged(p
     assert profile.spread_flag(float("nan")) is None
 
 
+def test_slices_far_thicker_than_the_training_scans_are_flagged():
+    profile = TrainingProfile.from_features([_features(slice_mm=v) for v in (1.0, 1.2, 1.0)])
+    assert profile.slice_max == 1.2
+    assert profile.slice_flag(_features(slice_mm=1.75)) is None  # within 1.5 times 1.2 mm
+    flag = profile.slice_flag(_features(slice_mm=5.0))
+    assert flag.startswith("slices of 5.0 mm, far thicker than the training scans' (at most 1.2")
+    assert "small changes since another session, may not show" in flag
+    assert profile.slice_flag({}) is None  # features measured before the slice was
+
+
 def test_a_profile_written_before_the_skull_and_spread_knows_neither(profile):
-    old = {k: v for k, v in profile.to_dict().items() if k not in ("stripped", "spread_p95")}
+    old = {
+        k: v
+        for k, v in profile.to_dict().items()
+        if k not in ("stripped", "spread_p95", "slice_max")
+    }
     older = TrainingProfile.from_dict(old)
     assert older.skull_flag(_features(stripped=0.0), strips=False) is None
     assert older.spread_flag(30.0) is None
+    assert older.slice_flag(_features(slice_mm=30.0)) is None
 
 
 @pytest.mark.slow
