@@ -116,6 +116,12 @@ def scan_fingerprint(scan: str | os.PathLike | SpatialImage) -> str | None:
     return digest.hexdigest()[:16]
 
 
+def _finite_max(values: list[float]) -> float | None:
+    """The largest finite value (a header's NaN voxel size is not one); None when none is."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(max(finite)) if finite else None
+
+
 #: what a profile written by an older loes lacks, with what it means
 _OPTIONAL = ("stripped", "spread_p95", "template", "fingerprints", "scans", "slice_max")
 
@@ -172,7 +178,7 @@ class TrainingProfile:
             low={k: float(np.nanmin(v)) for k, v in table.items()},
             high={k: float(np.nanmax(v)) for k, v in table.items()},
             stripped=float(np.mean([r[STRIPPED] for r in rows])) if STRIPPED in rows[0] else None,
-            slice_max=float(max(r[SLICE] for r in rows)) if SLICE in rows[0] else None,
+            slice_max=_finite_max([r[SLICE] for r in rows]) if SLICE in rows[0] else None,
             spread_p95=float(np.percentile(spreads, 95)) if spreads else None,
             template=np.round(np.mean(pictures, axis=0), 4).tolist() if pictures else None,
             **known,
@@ -243,8 +249,8 @@ class TrainingProfile:
     def slice_flag(self, features: Mapping[str, float]) -> str | None:
         """Why a scan's slices are far thicker (:data:`THICKER` times) than the thickest of the
         training scans' voxels, or None (also when the profile does not know them)."""
-        value = features.get(SLICE)
-        if self.slice_max is None or value is None or value <= THICKER * self.slice_max:
+        value = features.get(SLICE, np.nan)
+        if self.slice_max is None or not np.isfinite(value) or value <= THICKER * self.slice_max:
             return None
         return (
             f"slices of {value:.1f} mm, far thicker than the training scans' (at most "

@@ -107,6 +107,12 @@ def test_slices_far_thicker_than_the_training_scans_are_flagged():
     assert flag.startswith("slices of 5.0 mm, far thicker than the training scans' (at most 1.2")
     assert "small changes since another session, may not show" in flag
     assert profile.slice_flag({}) is None  # features measured before the slice was
+    assert profile.slice_flag(_features(slice_mm=float("nan"))) is None  # a broken header
+    odd = [_features(slice_mm=v) for v in (float("nan"), 1.2)]
+    assert TrainingProfile.from_features(odd).slice_max == 1.2
+    unknown = TrainingProfile.from_features([_features(slice_mm=float("nan"))])
+    assert unknown.slice_max is None
+    assert unknown.slice_flag(_features(slice_mm=9.0)) is None
 
 
 def test_a_profile_written_before_the_skull_and_spread_knows_neither(profile):
