@@ -1,5 +1,5 @@
 """Is a new scan like the scans a run trained on? A few numbers per scan (field of view from the
-scan's header, head size and intensity profile of the preprocessed input, whether the scan is
+scan's affine, head size and intensity profile of the preprocessed input, whether the scan is
 skull-stripped), and the training scans' range of each, so that a prediction on a scan far
 outside it is flagged. More screens: a whole head given to a run that trained on
 skull-stripped brains and does not strip (or the reverse), fold models that disagree on a
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from nibabel.affines import voxel_sizes
 from nibabel.spatialimages import SpatialImage
 
 from loes.data.readers.scans import load_scan
@@ -57,7 +58,7 @@ MIN_SD_FRACTION = 0.05
 #: :func:`loes.transforms.is_skull_stripped` on the scan as given
 STRIPPED = "skull_stripped"
 #: the feature of a scan's thickest voxel side in mm (its slice thickness, for a 2D acquisition),
-#: from the header
+#: from its affine
 SLICE = "slice_mm"
 #: a scan's slices are "far thicker" than the training scans' beyond this multiple of the
 #: thickest of theirs: on the synthetic cohorts the paired change model detected progression
@@ -72,17 +73,15 @@ MIN_SPREAD = 1.5
 
 def scan_features(scan: str | os.PathLike | SpatialImage, image: torch.Tensor) -> dict[str, float]:
     """The numbers of :data:`FEATURES` for one scan: ``scan``, its path or the scan
-    :func:`~loes.data.readers.scans.load_scan` gave (its header: voxel sizes x matrix, sorted,
+    :func:`~loes.data.readers.scans.load_scan` gave (its affine's voxel sizes x matrix, sorted,
     in mm), and ``image``, its preprocessed input (C, D, H, W); the head is every nonzero
     voxel; :data:`STRIPPED` is 1.0 for a skull-stripped scan, 0.0 for a whole head
     (:func:`loes.transforms.is_skull_stripped` on the scan as given); :data:`SLICE` is its
-    thickest voxel side in mm."""
+    thickest voxel side in mm (nibabel's ``voxel_sizes`` of the affine, not the header's
+    pixdim, which a conversion can leave wrong)."""
     scan = _loaded(scan)
-    header = scan.header
-    fov = sorted(
-        float(n * z)
-        for n, z in zip(header.get_data_shape()[:3], header.get_zooms()[:3], strict=True)
-    )
+    sizes = voxel_sizes(scan.affine)  # the sform's (else qform's), as loes resamples with
+    fov = sorted(float(n * z) for n, z in zip(scan.shape[:3], sizes, strict=True))
     values = np.asarray(image.detach().cpu(), dtype=np.float32)
     head = values[values != 0]
     median, p99 = np.percentile(head, [50, 99]) if head.size else (np.nan, np.nan)
@@ -93,7 +92,7 @@ def scan_features(scan: str | os.PathLike | SpatialImage, image: torch.Tensor) -
         "intensity_median": float(median),
         "intensity_p99": float(p99),
         STRIPPED: float(is_skull_stripped(scan.get_fdata(dtype=np.float32)[None], scan.affine)),
-        SLICE: float(max(header.get_zooms()[:3])),
+        SLICE: float(max(sizes)),
     }
 
 

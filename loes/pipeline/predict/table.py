@@ -86,11 +86,22 @@ def _run_flags(ensemble: FoldEnsemble, coverage: float) -> list[str]:
             "not screened: the run's training profile is missing and its scans were not "
             "readable here, so a scan unlike them cannot be told"
         )
-    elif ensemble.profile.template is None or ensemble.profile.fingerprints is None:
-        flags.append(
-            "partly screened: the run's training_profile.json predates the orientation and "
-            "in-sample screens (delete it where the run's scans are readable to measure it again)"
-        )
+    else:
+        missing = [
+            name
+            for name, known in (
+                ("orientation", ensemble.profile.template),
+                ("in-sample", ensemble.profile.fingerprints),
+                ("thick-slice", ensemble.profile.slice_max),
+            )
+            if known is None
+        ]
+        if missing:
+            flags.append(
+                "partly screened: the run's training_profile.json predates the "
+                f"{' and '.join(missing)} screen{'s' if len(missing) > 1 else ''} (delete it "
+                "where the run's scans are readable to measure it again)"
+            )
     high = ensemble.score_range[1]
     if high < ensemble.threshold:
         flags.append(

@@ -71,6 +71,20 @@ def test_features_of_a_scan(tmp_path):
     assert features["intensity_median"] == pytest.approx(1.0, abs=0.01)
 
 
+def test_voxel_sizes_come_from_the_affine_not_a_stale_pixdim(tmp_path):
+    """A conversion that left pixdim at 1 x 1 x 10 mm beside a 2 x 2 x 3 mm sform (the
+    geometry loes resamples with): the features follow the sform."""
+    image = nib.Nifti1Image(np.zeros((90, 100, 50), np.int16), np.diag([2.0, 2.0, 3.0, 1]))
+    image.header.set_zooms((1.0, 1.0, 10.0))
+    image.set_qform(None, code=0)
+    path = tmp_path / "stale.nii.gz"
+    nib.save(image, path)
+    features = scan_features(path, torch.zeros(1, 4, 4, 4))
+    assert features[SLICE] == pytest.approx(3.0)
+    assert features["fov_min_mm"] == pytest.approx(150.0)
+    assert features["fov_max_mm"] == pytest.approx(200.0)
+
+
 def test_an_empty_profile_is_refused():
     with pytest.raises(ValueError, match="at least one"):
         TrainingProfile.from_features([])

@@ -149,12 +149,13 @@ def test_relative_data_folders_are_saved_absolute(tmp_path, monkeypatch):
 def test_a_profile_from_an_older_loes_says_what_it_cannot_screen(tiny_run, scans, tmp_path):
     run = shutil.copytree(tiny_run, tmp_path / "old")
     profile = json.loads((run / PROFILE_FILE).read_text())
-    for key in ("template", "fingerprints", "scans"):
+    for key in ("template", "fingerprints", "scans", "slice_max"):
         del profile[key]
     (run / PROFILE_FILE).write_text(json.dumps(profile))
     table = load_ensemble(run).predict([scans["copied"], scans["upside_down"]], device="cpu")
     for flags in table["flags"]:
         assert "partly screened: the run's training_profile.json predates" in flags
+        assert "the orientation and in-sample and thick-slice screens" in flags
         assert "in-sample:" not in flags
         assert "looks upside down" not in flags
 
