@@ -147,7 +147,9 @@ with warnings.catch_warnings():  # the preset's `register` shadows nothing pydan
         spatial_size: Annotated[tuple[PositiveInt, PositiveInt, PositiveInt], VOXELS] = _pre(
             "spatial_size"
         )
-        """Network input size in voxels (x, y, z, RAS), after cropping to the head and padding."""
+        """Network input size in voxels (x, y, z, RAS), after cropping to the head and padding;
+        ``alexnet3d`` needs 69 or more along every axis (its strided convolution and three
+        poolings)."""
         pixdim: Annotated[Spacing, MM] = _pre("pixdim")
         """Voxel size in mm the scans are resampled to."""
         orientation: str = _pre("orientation")

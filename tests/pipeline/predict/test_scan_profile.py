@@ -8,6 +8,7 @@ import torch
 from benchmarks.bench_skull_strip import robex_atlas
 from loes.pipeline import load_ensemble
 from loes.pipeline.predict.scan_profile import (
+    FAR_SD,
     FEATURES,
     SLICE,
     STRIPPED,
@@ -45,6 +46,15 @@ def test_a_field_of_view_far_from_the_training_scans_is_named(profile):
     smallest, largest = profile.flags(_features(fov=400.0))
     assert smallest.startswith("smallest field of view (mm) 400 is far from the training scans'")
     assert largest.startswith("largest field of view (mm) 430 is far")
+
+
+def test_the_flag_names_the_rule_not_only_the_range(profile):
+    # the flag is decided on SDs from the mean, so it says so beside the training range
+    key = "intensity_median"
+    mean, sd = profile.mean[key], profile.sd[key]
+    (flag,) = profile.flags(_features(median=mean + 5 * sd))
+    assert f"over {FAR_SD:g} SD from their mean {mean:.3g}, SD {sd:.2g}" in flag
+    assert f"they range {profile.low[key]:.3g} to {profile.high[key]:.3g}" in flag
 
 
 def test_an_intensity_profile_far_from_the_training_scans_is_named(profile):
