@@ -13,6 +13,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from monai.data import CacheDataset, Dataset
 from monai.transforms import Compose, DeleteItemsd, MapTransform, ToDeviced
 from tqdm.auto import tqdm
 
+from loes import __version__
 from loes.data.follow_up import in_time_order
 from loes.data.problems import plural
 from loes.errors import LoesError
@@ -34,10 +36,12 @@ from loes.pipeline.run.messages import note
 from loes.transforms import RandBatchAugmentation, RegisteredSubtractiond, augmentation
 
 __all__ = [
+    "CACHE_PACKAGES",
     "PAIRS_FOLDER",
     "PreprocessedCohort",
     "augmentation_for",
     "augmentation_where",
+    "disk_cache_folder",
     "preprocess_cohort",
     "preprocess_pairs",
     "session_pairs",
@@ -49,6 +53,8 @@ __all__ = [
 #: its change, subject and session and of its two scan files' paths, sizes and modification
 #: times: :func:`~loes.pipeline.cluster.disk_cache.stamped_hash`).
 PAIRS_FOLDER = "pairs"
+#: the packages whose version is part of the disk cache's key (:func:`disk_cache_folder`)
+CACHE_PACKAGES = ("loes", "monai", "SimpleITK", "nibabel", "torch")
 
 
 def augmentation_where(config: Config, device: torch.device | None = None) -> str:
@@ -252,6 +258,22 @@ class PreprocessedCohort:
         return self.table.index[self.table["subject"].isin(subjects)].tolist()
 
 
+def disk_cache_folder(config: Config) -> Path:
+    """``data.cache_dir/persistent/<key>``: the folder of ``preprocessing.cache: disk``, its key
+    a hash of the preprocessing settings and of the versions of the packages that compute what
+    it holds (:data:`CACHE_PACKAGES`), so that an upgrade preprocesses and registers again
+    instead of reading files an older version wrote."""
+    versions = {}
+    for package in CACHE_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:  # loes run from a source tree
+            versions[package] = __version__ if package == "loes" else None
+    settings = config.preprocessing.model_dump(mode="json", exclude={"cache"})
+    key = json.dumps({"preprocessing": settings, "versions": versions}, sort_keys=True).encode()
+    return Path(config.data.cache_dir) / "persistent" / hashlib.sha1(key).hexdigest()[:16]
+
+
 def preprocess_cohort(
     table: pd.DataFrame, config: Config, device: torch.device
 ) -> PreprocessedCohort:
@@ -259,9 +281,9 @@ def preprocess_cohort(
     with the paired change model, register and subtract every pair of sessions once.
 
     ``memory``: a MONAI ``CacheDataset``; ``gpu``: the same, moved to ``device``; ``disk``: a
-    ``PersistentDataset`` under ``data.cache_dir/persistent/<hash of the preprocessing
-    settings>``, shared by runs with the same preprocessing and by fold jobs running at the
-    same time (:class:`~loes.pipeline.cluster.disk_cache.SharedPersistentDataset` writes each file
+    ``PersistentDataset`` in :func:`disk_cache_folder`, shared by runs with the same
+    preprocessing and by fold jobs running at the same time
+    (:class:`~loes.pipeline.cluster.disk_cache.SharedPersistentDataset` writes each file
     atomically).
     """
     p = config.preprocessing
@@ -271,8 +293,7 @@ def preprocess_cohort(
     start = time.perf_counter()
     folder = None
     if p.cache == "disk":
-        key = json.dumps(p.model_dump(mode="json", exclude={"cache"}), sort_keys=True).encode()
-        folder = Path(config.data.cache_dir) / "persistent" / hashlib.sha1(key).hexdigest()[:16]
+        folder = disk_cache_folder(config)
         cache: Dataset = SharedPersistentDataset(items, transform, cache_dir=folder)
     else:
         if p.cache == "gpu":
