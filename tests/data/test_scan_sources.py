@@ -183,3 +183,15 @@ def test_images_in_formats_loes_does_not_read_are_named_not_dropped(
     assert len(read_scans([tmp_path])) == 1
     err = capsys.readouterr().err
     assert f"{tmp_path}: 2 files skipped, in a format loes does not read (1 .nrrd, 1 .par)" in err
+
+
+def test_a_manifest_without_a_score_column_is_read_unscored(tiny_manifest, tmp_path):
+    shutil.copytree(tiny_manifest.parent, tmp_path / "cohort")
+    path = tmp_path / "cohort" / tiny_manifest.name
+    pd.read_csv(path, dtype=str).drop(columns="loes_score").to_csv(path, index=False)
+    table = read_scans([path])
+    expected = load_dataset(tiny_manifest)
+    assert [Path(p).name for p in table["image"]] == [Path(p).name for p in expected["image"]]
+    assert table["loes_score"].isna().all()
+    with pytest.raises(LoesError, match="no loes_score column"):  # training needs the scores
+        load_dataset(path)

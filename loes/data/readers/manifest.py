@@ -29,14 +29,25 @@ def read_manifest(
     ``brain_mask`` are made absolute against ``images_dir``, or the manifest's folder when it
     is ``None``.
 
-    Returns ``None`` (with an error recorded in ``reading``) when a required column is missing.
+    Returns ``None`` (with an error recorded in ``reading``) when a required column is missing,
+    but for ``loes_score``: without it the rows are read unscored and one error names the
+    column, which training stops on and ``loes predict`` (new scans, no scores) passes over.
 
     Raises:
         LoesError: when the file cannot be read as a table.
     """
     table = read_delimited(path)
-    if not require_columns(path, table, REQUIRED_COLUMNS, "a manifest", reading):
+    scored = "loes_score" in table.columns
+    if not set(REQUIRED_COLUMNS) - {"loes_score"} <= set(table.columns):
+        require_columns(path, table, REQUIRED_COLUMNS, "a manifest", reading)
         return None
+    if not scored:
+        reading.error(
+            path.name,
+            f"no loes_score column (found {', '.join(map(str, table.columns))}); a manifest to "
+            "train on needs one (loes predict scores scans without it).",
+        )
+        table = table.assign(loes_score="")
     base = Path(images_dir).expanduser() if images_dir is not None else path.parent
     where = tuple(
         f"{path.name} row {row} ({s} {e})"
@@ -49,6 +60,7 @@ def read_manifest(
     return RawTable(
         frame,
         where,
+        unscored=None if scored else (True,) * len(frame),
         image_hint=(
             f"relative paths are read from {'--images-dir' if images_dir else 'the manifest'}'s "
             f"folder {os.path.abspath(base)}"

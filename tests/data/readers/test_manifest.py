@@ -155,3 +155,15 @@ def test_manifest_behind_a_broken_link(tmp_path):
         load_dataset(tmp_path / "m.csv")
     with pytest.raises(LoesError, match="run `datalad get"):
         load_dataset(tmp_path / "m.csv", format="manifest")
+
+
+def test_a_manifest_without_a_score_column_is_read_unscored_with_one_error(tmp_path):
+    (tmp_path / "m.csv").write_text("subject,session,image\ns1,t1,a.nii.gz\ns2,t1,b.nii.gz\n")
+    reading = TableReading("m.csv", "manifest")
+    raw = read_manifest(tmp_path / "m.csv", None, reading)
+    assert [str(p) for p in reading.problems] == [
+        "error: m.csv: no loes_score column (found subject, session, image); a manifest to "
+        "train on needs one (loes predict scores scans without it)."
+    ]
+    assert raw.table["loes_score"].tolist() == ["", ""]
+    assert raw.unscored == (True, True)  # the checks do not report each row's score again
