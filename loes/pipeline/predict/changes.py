@@ -36,7 +36,7 @@ from loes.data.follow_up import PROGRESSION, consecutive_pairs, session_key
 from loes.errors import LoesError
 from loes.io import csv_text, write_json, write_text
 from loes.pipeline.predict.conformal import ConformalCalibration
-from loes.pipeline.predict.table import DECIMALS
+from loes.pipeline.predict.table import DECIMALS, join_flags, split_flags
 from loes.pipeline.run.predictions import CHANGE_RANGE
 
 __all__ = [
@@ -210,7 +210,7 @@ def _pair_flags(earlier: pd.Series, later: pd.Series) -> list[str]:
             if protocols[0].get(k) != protocols[1].get(k)
         ]
         flags.append(f"sessions with different protocols ({'; '.join(told)})")
-    own = [[f for f in _text(row.get("flags")).split("; ") if f] for row in (earlier, later)]
+    own = [split_flags(row.get("flags")) for row in (earlier, later)]
     flags += [f for f in own[0] if f in own[1]]
     for row, its in zip((earlier, later), own, strict=True):
         other = own[1] if row is earlier else own[0]
@@ -330,7 +330,7 @@ def change_table(
                     "years": round(pair.years, 2) if np.isfinite(pair.years) else np.nan,
                     "given_change": round(pair.loes_score_change, DECIMALS) + 0.0,
                     "predicted_change": round(change, DECIMALS) + 0.0,  # never -0.0
-                    "flags": _unique(flags),
+                    "flags": join_flags(flags),
                 }
             )
     changes = pd.DataFrame(rows, columns=[*list(CHANGE_COLUMNS)[:6], "flags"])
@@ -343,10 +343,6 @@ def change_table(
     )
     changes.attrs["left_out"] = left_out
     return changes
-
-
-def _unique(flags: list[str]) -> str:
-    return "; ".join(dict.fromkeys(flags))
 
 
 def _between(unscored: pd.DataFrame, earlier: pd.Series, later: pd.Series, basis: str) -> list:

@@ -21,7 +21,7 @@ from loes import __version__
 from loes.data.follow_up import has_ages, in_time_order
 from loes.data.loes_items import MAX_LOES_SCORE
 from loes.io import csv_text, write_json, write_text
-from loes.pipeline.predict.table import DETAIL_DECIMALS
+from loes.pipeline.predict.table import DETAIL_DECIMALS, split_flags
 from loes.pipeline.run.pages import package_template
 
 __all__ = ["render_page", "why_unsure", "write_predictions"]
@@ -156,7 +156,7 @@ def _change_sections(
                         "why_unsure": "not sure: flagged"
                         if r.flags and r.call != "cannot tell"
                         else "",
-                        "flags": [f for f in str(r.flags or "").split("; ") if f],
+                        "flags": split_flags(r.flags),
                     }
                     for r in rows.itertuples(index=False)
                 ],
@@ -195,7 +195,7 @@ def render_page(
                 "call": row.call if scored else "",
                 "sure": bool(row.call_sure) if scored else False,
                 "why_unsure": _why_unsure(row, threshold) if scored else "",
-                "flags": [f for f in str(row.flags or "").split("; ") if f],
+                "flags": split_flags(row.flags),
                 "error": row.error,
                 "x_low": _percent(row.lower) if scored else 0,
                 "x_high": _percent(row.upper) if scored else 0,

@@ -221,7 +221,7 @@ class TrainingProfile:
             if np.isfinite(value) and abs(value - mean) > FAR_SD * sd:
                 out.append(
                     f"{label} {value:.3g} is far from the training scans' (over {FAR_SD:g} SD "
-                    f"from their mean {mean:.3g}, SD {sd:.2g}; they range {self.low[key]:.3g} "
+                    f"from their mean {mean:.3g}, SD {sd:.2g}, range {self.low[key]:.3g} "
                     f"to {self.high[key]:.3g})"
                 )
         return out

@@ -20,12 +20,39 @@ import pandas as pd
 if TYPE_CHECKING:
     from loes.pipeline.predict.ensemble import FoldEnsemble, Member
 
-__all__ = ["COLUMNS", "DECIMALS", "DETAIL_DECIMALS", "column_definitions", "prediction_table"]
+__all__ = [
+    "COLUMNS",
+    "DECIMALS",
+    "DETAIL_DECIMALS",
+    "FLAG_SEPARATOR",
+    "column_definitions",
+    "join_flags",
+    "prediction_table",
+    "split_flags",
+]
 
 #: decimals of the score and its interval
 DECIMALS = 1
 #: decimals of the spread and the members' scores in the CSV
 DETAIL_DECIMALS = 3
+
+#: what separates a row's flags in the ``flags`` column of the predictions and changes tables
+FLAG_SEPARATOR = "; "
+
+
+def join_flags(flags: list[str]) -> str:
+    """The ``flags`` cell of ``flags``: each once, in order, any separator inside one made
+    ``", "`` (a library's header warning may hold one), so that :func:`split_flags` gives
+    them back whole."""
+    whole = (f.replace(FLAG_SEPARATOR, ", ") for f in flags if f)
+    return FLAG_SEPARATOR.join(dict.fromkeys(whole))
+
+
+def split_flags(cell: object) -> list[str]:
+    """The flags of a ``flags`` cell (empty, NaN or None: none)."""
+    text = "" if cell is None or (isinstance(cell, float) and np.isnan(cell)) else str(cell)
+    return [f for f in text.split(FLAG_SEPARATOR) if f]
+
 
 #: each column of the table and what it means ({coverage}, {threshold}, {n} filled in)
 COLUMNS = {
@@ -168,7 +195,7 @@ def prediction_table(
         row["loes_score"] = item["loes_score"]
         flags = [f"image: {w}" for w in item.get("warnings", [])]
         if index not in outputs:
-            rows.append({**row, "flags": "; ".join(flags), "error": item["error"]})
+            rows.append({**row, "flags": join_flags(flags), "error": item["error"]})
             continue
         values = outputs[index]
         predicted = round(float(values.mean()), DECIMALS)
@@ -185,7 +212,7 @@ def prediction_table(
                 "spread": spread,
                 "call": f"{'>=' if predicted >= threshold else '<'} {threshold:g}",
                 "call_sure": bool((lo >= threshold or hi < threshold) and not flags),
-                "flags": "; ".join(flags),
+                "flags": join_flags(flags),
                 "error": "",
                 **{f"member_{m.name}": float(v) for m, v in zip(members, values, strict=True)},
             }

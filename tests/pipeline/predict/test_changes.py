@@ -25,6 +25,7 @@ from loes.pipeline.predict.changes import (
     write_changes,
 )
 from loes.pipeline.predict.paired import PairedChange
+from loes.pipeline.predict.table import join_flags
 
 #: |true - predicted| of 0.1 .. 2.5: the 90% finite-sample quantile is the
 #: ceil((25 + 1) * 0.9) = 24th smallest, 2.4 points
@@ -181,6 +182,13 @@ def test_the_scans_own_flags_are_carried_once():
         f"{run_flag}; ses-2: predicted 3.0, above the highest score trained on"
     ]
     assert not changes["call_sure"].any()
+
+
+def test_a_scans_flag_holding_a_separator_is_carried_whole():
+    own = "image: qform and sform differ; sform used"
+    table = scans(("s", "ses-1", 0.0), ("s", "ses-2", 3.0), flags=["", join_flags([own])])
+    (flags,) = change_table(table, CALIBRATION)["flags"]
+    assert flags == "ses-2: image: qform and sform differ, sform used"
 
 
 def test_an_unscored_session_pairs_with_none_and_its_neighbours_say_so():

@@ -54,7 +54,7 @@ def test_the_flag_names_the_rule_not_only_the_range(profile):
     mean, sd = profile.mean[key], profile.sd[key]
     (flag,) = profile.flags(_features(median=mean + 5 * sd))
     assert f"over {FAR_SD:g} SD from their mean {mean:.3g}, SD {sd:.2g}" in flag
-    assert f"they range {profile.low[key]:.3g} to {profile.high[key]:.3g}" in flag
+    assert f", range {profile.low[key]:.3g} to {profile.high[key]:.3g}" in flag
 
 
 def test_an_intensity_profile_far_from_the_training_scans_is_named(profile):
