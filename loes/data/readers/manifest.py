@@ -1,7 +1,8 @@
 """The project's own manifest: a CSV/TSV with one row per scan, image paths relative to it.
 
 Columns ``subject``, ``session``, ``image`` (relative to the manifest's folder, or to
-``--images-dir``, or absolute) and ``loes_score`` are required; optional columns (``gd``,
+``--images-dir``, or absolute) are required, and ``loes_score`` to train on (``loes predict``
+reads a manifest without it as unscored scans); optional columns (``gd``,
 ``age``, ``site``, ``pattern``, ``lesion_mask``, ``brain_mask``, item subscores...) are kept as
 they are.
 ``loes synth`` writes this format.
@@ -10,14 +11,18 @@ they are.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from loes.data.readers.delimited import is_missing, read_delimited, require_columns
 from loes.data.readers.reading import RawTable, TableReading
+from loes.errors import LoesError
 
 __all__ = ["REQUIRED_COLUMNS", "read_manifest"]
 
 REQUIRED_COLUMNS = ("subject", "session", "image", "loes_score")
+#: column names (lower case, letters only) a score column may be misspelt as
+_SCORE_LIKE = frozenset({"loesscore", "loes", "score", "totalloes", "loestotal", "loesscoretotal"})
 #: manifest columns holding paths, resolved like ``image``
 _PATH_COLUMNS = ("image", "lesion_mask", "brain_mask")
 
@@ -38,9 +43,16 @@ def read_manifest(
     """
     table = read_delimited(path)
     scored = "loes_score" in table.columns
-    if not set(REQUIRED_COLUMNS) - {"loes_score"} <= set(table.columns):
-        require_columns(path, table, REQUIRED_COLUMNS, "a manifest", reading)
+    needed = [c for c in REQUIRED_COLUMNS if c != "loes_score"]
+    expected = [*needed, "and loes_score to train on"]
+    if not require_columns(path, table, needed, "a manifest", reading, expected):
         return None
+    like = [c for c in table.columns if re.sub(r"[^a-z]", "", str(c).lower()) in _SCORE_LIKE]
+    if not scored and like:  # never read as unscored: predict would drop the scores unsaid
+        raise LoesError(
+            f"column {like[0]!r} looks like the score; name it loes_score (the manifest's score "
+            "column), or remove it to predict without scores."
+        )
     if not scored:
         reading.error(
             path.name,

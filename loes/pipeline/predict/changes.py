@@ -204,12 +204,12 @@ def _pair_flags(earlier: pd.Series, later: pd.Series) -> list[str]:
     if all(protocols) and protocols[0] != protocols[1]:
         keys = sorted(set(protocols[0]) | set(protocols[1]))
         told = [
-            f"{_ENTITY_NAMES.get(k, k)}: {protocols[0].get(k) or 'none'}, then "
+            f"{_ENTITY_NAMES.get(k, k)} {protocols[0].get(k) or 'none'} then "
             f"{protocols[1].get(k) or 'none'}"
             for k in keys
             if protocols[0].get(k) != protocols[1].get(k)
         ]
-        flags.append(f"sessions with different protocols ({'; '.join(told)})")
+        flags.append(f"sessions with different protocols ({', '.join(told)})")
     own = [split_flags(row.get("flags")) for row in (earlier, later)]
     flags += [f for f in own[0] if f in own[1]]
     for row, its in zip((earlier, later), own, strict=True):

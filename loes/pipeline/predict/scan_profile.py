@@ -1,7 +1,7 @@
 """Is a new scan like the scans a run trained on? A few numbers per scan (field of view from the
 scan's affine, head size and intensity profile of the preprocessed input, whether the scan is
-skull-stripped), and the training scans' range of each, so that a prediction on a scan far
-outside it is flagged. More screens: a whole head given to a run that trained on
+skull-stripped), and the training scans' mean, SD and range of each, so that a prediction on a
+scan far from them is flagged. More screens: a whole head given to a run that trained on
 skull-stripped brains and does not strip (or the reverse), fold models that disagree on a
 scan far more than on the run's own scans, a scan upside down or back to front against its
 header (:mod:`~loes.pipeline.predict.orientation`), and a scan the run trained on (the same
@@ -220,9 +220,10 @@ class TrainingProfile:
             sd = max(self.sd[key], MIN_SD_FRACTION * abs(mean), 1e-6)
             if np.isfinite(value) and abs(value - mean) > FAR_SD * sd:
                 out.append(
-                    f"{label} {value:.3g} is far from the training scans' (over {FAR_SD:g} SD "
-                    f"from their mean {mean:.3g}, SD {sd:.2g}, range {self.low[key]:.3g} "
-                    f"to {self.high[key]:.3g})"
+                    f"{label} {value:.3g} is far from the training scans' (mean {mean:.3g}, "
+                    f"SD {self.sd[key]:.2g}, range {self.low[key]:.3g} to "
+                    f"{self.high[key]:.3g}): over {FAR_SD:g} SD from their mean, the SD taken "
+                    f"as at least {MIN_SD_FRACTION:.0%} of it"
                 )
         return out
 

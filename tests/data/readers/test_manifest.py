@@ -71,7 +71,7 @@ def test_missing_manifest_columns_are_named(tmp_path):
     path.write_text("subject,image\ns1,a.nii.gz\n")
     with pytest.raises(LoesError) as error:
         load_dataset(path)
-    assert "m.csv: missing columns session, loes_score (found subject, image)" in str(error.value)
+    assert "m.csv: missing column session (found subject, image)" in str(error.value)
 
 
 # --- what the reader hands to the checks ---------------------------------------------------
@@ -110,8 +110,8 @@ def test_read_manifest_without_required_columns_returns_none(tmp_path):
     reading = TableReading("m.csv", "manifest")
     assert read_manifest(tmp_path / "m.csv", None, reading) is None
     assert [str(p) for p in reading.problems] == [
-        "error: m.csv: missing columns session, loes_score (found subject, image); a manifest "
-        "needs subject, session, image, loes_score."
+        "error: m.csv: missing column session (found subject, image); a manifest needs "
+        "subject, session, image, and loes_score to train on."
     ]
 
 
@@ -167,3 +167,10 @@ def test_a_manifest_without_a_score_column_is_read_unscored_with_one_error(tmp_p
     ]
     assert raw.table["loes_score"].tolist() == ["", ""]
     assert raw.unscored == (True, True)  # the checks do not report each row's score again
+
+
+@pytest.mark.parametrize("name", ["Loes Score", "LOES_SCORE", "score", "loes"])
+def test_a_misspelt_score_column_is_refused_not_read_unscored(tmp_path, name):
+    (tmp_path / "m.csv").write_text(f"subject,session,image,{name}\ns1,t1,a.nii.gz,4\n")
+    with pytest.raises(LoesError, match=f"column '{name}' looks like the score; name it"):
+        read_manifest(tmp_path / "m.csv", None, TableReading("m.csv", "manifest"))

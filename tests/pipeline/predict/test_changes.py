@@ -164,7 +164,7 @@ def test_sessions_from_two_sites_or_protocols_are_flagged_and_never_sure():
     )
     assert changes.loc[("s", "ses-2"), "flags"] == ""
     assert changes.loc[("t", "ses-1"), "flags"] == (
-        "sessions with different protocols (contrast: none, then gadolinium)"
+        "sessions with different protocols (contrast none then gadolinium)"
     )
     assert changes["call"].tolist() == ["progressed"] * 3
     assert changes["call_sure"].tolist() == [False, True, False]

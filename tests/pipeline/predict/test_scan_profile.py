@@ -53,8 +53,14 @@ def test_the_flag_names_the_rule_not_only_the_range(profile):
     key = "intensity_median"
     mean, sd = profile.mean[key], profile.sd[key]
     (flag,) = profile.flags(_features(median=mean + 5 * sd))
-    assert f"over {FAR_SD:g} SD from their mean {mean:.3g}, SD {sd:.2g}" in flag
-    assert f", range {profile.low[key]:.3g} to {profile.high[key]:.3g}" in flag
+    assert f"(mean {mean:.3g}, SD {sd:.2g}, range {profile.low[key]:.3g} to " in flag
+    assert flag.endswith(f"over {FAR_SD:g} SD from their mean, the SD taken as at least 5% of it")
+
+
+def test_a_constant_feature_is_flagged_by_the_floored_sd_and_says_its_own():
+    profile = TrainingProfile.from_features([_features() for _ in range(5)])
+    (flag,) = profile.flags(_features(median=0.7))  # 0.2 away: over 4 x 5% of 0.5
+    assert "(mean 0.5, SD 0, range 0.5 to 0.5)" in flag
 
 
 def test_an_intensity_profile_far_from_the_training_scans_is_named(profile):
