@@ -27,6 +27,7 @@ from loes import __version__
 from loes.data.follow_up import in_time_order
 from loes.data.problems import plural
 from loes.errors import LoesError
+from loes.io import write_json
 from loes.pipeline.cluster.disk_cache import SharedPersistentDataset
 from loes.pipeline.cross_validation.baselines import downsampled_features
 from loes.pipeline.run.config import Config
@@ -36,12 +37,14 @@ from loes.pipeline.run.messages import note
 from loes.transforms import RandBatchAugmentation, RegisteredSubtractiond, augmentation
 
 __all__ = [
+    "CACHE_FILE",
     "CACHE_PACKAGES",
     "PAIRS_FOLDER",
     "PreprocessedCohort",
     "augmentation_for",
     "augmentation_where",
     "disk_cache_folder",
+    "disk_cache_key",
     "preprocess_cohort",
     "preprocess_pairs",
     "session_pairs",
@@ -53,6 +56,8 @@ __all__ = [
 #: its change, subject and session and of its two scan files' paths, sizes and modification
 #: times: :func:`~loes.pipeline.cluster.disk_cache.stamped_hash`).
 PAIRS_FOLDER = "pairs"
+#: the file in each disk cache folder that says what it holds (:func:`disk_cache_key`)
+CACHE_FILE = "cache.json"
 #: the packages whose version is part of the disk cache's key (:func:`disk_cache_folder`)
 CACHE_PACKAGES = ("loes", "monai", "SimpleITK", "nibabel", "torch")
 
@@ -258,11 +263,9 @@ class PreprocessedCohort:
         return self.table.index[self.table["subject"].isin(subjects)].tolist()
 
 
-def disk_cache_folder(config: Config) -> Path:
-    """``data.cache_dir/persistent/<key>``: the folder of ``preprocessing.cache: disk``, its key
-    a hash of the preprocessing settings and of the versions of the packages that compute what
-    it holds (:data:`CACHE_PACKAGES`), so that an upgrade preprocesses and registers again
-    instead of reading files an older version wrote."""
+def disk_cache_key(config: Config) -> dict:
+    """What the disk cache's folder is named by: ``preprocessing`` (the settings) and
+    ``versions`` (of :data:`CACHE_PACKAGES`)."""
     versions = {}
     for package in CACHE_PACKAGES:
         try:
@@ -270,7 +273,15 @@ def disk_cache_folder(config: Config) -> Path:
         except metadata.PackageNotFoundError:  # loes run from a source tree
             versions[package] = __version__ if package == "loes" else None
     settings = config.preprocessing.model_dump(mode="json", exclude={"cache"})
-    key = json.dumps({"preprocessing": settings, "versions": versions}, sort_keys=True).encode()
+    return {"preprocessing": settings, "versions": versions}
+
+
+def disk_cache_folder(config: Config) -> Path:
+    """``data.cache_dir/persistent/<key>``: the folder of ``preprocessing.cache: disk``, its key
+    a hash of :func:`disk_cache_key`, the preprocessing settings and the versions of the
+    packages that compute what it holds, so that an upgrade preprocesses and registers again
+    instead of reading files an older version wrote."""
+    key = json.dumps(disk_cache_key(config), sort_keys=True).encode()
     return Path(config.data.cache_dir) / "persistent" / hashlib.sha1(key).hexdigest()[:16]
 
 
@@ -294,6 +305,9 @@ def preprocess_cohort(
     folder = None
     if p.cache == "disk":
         folder = disk_cache_folder(config)
+        if not (folder / CACHE_FILE).is_file():  # which folder is which, for the user
+            folder.mkdir(parents=True, exist_ok=True)
+            write_json(folder / CACHE_FILE, disk_cache_key(config))
         cache: Dataset = SharedPersistentDataset(items, transform, cache_dir=folder)
     else:
         if p.cache == "gpu":
@@ -307,7 +321,9 @@ def preprocess_cohort(
         ]
     )
     note(
-        f"preprocessed {len(items)} scans ({p.cache} cache, {time.perf_counter() - start:.0f} s)",
+        f"preprocessed {len(items)} scans ({p.cache} cache"
+        + ("" if folder is None else f" {folder}")
+        + f", {time.perf_counter() - start:.0f} s)",
     )
     if config.change.model != "paired":
         return PreprocessedCohort(table=table, cache=cache, features=features)

@@ -41,10 +41,10 @@ FLAG_SEPARATOR = "; "
 
 
 def join_flags(flags: list[str]) -> str:
-    """The ``flags`` cell of ``flags``: each once, in order, any separator inside one made
-    ``", "`` (a library's header warning may hold one), so that :func:`split_flags` gives
-    them back whole."""
-    whole = (f.replace(FLAG_SEPARATOR, ", ") for f in flags if f)
+    """The ``flags`` cell of ``flags``: each once, in order, without its closing full stop,
+    any separator inside one made ``", "`` (a header warning may hold one), so that
+    :func:`split_flags` gives them back whole."""
+    whole = (f.replace(FLAG_SEPARATOR, ", ").removesuffix(".") for f in flags if f)
     return FLAG_SEPARATOR.join(dict.fromkeys(whole))
 
 

@@ -22,7 +22,13 @@ from loes.io import WriteError, jsonable
 from loes.pipeline import cross_validate, regression_metrics, run_fold
 from loes.pipeline.cross_validation import cv as cross_validation_module
 from loes.pipeline.cross_validation import training as training_module
-from loes.pipeline.cross_validation.cohort import PAIRS_FOLDER, preprocess_cohort, session_pairs
+from loes.pipeline.cross_validation.cohort import (
+    CACHE_FILE,
+    PAIRS_FOLDER,
+    disk_cache_key,
+    preprocess_cohort,
+    session_pairs,
+)
 from loes.pipeline.run.checkpoints import load_fold_model
 from loes.pipeline.run.data import load_table
 from loes.pipeline.run.folder import fold_dir, load_run_config
@@ -356,6 +362,8 @@ def test_disk_cache_gives_the_same_result_and_is_reused(
     disk = tiny_config(tmp_path / "disk", *extra)
     cross_validate(disk)
     (folder,) = (cache / "persistent").iterdir()
+    assert json.loads((folder / CACHE_FILE).read_text()) == disk_cache_key(disk)  # what it holds
+    assert f"(disk cache {folder}, " in capsys.readouterr().err
     scans = len(load_dataset(manifest))
     assert len(list(folder.glob("*.pt"))) == scans  # one preprocessed file per scan
     pairs = session_pairs(load_table(disk))
