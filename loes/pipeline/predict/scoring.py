@@ -98,7 +98,10 @@ def _print_changes(changes: pd.DataFrame, coverage: float, path: Path) -> None:
     for why in changes.attrs.get("left_out", []):
         print(f"changes: left out {why}")
     if changes.empty:
-        print(f"changes: none (no subject has two scored sessions); {path} holds no row")
+        print(
+            "changes: none (no subject has two sessions the run could score); "
+            f"{path} holds no row"
+        )
         return
     for row in changes.itertuples(index=False):
         years = (
