@@ -99,8 +99,7 @@ def _print_changes(changes: pd.DataFrame, coverage: float, path: Path) -> None:
         print(f"changes: left out {why}")
     if changes.empty:
         print(
-            "changes: none (no subject has two sessions the run could score); "
-            f"{path} holds no row"
+            f"changes: none (no subject has two sessions the run could score); {path} holds no row"
         )
         return
     for row in changes.itertuples(index=False):
