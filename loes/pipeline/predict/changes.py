@@ -273,9 +273,10 @@ def change_table(
     for column, default in (("loes_score", np.nan), ("age", np.nan), ("flags", "")):
         if column not in table:
             table[column] = default
-    table["age"] = pd.to_numeric(table["age"], errors="coerce")
+    for column in ("age", "loes_score", "predicted"):  # a CSV read as text: blanks are NaN
+        table[column] = pd.to_numeric(table[column], errors="coerce")
     table = table[table["subject"] != ""]
-    scored = table[pd.to_numeric(table["predicted"], errors="coerce").notna()]
+    scored = table[table["predicted"].notna()]
     too_small = calibration is None or calibration.too_small(coverage)
     shared = []
     if calibration is None:

@@ -184,6 +184,13 @@ def test_the_scans_own_flags_are_carried_once():
     assert not changes["call_sure"].any()
 
 
+def test_a_predictions_csv_read_as_text_gives_the_same_changes(tmp_path):
+    table = scans(("s", "ses-1", 0.0), ("s", "ses-2", 3.0), ("s", "ses-3", np.nan))
+    table.to_csv(tmp_path / "p.csv", index=False)
+    text = pd.read_csv(tmp_path / "p.csv", dtype=str, keep_default_na=False)  # blanks: ""
+    pd.testing.assert_frame_equal(change_table(text, CALIBRATION), change_table(table, CALIBRATION))
+
+
 def test_a_scans_flag_holding_a_separator_is_carried_whole():
     own = "image: qform and sform differ; sform used"
     table = scans(("s", "ses-1", 0.0), ("s", "ses-2", 3.0), flags=["", join_flags([own])])
