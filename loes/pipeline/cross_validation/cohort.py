@@ -13,7 +13,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,6 @@ from monai.data import CacheDataset, Dataset
 from monai.transforms import Compose, DeleteItemsd, MapTransform, ToDeviced
 from tqdm.auto import tqdm
 
-from loes import __version__
 from loes.data.follow_up import in_time_order
 from loes.data.problems import plural
 from loes.errors import LoesError
@@ -33,6 +31,7 @@ from loes.pipeline.cross_validation.baselines import downsampled_features
 from loes.pipeline.run.config import Config
 from loes.pipeline.run.data import preprocessing_for, scan_items
 from loes.pipeline.run.device import available_cpus
+from loes.pipeline.run.folder import package_versions
 from loes.pipeline.run.messages import note
 from loes.transforms import RandBatchAugmentation, RegisteredSubtractiond, augmentation
 
@@ -266,14 +265,8 @@ class PreprocessedCohort:
 def disk_cache_key(config: Config) -> dict:
     """What the disk cache's folder is named by: ``preprocessing`` (the settings) and
     ``versions`` (of :data:`CACHE_PACKAGES`)."""
-    versions = {}
-    for package in CACHE_PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:  # loes run from a source tree
-            versions[package] = __version__ if package == "loes" else None
     settings = config.preprocessing.model_dump(mode="json", exclude={"cache"})
-    return {"preprocessing": settings, "versions": versions}
+    return {"preprocessing": settings, "versions": package_versions(CACHE_PACKAGES)}
 
 
 def disk_cache_folder(config: Config) -> Path:

@@ -50,8 +50,7 @@ def join_flags(flags: list[str]) -> str:
 
 def split_flags(cell: object) -> list[str]:
     """The flags of a ``flags`` cell (empty, NaN or None: none)."""
-    text = "" if cell is None or (isinstance(cell, float) and np.isnan(cell)) else str(cell)
-    return [f for f in text.split(FLAG_SEPARATOR) if f]
+    return [] if pd.isna(cell) else [f for f in str(cell).split(FLAG_SEPARATOR) if f]
 
 
 #: each column of the table and what it means ({coverage}, {threshold}, {n} filled in)

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from loes import __version__
 from loes.errors import LoesError
 from loes.io import csv_text, is_temporary, read_csv, write_json, write_new, write_text
 from loes.pipeline.run.config import Config
@@ -194,14 +195,21 @@ def prepare_run_folder(config: Config) -> Path:
     return run_dir
 
 
-def environment(device: torch.device) -> dict:
-    """What ran the run: package versions, git revision, Python, machine, threads and GPU."""
+def package_versions(packages: tuple[str, ...]) -> dict[str, str | None]:
+    """The installed version of each of ``packages`` (None when it is not installed; loes run
+    from a source tree: its ``__version__``)."""
     versions = {}
-    for package in _PACKAGES:
+    for package in packages:
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
-            versions[package] = None
+            versions[package] = __version__ if package == "loes" else None
+    return versions
+
+
+def environment(device: torch.device) -> dict:
+    """What ran the run: package versions, git revision, Python, machine, threads and GPU."""
+    versions = package_versions(_PACKAGES)
     try:
         revision = subprocess.run(
             ["git", "rev-parse", "HEAD"],
