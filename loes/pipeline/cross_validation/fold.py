@@ -85,6 +85,7 @@ def run_fold(
         changes = train_change_model(
             cohort.pairs,
             cohort.pair_images,
+            cohort.cache,
             fold,
             config,
             folder / CHANGE_FOLDER,

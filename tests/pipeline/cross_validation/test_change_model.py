@@ -179,23 +179,23 @@ def test_a_bundle_keeps_the_paired_networks(run, tmp_path):
 def test_a_run_killed_while_training_the_change_model_resumes_it(
     run, tiny_config, tmp_path, monkeypatch, capsys
 ):
-    real_predict = training_module.predict
+    real_epoch = training_module._train_epoch
     calls = {"n": 0}
 
     def killed(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 4:  # fold 0: two epochs of the scan model, then the change model's 2nd
             raise KeyboardInterrupt
-        return real_predict(*args, **kwargs)
+        return real_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(training_module, "predict", killed)
+    monkeypatch.setattr(training_module, "_train_epoch", killed)
     config = tiny_config(tmp_path / "killed")
     with pytest.raises(KeyboardInterrupt):
         cross_validate(config)
     last = tmp_path / "killed" / "fold_0" / "change" / "last.pt"
     assert torch.load(last, weights_only=True)["epoch"] == 1
     assert not (tmp_path / "killed" / "fold_0" / "metrics.json").exists()
-    monkeypatch.setattr(training_module, "predict", real_predict)
+    monkeypatch.setattr(training_module, "_train_epoch", real_epoch)
     capsys.readouterr()
     cross_validate(config)
     assert "fold 0 change: resuming at epoch 2/2" in capsys.readouterr().err
@@ -217,6 +217,8 @@ def test_a_fold_without_training_pairs_is_named():
         }
     )
     check_fold_pairs(pairs, Fold(repeat=0, fold=1, train=["a", "b"], val=["c"], test=["d"]))
-    fold = Fold(repeat=0, fold=1, train=["a", "c"], val=["b"], test=["d"])
+    # the validation subjects' pairs are trained on too
+    check_fold_pairs(pairs, Fold(repeat=0, fold=1, train=["a", "c"], val=["b"], test=["d"]))
+    fold = Fold(repeat=0, fold=1, train=["a", "c"], val=["d"], test=["b"])
     with pytest.raises(LoesError, match=r"fold 1.*1 pair of sessions.*change.model=subtraction"):
-        train_change_model(pairs, None, fold, None, None, torch.device("cpu"), seed=1)
+        train_change_model(pairs, None, None, fold, None, None, torch.device("cpu"), seed=1)

@@ -1,0 +1,86 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+from monai.transforms import GaussianSmooth
+
+from loes.pipeline.cross_validation.thick_slices import FWHM_RANGE, ThickSlicePairs
+
+AFFINE = torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0]))
+
+
+def _cohort(n_scans=3, n_pairs=4, shape=(12, 14, 10)):
+    g = torch.Generator().manual_seed(0)
+    scans = [
+        {"image": MetaTensor(1 + torch.rand(1, *shape, generator=g), affine=AFFINE)}
+        for _ in range(n_scans)
+    ]
+    pairs = [
+        {
+            "image": MetaTensor(0.1 * torch.randn(1, *shape, generator=g), affine=AFFINE),
+            "loes_score": 0.5 * k,
+        }
+        for k in range(n_pairs)
+    ]
+    return pairs, scans, [k % n_scans for k in range(n_pairs)]
+
+
+def test_a_pair_drawn_has_one_session_blurred_along_one_axis_by_the_slice_profile():
+    pairs, scans, earlier = _cohort()
+    data = ThickSlicePairs(pairs, scans, earlier, (2.0, 2.0, 2.0), prob=1.0)
+    for seed in range(6):
+        torch.manual_seed(seed)
+        item = data[1]
+        torch.manual_seed(seed)  # the same draws, in the documented order
+        torch.rand(())
+        axis = int(torch.randint(0, 3, ()))
+        fwhm = FWHM_RANGE[0] + (FWHM_RANGE[1] - FWHM_RANGE[0]) * float(torch.rand(()))
+        blur_later = bool(torch.rand(()) < 0.5)
+        sigma = [0.0, 0.0, 0.0]
+        sigma[axis] = math.sqrt(fwhm**2 - 4.0) / 2.3548 / 2.0  # voxels of 2 mm
+        smooth = GaussianSmooth(sigma)
+        e = scans[earlier[1]]["image"].as_tensor()
+        later = e + pairs[1]["image"].as_tensor()
+        later, e = (smooth(later), e) if blur_later else (later, smooth(e))
+        expected = torch.as_tensor(later - e) * ((e != 0) & (torch.as_tensor(later) != 0))
+        torch.testing.assert_close(item["image"].as_tensor(), expected.float())
+        assert item["loes_score"] == pairs[1]["loes_score"]  # the true change is kept
+        np.testing.assert_array_equal(item["image"].affine, AFFINE)
+
+
+def test_a_grid_as_coarse_as_the_slices_gives_back_the_subtraction():
+    pairs, scans, earlier = _cohort()
+    data = ThickSlicePairs(pairs, scans, earlier, (8.0, 8.0, 8.0), prob=1.0)  # > 6 mm FWHM
+    torch.manual_seed(0)
+    for k in range(len(pairs)):
+        torch.testing.assert_close(data[k]["image"].as_tensor(), pairs[k]["image"].as_tensor())
+
+
+def test_about_prob_of_the_pairs_are_re_sliced_and_none_at_zero():
+    pairs, scans, earlier = _cohort(n_pairs=1)
+    changed = []
+    for prob in (0.0, 0.5):
+        data = ThickSlicePairs(pairs, scans, earlier, (2.0, 2.0, 2.0), prob=prob)
+        torch.manual_seed(1)
+        changed.append(
+            sum(not torch.equal(data[0]["image"], pairs[0]["image"]) for _ in range(400))
+        )
+    assert changed[0] == 0
+    assert 160 < changed[1] < 240  # binomial(400, 0.5): 200 +- 4 SD
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"earlier": [0]}, "earlier gives 1 scans for 4 pairs"),
+        ({"prob": 1.5}, "prob must be in"),
+        ({"pixdim": (2.0, 0.0, 2.0)}, "pixdim must be 3 positive"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, message):
+    pairs, scans, earlier = _cohort()
+    arguments = {"earlier": earlier, "pixdim": (2.0, 2.0, 2.0), "prob": 0.5, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        ThickSlicePairs(pairs, scans, **arguments)
