@@ -91,6 +91,7 @@ class ThickSlicePairs(Dataset):
             earlier = torch.as_tensor(blur(earlier)).float()
         both = (earlier != 0) & (later != 0)
         values = ((later - earlier) * both).as_subclass(torch.Tensor)
-        meta = dict(change.meta) if isinstance(change, MetaTensor) else {}  # its affine too
-        item["image"] = MetaTensor(values, meta=meta)
+        if isinstance(change, MetaTensor):  # its type kept: a batch mixes drawn and not drawn
+            values = MetaTensor(values, meta=dict(change.meta))  # its affine too
+        item["image"] = values
         return item

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from monai.data import MetaTensor
+from monai.data import MetaTensor, list_data_collate
 from monai.transforms import GaussianSmooth
 
 from loes.pipeline.cross_validation.thick_slices import FWHM_RANGE, ThickSlicePairs
@@ -84,3 +84,17 @@ def test_bad_arguments_are_named(kwargs, message):
     arguments = {"earlier": earlier, "pixdim": (2.0, 2.0, 2.0), "prob": 0.5, **kwargs}
     with pytest.raises(ValueError, match=message):
         ThickSlicePairs(pairs, scans, **arguments)
+
+
+@pytest.mark.parametrize("meta", [True, False])
+def test_drawn_and_undrawn_pairs_batch_together(meta):
+    pairs, scans, earlier = _cohort()
+    if not meta:  # a disk cache hands back plain tensors
+        pairs = [{**p, "image": p["image"].as_tensor()} for p in pairs]
+    data = ThickSlicePairs(pairs, scans, earlier, (2.0, 2.0, 2.0), prob=0.5)
+    torch.manual_seed(1)
+    items = [data[k] for k in range(len(pairs))]
+    drawn = [not torch.equal(i["image"], p["image"]) for i, p in zip(items, pairs, strict=True)]
+    assert 0 < sum(drawn) < len(pairs)  # both kinds in the batch
+    assert len({type(i["image"]) for i in items}) == 1
+    assert list_data_collate(items)["image"].shape == (len(pairs), 1, 12, 14, 10)
