@@ -114,8 +114,8 @@ def train_change_model(
         other than 0 under ``torchrun``.
 
     Raises:
-        LoesError: when the fold's training subjects have fewer than 2 pairs of sessions
-            (``change.model=subtraction`` needs no pairs).
+        LoesError: when the fold's training and inner validation subjects have fewer than 2
+            pairs of sessions (``change.model=subtraction`` needs no pairs).
     """
     check_fold_pairs(pairs, fold)
     train = _positions(pairs, [*fold.train, *fold.val])  # no model selection: see above

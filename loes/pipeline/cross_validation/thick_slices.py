@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 from monai.data import MetaTensor
-from monai.transforms import GaussianSmooth
+from monai.transforms import GaussianSmooth, Randomizable
 from torch.utils.data import Dataset
 
 __all__ = ["FWHM_RANGE", "ThickSlicePairs"]
@@ -27,7 +27,7 @@ FWHM_RANGE = (3.0, 6.0)
 _FWHM_PER_SIGMA = 2.3548  # 2 sqrt(2 ln 2), to the 4 decimals the measured runs used
 
 
-class ThickSlicePairs(Dataset):
+class ThickSlicePairs(Dataset, Randomizable):
     """The paired network's training pairs, each, with probability ``prob``, with one session
     re-read with thick slices.
 
@@ -41,8 +41,12 @@ class ThickSlicePairs(Dataset):
     taken where both scans have signal (0 elsewhere, as
     :func:`loes.transforms.registered_subtraction` does). The true change is left as it is.
 
-    The draws come from torch's global generator, which training seeds per fold, in this
-    order: whether to re-slice, the axis, the FWHM, which session.
+    The draws come from the dataset's own generator (MONAI :class:`~monai.transforms.Randomizable`
+    ``R``, which MONAI's data loaders seed from torch's global generator when they are made, as
+    they seed the augmentation's transforms; training seeds it per fold and epoch), pair by pair
+    in the order the pairs are read, in this order: whether to re-slice, the axis, the FWHM,
+    which session. So a run repeats whichever thread reads the pairs: torch's global generator,
+    which the training thread's dropout draws from at the same time, is never touched.
 
     Raises:
         ValueError: when ``earlier`` does not give one scan per pair, ``prob`` is not in
@@ -71,21 +75,20 @@ class ThickSlicePairs(Dataset):
 
     def __getitem__(self, k: int) -> dict:
         item = dict(self.pairs[k])
-        if torch.rand(()) < 1.0 - self.prob:
+        if self.R.rand() < 1.0 - self.prob:
             return item
         change = item["image"]
         subtraction = torch.as_tensor(change).float()
         earlier = torch.as_tensor(self.scans[self.earlier[k]]["image"]).float()
         earlier = earlier.to(subtraction.device)
         later = earlier + subtraction
-        axis = int(torch.randint(0, 3, ()))
-        low, high = FWHM_RANGE
-        fwhm = low + (high - low) * float(torch.rand(()))
+        axis = int(self.R.randint(3))
+        fwhm = float(self.R.uniform(*FWHM_RANGE))
         spacing = self.pixdim[axis]
         sigma = [0.0, 0.0, 0.0]
         sigma[axis] = math.sqrt(max(fwhm**2 - spacing**2, 0.0)) / _FWHM_PER_SIGMA / spacing
         blur = GaussianSmooth(sigma)
-        if torch.rand(()) < 0.5:
+        if self.R.rand() < 0.5:
             later = torch.as_tensor(blur(later)).float()
         else:
             earlier = torch.as_tensor(blur(earlier)).float()

@@ -259,11 +259,13 @@ def _early_stopping(
 ) -> None:
     """Model selection on the validation subjects: a better ``val_mae`` (Loes points) saves
     ``best.pt`` (rank 0) and resets the count of stale epochs, any other adds one to it; a NaN
-    (nothing to validate on) saves every epoch, so the last one is kept."""
+    (nothing to validate on) saves every epoch, so the last one is kept, with
+    ``selection="last epoch"`` in place of a validation MAE."""
     if val_mae < state["best_val_mae"] or np.isnan(val_mae):
         state.update(best_val_mae=val_mae, best_epoch=epoch, stale=0)
+        chosen = {"selection": "last epoch"} if np.isnan(val_mae) else {"val_mae": val_mae}
         if distributed.is_main():
-            model.save(fold_dir / "best.pt", epoch=epoch, val_mae=val_mae)
+            model.save(fold_dir / "best.pt", epoch=epoch, **chosen)
     else:
         state["stale"] += 1
     state["epoch"] = epoch

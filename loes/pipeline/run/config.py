@@ -358,9 +358,10 @@ class ChangeConfig(_Section):
     sessions of a subject (later minus earlier after rigid registration) and predicts the
     change from it; ``subtraction``: the difference of the network's two scores."""
     thick_slices: Probability = 0.5
-    """Probability that a training pair of the paired network has one session re-read with
-    thick slices (a Gaussian slice profile of 3 to 6 mm along a random axis), so that it learns
-    what thickness does to a subtraction image; 0: never."""
+    """Probability that a training pair of the paired network (``model: paired`` only) has one
+    session re-read with thick slices (a Gaussian slice profile of 3 to 6 mm along a random
+    axis), so that it learns what thickness does to a subtraction image; 0: never, as in runs
+    made before the setting existed."""
 
 
 class ReportConfig(_Section):

@@ -72,10 +72,17 @@ def is_finished(folder: str | os.PathLike) -> bool:
     return (Path(folder) / FINISHED_MARKER).exists()
 
 
+#: Settings loes gained after runs were made whose default is not what those runs did, with the
+#: value a ``config.yaml`` without them means (so resuming such a run with the new default is
+#: refused by name, not silently mixed).
+ADDED_SETTINGS = {"change.thick_slices": 0.0}
+
+
 def load_run_config(run_dir: str | os.PathLike) -> Config:
     """The configuration saved in a run folder.
 
-    Settings added to loes after the run was made take their defaults.
+    Settings added to loes after the run was made take the value of :data:`ADDED_SETTINGS`,
+    where it names them, else their defaults.
 
     Raises:
         LoesError: when the folder holds no readable, valid ``config.yaml``.
@@ -83,7 +90,12 @@ def load_run_config(run_dir: str | os.PathLike) -> Config:
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise LoesError(f"{run_dir} holds no {CONFIG_FILE}; pass the --out folder of `loes cv`.")
-    return Config.from_dict(read_yaml(path), where=str(path))
+    saved = read_yaml(path)
+    for dotted, before in ADDED_SETTINGS.items():
+        section, key = dotted.split(".")
+        if isinstance(saved, dict) and isinstance(saved.get(section, {}), dict):
+            saved.setdefault(section, {}).setdefault(key, before)
+    return Config.from_dict(saved, where=str(path))
 
 
 def _differences(a: dict, b: dict, prefix: str = "") -> dict[str, tuple]:

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from monai.data import MetaTensor, list_data_collate
+from monai.data import MetaTensor, ThreadDataLoader, list_data_collate
 from monai.transforms import GaussianSmooth
 
 from loes.pipeline.cross_validation.thick_slices import FWHM_RANGE, ThickSlicePairs
@@ -31,13 +31,12 @@ def test_a_pair_drawn_has_one_session_blurred_along_one_axis_by_the_slice_profil
     pairs, scans, earlier = _cohort()
     data = ThickSlicePairs(pairs, scans, earlier, (2.0, 2.0, 2.0), prob=1.0)
     for seed in range(6):
-        torch.manual_seed(seed)
-        item = data[1]
-        torch.manual_seed(seed)  # the same draws, in the documented order
-        torch.rand(())
-        axis = int(torch.randint(0, 3, ()))
-        fwhm = FWHM_RANGE[0] + (FWHM_RANGE[1] - FWHM_RANGE[0]) * float(torch.rand(()))
-        blur_later = bool(torch.rand(()) < 0.5)
+        item = data.set_random_state(seed)[1]
+        draws = np.random.RandomState(seed)  # the same draws, in the documented order
+        draws.rand()
+        axis = int(draws.randint(3))
+        fwhm = float(draws.uniform(*FWHM_RANGE))
+        blur_later = bool(draws.rand() < 0.5)
         sigma = [0.0, 0.0, 0.0]
         sigma[axis] = math.sqrt(fwhm**2 - 4.0) / 2.3548 / 2.0  # voxels of 2 mm
         smooth = GaussianSmooth(sigma)
@@ -50,10 +49,34 @@ def test_a_pair_drawn_has_one_session_blurred_along_one_axis_by_the_slice_profil
         np.testing.assert_array_equal(item["image"].affine, AFFINE)
 
 
+def _batches(data, seed):
+    """Every batch a MONAI loader made after ``torch.manual_seed(seed)`` hands out, while this
+    thread draws from torch's global generator between batches, as dropout does."""
+    torch.manual_seed(seed)
+    loader = ThreadDataLoader(data, batch_size=2, shuffle=False)
+    out = []
+    for batch in loader:
+        torch.rand(1000)
+        out.append(batch["image"].as_tensor().clone())
+    return torch.cat(out)
+
+
+def test_a_loader_repeats_its_draws_whatever_else_draws_from_torch():
+    pairs, scans, earlier = _cohort(n_pairs=6)
+    data = ThickSlicePairs(pairs, scans, earlier, (2.0, 2.0, 2.0), prob=1.0)
+    state = torch.get_rng_state()
+    data[0]
+    assert torch.equal(torch.get_rng_state(), state)  # the training thread's is left alone
+    data.prob = 0.5
+    first = _batches(data, 3)
+    torch.testing.assert_close(_batches(data, 3), first, rtol=0, atol=0)
+    assert not torch.equal(_batches(data, 4), first)  # another epoch's seed: other draws
+
+
 def test_a_grid_as_coarse_as_the_slices_gives_back_the_subtraction():
     pairs, scans, earlier = _cohort()
     data = ThickSlicePairs(pairs, scans, earlier, (8.0, 8.0, 8.0), prob=1.0)  # > 6 mm FWHM
-    torch.manual_seed(0)
+    data.set_random_state(0)
     for k in range(len(pairs)):
         torch.testing.assert_close(data[k]["image"].as_tensor(), pairs[k]["image"].as_tensor())
 
@@ -63,7 +86,7 @@ def test_about_prob_of_the_pairs_are_re_sliced_and_none_at_zero():
     changed = []
     for prob in (0.0, 0.5):
         data = ThickSlicePairs(pairs, scans, earlier, (2.0, 2.0, 2.0), prob=prob)
-        torch.manual_seed(1)
+        data.set_random_state(1)
         changed.append(
             sum(not torch.equal(data[0]["image"], pairs[0]["image"]) for _ in range(400))
         )
@@ -92,7 +115,7 @@ def test_drawn_and_undrawn_pairs_batch_together(meta):
     if not meta:  # a disk cache hands back plain tensors
         pairs = [{**p, "image": p["image"].as_tensor()} for p in pairs]
     data = ThickSlicePairs(pairs, scans, earlier, (2.0, 2.0, 2.0), prob=0.5)
-    torch.manual_seed(1)
+    data.set_random_state(1)
     items = [data[k] for k in range(len(pairs))]
     drawn = [not torch.equal(i["image"], p["image"]) for i, p in zip(items, pairs, strict=True)]
     assert 0 < sum(drawn) < len(pairs)  # both kinds in the batch

@@ -39,6 +39,17 @@ def test_a_run_folder_keeps_its_settings_and_refuses_others(tmp_path):
         prepare_run_folder(changed)
 
 
+def test_a_run_made_before_a_setting_existed_reads_as_what_it_did(tmp_path):
+    config = load_config(overrides=[f"out={tmp_path}", "training.epochs=3"])
+    prepare_run_folder(config)
+    saved = (tmp_path / "config.yaml").read_text()
+    assert "thick_slices: 0.5" in saved
+    (tmp_path / "config.yaml").write_text(saved.replace("  thick_slices: 0.5\n", ""))
+    assert load_run_config(tmp_path).change.thick_slices == 0.0  # ADDED_SETTINGS
+    with pytest.raises(LoesError, match=r"change\.thick_slices: 0\.0 there, 0\.5 now"):
+        prepare_run_folder(config)
+
+
 def test_an_unreadable_saved_configuration_names_the_file(tmp_path):
     with pytest.raises(LoesError, match=r"holds no config\.yaml"):
         load_run_config(tmp_path)
