@@ -109,7 +109,8 @@ def test_each_fold_predicts_its_test_subjects_consecutive_pairs(run):
         folder = run / f"fold_{fold}" / "change"
         model, extra = LoesModel.load(folder / "best.pt")  # weights_only inside
         assert extra["epoch"] == 2  # the last epoch, with no selection, and saying so
-        assert extra["selection"] == "last epoch" and "val_mae" not in extra
+        assert extra["selection"] == "last epoch"
+        assert "val_mae" not in extra
         assert model.spec["network"] == "sfcn"  # the run's network, one input channel
         assert model.eval()(torch.zeros(1, 1, 32, 40, 32)).shape == (1,)
         assert (folder / "last.pt").is_file()
