@@ -75,7 +75,7 @@ def is_finished(folder: str | os.PathLike) -> bool:
 #: Settings loes gained after runs were made whose default is not what those runs did, with the
 #: value a ``config.yaml`` without them means (so resuming such a run with the new default is
 #: refused by name, not silently mixed).
-ADDED_SETTINGS = {"change.thick_slices": 0.0}
+ADDED_SETTINGS = {"change.model": "subtraction", "change.thick_slices": 0.0}
 
 
 def load_run_config(run_dir: str | os.PathLike) -> Config:
@@ -91,11 +91,22 @@ def load_run_config(run_dir: str | os.PathLike) -> Config:
     if not path.is_file():
         raise LoesError(f"{run_dir} holds no {CONFIG_FILE}; pass the --out folder of `loes cv`.")
     saved = read_yaml(path)
-    for dotted, before in ADDED_SETTINGS.items():
+    for dotted in _absent_settings(saved):
         section, key = dotted.split(".")
-        if isinstance(saved, dict) and isinstance(saved.get(section, {}), dict):
-            saved.setdefault(section, {}).setdefault(key, before)
+        saved.setdefault(section, {})[key] = ADDED_SETTINGS[dotted]
     return Config.from_dict(saved, where=str(path))
+
+
+def _absent_settings(saved: object) -> list[str]:
+    """The :data:`ADDED_SETTINGS` that a saved configuration (a dict read from YAML) lacks."""
+    if not isinstance(saved, dict):
+        return []
+    absent = []
+    for dotted in ADDED_SETTINGS:
+        section, key = dotted.split(".")
+        if isinstance(saved.get(section, {}), dict) and key not in saved.get(section, {}):
+            absent.append(dotted)
+    return absent
 
 
 def _differences(a: dict, b: dict, prefix: str = "") -> dict[str, tuple]:
@@ -121,6 +132,14 @@ def check_run_folder(config: Config) -> Path:
     run_dir = Path(config.out)
     if (run_dir / CONFIG_FILE).exists():
         saved = load_run_config(run_dir)
+        older = _absent_settings(read_yaml(run_dir / CONFIG_FILE))
+        if older:  # its method differs in more than settings can say
+            raise LoesError(
+                f"{run_dir} holds a run made by an earlier loes, before it had the setting "
+                + " or ".join(older)
+                + ", so this loes cannot resume it without mixing two methods; choose another "
+                "--out, or finish it with the loes that made it (`loes report` still reads it)."
+            )
         changed = _differences(saved.deciding_results(), config.deciding_results())
         if changed:
             raise LoesError(

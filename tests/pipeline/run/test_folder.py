@@ -46,8 +46,28 @@ def test_a_run_made_before_a_setting_existed_reads_as_what_it_did(tmp_path):
     assert "thick_slices: 0.5" in saved
     (tmp_path / "config.yaml").write_text(saved.replace("  thick_slices: 0.5\n", ""))
     assert load_run_config(tmp_path).change.thick_slices == 0.0  # ADDED_SETTINGS
-    with pytest.raises(LoesError, match=r"change\.thick_slices: 0\.0 there, 0\.5 now"):
-        prepare_run_folder(config)
+    assert load_run_config(tmp_path).change.model == "paired"  # saved, so kept
+    older = config.model_copy(
+        update={"change": config.change.model_copy(update={"thick_slices": 0.0})}
+    )
+    for resumed in (config, older):  # the paired network then trained differently
+        with pytest.raises(
+            LoesError, match=r"earlier loes, before it had the setting change\.thick"
+        ):
+            prepare_run_folder(resumed)
+    (tmp_path / "config.yaml").write_text(
+        saved.split("change:")[0] + "report:" + saved.split("report:")[1]
+    )
+    before = load_run_config(tmp_path).change  # made before the paired network
+    assert (before.model, before.thick_slices) == ("subtraction", 0.0)
+
+
+def test_thick_slices_do_not_decide_a_run_without_a_paired_network():
+    plain = load_config(overrides=["change.model=subtraction"]).deciding_results()
+    other = load_config(overrides=["change.model=subtraction", "change.thick_slices=0.9"])
+    assert other.deciding_results() == plain
+    paired = load_config(overrides=["change.thick_slices=0.9"]).deciding_results()
+    assert paired["change"]["thick_slices"] == 0.9
 
 
 def test_an_unreadable_saved_configuration_names_the_file(tmp_path):
