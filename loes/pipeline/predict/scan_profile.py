@@ -63,7 +63,7 @@ SLICE = "slice_mm"
 #: a scan's slices are "far thicker" than the training scans' beyond this multiple of the
 #: thickest of theirs: on the synthetic cohorts the paired change model detected progression
 #: with ROC AUC 0.80-0.92 on pairs with a scan of slices over 3.5 mm, 0.93-0.98 on the others,
-#: and, trained with thick slices simulated, 0.93-0.96 against 0.93-0.98
+#: and, trained with thick slices simulated, 0.89-0.95 against 0.93-0.96
 THICKER = 1.5
 #: a scan's members disagree "far more" than on the run's scans when their SD exceeds this
 #: multiple of the 95th percentile of the SDs on the profile's scans, and :data:`MIN_SPREAD`
