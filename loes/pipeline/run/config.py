@@ -223,8 +223,7 @@ class AugmentationConfig(_Section):
     deformation); ``auto``, the batch on CUDA (with the GPU cache the loader has no workers,
     and the per-scan transforms would run on the CPU while the GPU waits), the loader on a CPU
     (where training epochs were measured no faster on the batch) and whenever ``elastic`` is
-    on. The two
-    draw other random numbers, so the choice is part of a run's results."""
+    on. The two draw other random numbers, so the choice is part of a run's results."""
 
     @model_validator(mode="after")
     def _elastic_in_loader(self) -> AugmentationConfig:
@@ -355,14 +354,13 @@ class ChangeConfig(_Section):
 
     model: Literal["paired", "subtraction"] = "paired"
     """``paired``: each fold also trains a paired network on the registered subtraction of two
-    sessions of a subject (later minus earlier after rigid registration) and predicts the
-    change from it; ``subtraction``: the difference of the network's two scores."""
+    sessions of a subject (later minus earlier, rigidly registered) and predicts the change
+    from it; ``subtraction``: the difference of the network's two scores."""
     thick_slices: Probability = 0.5
     """Probability that a training pair of the paired network (``model: paired`` only) has one
     session re-read with thick slices (a Gaussian slice profile of 3 to 6 mm along a random
-    axis), so that it learns what thickness does to a subtraction image; 0: never, as in runs
-    made before the setting existed. Only the blur beyond the preprocessing's voxel is added,
-    so at ``preprocessing.pixdim`` 4 mm draws below 4 mm change nothing, and at 6 mm none do."""
+    axis, only what is coarser than ``preprocessing.pixdim``), so that it learns what thickness
+    does to a subtraction image; 0: never, as in runs made before the setting existed."""
 
 
 class ReportConfig(_Section):
@@ -426,8 +424,7 @@ class Config(_Section):
         }
 
     def deciding_results(self) -> dict[str, Any]:
-        """The settings that decide a run's results: all but :data:`NOT_DECIDING_RESULTS` (and
-        ``change.thick_slices`` under ``change.model: subtraction``, which trains no pairs)."""
+        """The settings that decide a run's results: all but :data:`NOT_DECIDING_RESULTS`."""
         settings = self.to_dict()
         for dotted in NOT_DECIDING_RESULTS:
             *parents, leaf = dotted.split(".")

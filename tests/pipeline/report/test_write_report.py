@@ -36,8 +36,10 @@ def test_loes_report_command_rewrites_the_report(tmp_path, capsys, fake_run, str
     for name in FILES:
         assert (tmp_path / name).is_file(), name
     saved = strict_json(tmp_path / "report.json")
-    # the saved settings, completed with the defaults of what the file leaves out
-    assert saved["config"] == load_config(overrides=["model.name=sfcn"]).to_dict()
+    # the saved settings, completed with the defaults of what the file leaves out, but a run
+    # without a change section predates the paired network (folder.ADDED_SETTINGS)
+    before = ["change.model=subtraction", "change.thick_slices=0"]
+    assert saved["config"] == load_config(overrides=["model.name=sfcn", *before]).to_dict()
     assert saved["n_scans"] == table[["subject", "session"]].drop_duplicates().shape[0]
     assert set(saved["models"]) == {"network", "median", "ridge"}
     assert "learning curves" in (tmp_path / "report.html").read_text()  # histories collected
