@@ -73,8 +73,8 @@ def is_finished(folder: str | os.PathLike) -> bool:
 
 
 #: Settings loes gained after runs were made whose default is not what those runs did, with the
-#: value a ``config.yaml`` without them means (so resuming such a run with the new default is
-#: refused by name, not silently mixed).
+#: value a ``config.yaml`` without them means; :func:`check_run_folder` refuses to resume such
+#: a run, whose method differs in more than these settings.
 ADDED_SETTINGS = {"change.model": "subtraction", "change.thick_slices": 0.0}
 
 
@@ -126,8 +126,9 @@ def check_run_folder(config: Config) -> Path:
     resuming it is safe.
 
     Raises:
-        LoesError: when the folder holds a run with other settings, results without the
-            ``config.yaml`` that says how they were made, or other files.
+        LoesError: when the folder holds a run with other settings or made by an earlier loes
+            (:data:`ADDED_SETTINGS`), results without the ``config.yaml`` that says how they
+            were made, or other files.
     """
     run_dir = Path(config.out)
     if (run_dir / CONFIG_FILE).exists():
