@@ -78,6 +78,23 @@ def is_finished(folder: str | os.PathLike) -> bool:
 ADDED_SETTINGS = {"change.model": "subtraction", "change.thick_slices": 0.0}
 
 
+def _saved_config(run_dir: str | os.PathLike) -> tuple[Config, list[str]]:
+    """The configuration saved in a run folder, and the :data:`ADDED_SETTINGS` its file lacks
+    (given their values there)."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise LoesError(f"{run_dir} holds no {CONFIG_FILE}; pass the --out folder of `loes cv`.")
+    saved = read_yaml(path)
+    absent = []
+    for dotted, before in ADDED_SETTINGS.items() if isinstance(saved, dict) else ():
+        section, key = dotted.split(".")
+        part = saved.setdefault(section, {})
+        if isinstance(part, dict) and key not in part:
+            part[key] = before
+            absent.append(dotted)
+    return Config.from_dict(saved, where=str(path)), absent
+
+
 def load_run_config(run_dir: str | os.PathLike) -> Config:
     """The configuration saved in a run folder.
 
@@ -87,26 +104,7 @@ def load_run_config(run_dir: str | os.PathLike) -> Config:
     Raises:
         LoesError: when the folder holds no readable, valid ``config.yaml``.
     """
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise LoesError(f"{run_dir} holds no {CONFIG_FILE}; pass the --out folder of `loes cv`.")
-    saved = read_yaml(path)
-    for dotted in _absent_settings(saved):
-        section, key = dotted.split(".")
-        saved.setdefault(section, {})[key] = ADDED_SETTINGS[dotted]
-    return Config.from_dict(saved, where=str(path))
-
-
-def _absent_settings(saved: object) -> list[str]:
-    """The :data:`ADDED_SETTINGS` that a saved configuration (a dict read from YAML) lacks."""
-    if not isinstance(saved, dict):
-        return []
-    absent = []
-    for dotted in ADDED_SETTINGS:
-        section, key = dotted.split(".")
-        if isinstance(saved.get(section, {}), dict) and key not in saved.get(section, {}):
-            absent.append(dotted)
-    return absent
+    return _saved_config(run_dir)[0]
 
 
 def _differences(a: dict, b: dict, prefix: str = "") -> dict[str, tuple]:
@@ -132,8 +130,7 @@ def check_run_folder(config: Config) -> Path:
     """
     run_dir = Path(config.out)
     if (run_dir / CONFIG_FILE).exists():
-        saved = load_run_config(run_dir)
-        older = _absent_settings(read_yaml(run_dir / CONFIG_FILE))
+        saved, older = _saved_config(run_dir)
         if older:  # its method differs in more than settings can say
             raise LoesError(
                 f"{run_dir} holds a run made by an earlier loes, before it had the setting "
